@@ -1,0 +1,1 @@
+"""s1: simple test-time scaling — curation, SFT and budget-forcing evaluation."""

@@ -1,0 +1,210 @@
+"""Config schemas: dataclasses (types, defaults, units) registered in Hydra's ConfigStore.
+
+One tree serves every stage: `curate`, `train`, `eval` sections, plus the
+model, cluster, run and path settings they share. The three primary configs
+(configs/curate.yaml, train.yaml, eval.yaml) differ only in `stage`, so an
+`experiment/` file can set any stage's keys and `make pipeline` chains stages
+through paths in the same tree (train reads `${run.dir}/curate/s1k.jsonl`).
+
+Each stage owns its section below; validation beyond types lives in
+`validate()` functions next to the code that uses the values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class RunConfig:
+    name: str = "demo"                        # run directory name under paths.runs_dir
+    dir: str = "${paths.runs_dir}/${run.name}"  # one folder per pipeline run; stages write subfolders
+    seed: int = 0                             # global seed for sampling, data order, init
+    offline: bool = True                      # no hub access: HF_HUB_OFFLINE=1, wandb offline
+
+
+@dataclass
+class PathsConfig:
+    repo: str = "${oc.env:S1_REPO,.}"         # repository root (benchmarks ship under data/)
+    cache_dir: str = "${oc.env:S1_CACHE,.cache}"  # tiny models, per-question caches, torch extensions
+    runs_dir: str = "${oc.env:S1_RUNS,runs}"  # where run directories go
+    benchmarks_dir: str = "${paths.repo}/data/benchmarks"  # shipped AIME24 / MATH500
+    shared_pool_dir: str = "${paths.repo}/../shared/data/pool"  # real pools (dev machines / CI only)
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = MISSING               # hub name or local dir (HF format)
+    tokenizer: Optional[str] = None           # defaults to name_or_path
+    build_tiny: Optional[str] = None          # "tiny" / "demo": build this offline model at name_or_path if missing
+    trust_remote_code: bool = False           # off unless a config turns it on (warns naming the model)
+    dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
+    max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
+    num_params_b: Optional[float] = None      # billions of parameters, for the memory planner / MFU
+
+
+@dataclass
+class ClusterConfig:
+    kind: str = "local"                       # local: run in the foreground | slurm: render + sbatch
+    partition: Optional[str] = None           # sbatch --partition
+    account: Optional[str] = None             # sbatch --account
+    qos: Optional[str] = None                 # sbatch --qos
+    nodes: int = 1                            # nodes per job (train may use several)
+    gpus_per_node: int = 0                    # 0 on CPU-only machines
+    gpu_memory_gb: float = 80.0               # per GPU, for the memory planner
+    cpus_per_task: int = 2                    # sbatch --cpus-per-task
+    mem: Optional[str] = None                 # sbatch --mem, e.g. "200G"; None = cluster default
+    time: str = "04:00:00"                    # sbatch --time, [D-]HH:MM:SS
+    setup: list[str] = field(default_factory=list)  # shell lines before the command (module load, conda activate)
+    log_dir: str = "${run.dir}/logs"          # Slurm stdout/stderr files
+    extra_sbatch: list[str] = field(default_factory=list)  # verbatim extra #SBATCH flags, e.g. "--exclusive"
+    dry_run: bool = False                     # print the rendered script, submit nothing
+
+
+@dataclass
+class SourceConfig:
+    kind: str = MISSING                       # synthetic | jsonl | parquet | arrow | hub | pool
+    name: str = ""                            # label in reports; hub dataset name when kind=hub
+    path: Optional[str] = None                # file or folder for jsonl/parquet/arrow/pool
+    split: str = "train"                      # hub split
+    subset: Optional[str] = None              # hub config name
+    revision: Optional[str] = None            # hub revision (commit / tag)
+    size: int = 0                             # synthetic: records to generate; others: 0 = all, n = first n
+    seed: int = 0                             # synthetic generator seed
+    field_map: dict[str, str] = field(default_factory=dict)  # record field -> source field, e.g. question: problem
+
+
+@dataclass
+class QualityConfig:
+    drop_api_errors: bool = True              # API error text / missing trace or attempt / NA fields
+    drop_images: bool = True                  # "![" markdown images or "Image" references
+    drop_asy_unless_aime: bool = True         # [asy] figures, kept when 'AIME' is in source_type
+    drop_multi_part: bool = True              # "p1." ... "p999." numbered sub-problems
+    drop_bold_digits: bool = True             # r'\*\*(?=.*\d)[^\s\]]*\*\*' formatting (released notebook)
+    max_field_chars: int = 200_000            # records with a longer field are quarantined
+
+
+@dataclass
+class DifficultyConfig:
+    enabled: bool = True                      # run reference models; False keeps everything
+    reference_models: list[str] = field(default_factory=list)  # model dirs / hub names; [] = model.name_or_path
+    backend: str = "transformers"             # transformers | vllm | openai
+    temperature: float = 0.05                 # paper: vLLM at 0.05
+    max_new_tokens: int = 32768               # paper: 32,768
+    batch_size: int = 64                      # prompts per engine call
+    length_tokenizer: Optional[str] = None    # tokenizer for thinking length; None = model.tokenizer
+    use_existing_columns: bool = True         # pools that carry is*correct / length columns skip the work
+
+
+@dataclass
+class DomainsConfig:
+    method: str = "labels"                    # labels | llm | embeddings
+    msc_file: str = "${paths.repo}/data/msc.json"  # MSC code list (s1 repo's msc.json)
+    label_field: str = "subject"              # metadata key or field with an existing label
+
+
+@dataclass
+class DiversityConfig:
+    method: str = "s1"                        # s1 (Algorithm 1) | notebook | random | longest | diverse | full
+    num_samples: int = 1000                   # size of the curated set
+    seed_set: bool = True                     # start from the paper's seed set (GPQA/AIME, long MATH)
+    seed_min_length: int = 5600               # MATH traces longer than this (tokens) join the seed set
+    switch_after: int = 700                   # notebook variant: benchmark-weighted domains after this many
+    seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling RNG seed
+
+
+@dataclass
+class DecontamConfig:
+    ngram: int = 8                            # word n-gram length (paper: 8)
+    benchmarks: list[str] = field(default_factory=list)  # jsonl files (problem field) or hub names
+    dedup: bool = True                        # exact dedup of normalised question text
+
+
+@dataclass
+class CurateConfig:
+    sources: list[SourceConfig] = field(default_factory=list)  # pools to merge
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    domains: DomainsConfig = field(default_factory=DomainsConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    output_dir: str = "${run.dir}/curate"     # s1k/ (datasets), s1k.jsonl, funnel report, caches
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "${run.dir}/curate/s1k.jsonl"  # curated records (jsonl or save_to_disk folder)
+    output_dir: str = "${run.dir}/train"      # checkpoints/, final/, loss curve
+    epochs: float = 5.0                       # paper: 5
+    learning_rate: float = 1e-5               # paper: 1e-5, cosine decay
+    warmup_ratio: float = 0.05                # paper: linear warmup over 5% of steps
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95                  # paper: (0.9, 0.95)
+    weight_decay: float = 1e-4                # paper: 1e-4
+    global_batch_size: int = 16               # paper: 16 (micro batch 1 per GPU, accumulate)
+    micro_batch_size: int = 1                 # sequences per device per step
+    block_size: int = 32768                   # max tokens per sequence (s1: 32,768; s1.1: 20,000)
+    bf16: bool = True                         # off on CPU
+    gradient_checkpointing: bool = True
+    deepspeed: Optional[str] = None           # path to a DeepSpeed JSON (configs/deepspeed/zero3.json) or None
+    save_steps: int = 100                     # checkpoint every N optimizer steps
+    logging_steps: int = 1
+    max_steps: int = -1                       # >0 overrides epochs (tests)
+    resume: str = "auto"                      # auto (last checkpoint in output_dir) | never | path
+    wandb_project: Optional[str] = None       # None: wandb offline in the run dir
+    plan_only: bool = False                   # print the memory plan and exit
+
+
+@dataclass
+class BudgetForcingConfig:
+    max_thinking_tokens: Optional[int] = None  # cap T; None = no cap beyond the context
+    num_waits: int = 0                        # times an early end of thinking is suppressed
+    wait_string: str = "Wait"                 # paper: "Wait" beat "Hmm" / "Alternatively"
+    think_prefix: str = "<|im_start|>think\n"  # opens the thinking segment
+    end_of_thinking: str = "<|im_start|>"     # stop string that ends thinking
+    answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
+    answer_max_tokens: int = 1024             # separate cap for the answer phase
+    request_timeout_s: float = 600.0          # wall clock per sequence
+
+
+@dataclass
+class EvalConfig:
+    model_path: str = "${run.dir}/train/final"  # checkpoint to evaluate (HF format)
+    benchmarks: list[str] = field(default_factory=lambda: ["aime24", "math500"])  # names or jsonl paths
+    aime_text: str = "problem_nofigures"      # AIME24 field: paper's eval text; "problem" = original wording
+    backend: str = "transformers"             # transformers | vllm | openai
+    budgets: list[Optional[int]] = field(default_factory=lambda: [None])  # thinking caps to sweep; None = no cap
+    budget_forcing: BudgetForcingConfig = field(default_factory=BudgetForcingConfig)
+    num_samples: int = 1                      # samples per question (n)
+    temperature: float = 0.0                  # paper: greedy
+    max_new_tokens: int = 32768               # total generated tokens per sample
+    batch_size: int = 8                       # sequences per engine call
+    limit: int = 0                            # 0 = all questions; n = first n (smoke runs)
+    output_dir: str = "${run.dir}/eval"       # generations cache, metrics, tables, plots
+
+
+@dataclass
+class S1Config:
+    stage: str = MISSING                      # curate | train | eval
+    run: RunConfig = field(default_factory=RunConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into the run dir
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="s1_schema", node=S1Config)
+    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="cluster", name="schema", node=ClusterConfig)
+
+
+register()

@@ -1,0 +1,224 @@
+"""A synthetic question pool in the s1K schema, small enough for a tiny model to learn.
+
+Task: "start at s, add (or subtract) a, n times; last digit?". The thinking
+trace is one fixed-shape line per step (`7+9=6`), so harder questions (larger
+n) need longer traces, which is what the paper's length-as-difficulty signal
+assumes. Some traces make a mistake, then "Wait" and a correction.
+
+The pool also carries the real pool's flaws at about the real rates
+(S1_REFERENCE.md funnel: ~8% API errors / missing fields, ~5% formatting):
+API-error text, missing answers, images, [asy] figures, numbered sub-parts,
+bold-digit formatting, exact duplicates, empty questions and verbatim copies
+of benchmark questions. Each record says which flaw it has in
+`metadata["synthetic_flaw"]` so tests can check the filters catch it; no
+stage reads that key.
+
+Every question is at most 9 words long with its numbers in the middle, so
+every word 8-gram holds all of its numbers: 8-gram decontamination then
+matches only the same question.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+from s1.data.schema import make_record
+
+# (template, op, MATH-style subject label): the label is the "existing label" domains map from.
+TEMPLATES = (
+    ("Start at {s}, add {a}, {n} times. Last digit?", "+", "Prealgebra"),
+    ("Units digit of {s} plus {a} repeated {n} times?", "+", "Number Theory"),
+    ("Start at {s}, subtract {a}, {n} times. Last digit?", "-", "Algebra"),
+    ("Units digit of {s} minus {a} repeated {n} times?", "-", "Counting & Probability"),
+)
+MAX_STEPS = 16
+
+# source name → (share of the pool, s1K-style source_type); shares follow the real 59K pool's mix.
+SOURCES = {
+    "NuminaMath": (0.52, "AI-MO/NuminaMath-CoT/aops_forum"),
+    "MATH": (0.20, "qfq/openaimath/Prealgebra"),
+    "OlympicArena": (0.07, "GAIR/OlympicArena/Math"),
+    "OmniMath": (0.07, "KbsdJames/Omni-MATH"),
+    "AGIEval": (0.04, "baber/agieval/math_agieval"),
+    "AIME": (0.015, "qq8933/AIME_1983_2024"),
+    "OlympiadBench": (0.015, "Hothan/OlympiadBench/Open-ended/Math"),
+    "TheoremQA": (0.013, "TIGER-Lab/TheoremQA/integer"),
+    "JEEBench": (0.009, "daman1209arora/jeebench/math"),
+    "GPQA": (0.006, "Idavidrein/gpqa"),
+    "SciEval": (0.004, "OpenDFM/SciEval/math"),
+    "s1-prob": (0.003, "simplescaling/s1-prob"),
+    "LiveCodeBench": (0.003, "LiveCodeBench/code_generation_lite"),
+    "crossword": (0.017, "0xharib/xword1"),
+}
+
+# flaw → rate per record; about the real pool's (59,029 → 54,116 → 51,581).
+FLAW_RATES = {
+    "api_error": 0.05,
+    "missing_answer": 0.03,
+    "image": 0.015,
+    "asy": 0.015,
+    "multi_part": 0.01,
+    "bold_digits": 0.007,
+    "empty_question": 0.002,
+    "duplicate": 0.02,
+    "benchmark_copy": 0.005,
+}
+API_ERRORS = (
+    "Error code: 429 - Resource has been exhausted (e.g. check quota).",
+    "Error code: 500 - An internal error has occurred. Please retry.",
+    "The model is overloaded. Please try again later.",
+)
+MISTAKE_RATE = 0.1  # traces with one wrong step, then "Wait" and the fix
+
+
+def apply_op(op: str, x: int, a: int) -> int:
+    return (x + a) % 10 if op == "+" else (x - a) % 10
+
+
+def solve(s: int, a: int, n: int, op: str) -> tuple[int, list[str]]:
+    """Final digit and the per-step lines, e.g. ['7+9=6', '6+9=5']."""
+    lines, x = [], s
+    for _ in range(n):
+        y = apply_op(op, x, a)
+        lines.append(f"{x}{op}{a}={y}")
+        x = y
+    return x, lines
+
+
+def question_text(template: int, s: int, a: int, n: int) -> str:
+    return TEMPLATES[template][0].format(s=s, a=a, n=n)
+
+
+def draw_question(rng: random.Random, max_steps: int = MAX_STEPS) -> tuple[int, int, int, int]:
+    """(template, start, addend, steps): n uniform in 1..max_steps."""
+    return rng.randrange(len(TEMPLATES)), rng.randrange(10), rng.randrange(1, 10), rng.randint(1, max_steps)
+
+
+def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, source: str) -> dict[str, Any]:
+    _, op, subject = TEMPLATES[template]
+    digit, lines = solve(s, a, n, op)
+    trace_lines = list(lines)
+    mistake = rng.random() < MISTAKE_RATE
+    if mistake:
+        i = rng.randrange(n)
+        x, rest = lines[i].split("=")
+        wrong = (int(rest) + rng.randrange(1, 10)) % 10
+        trace_lines[i : i + 1] = [f"{x}={wrong}", f"Wait {x}={rest}"]
+    question = question_text(template, s, a, n)
+    meta = {"subject": subject, "steps": n, "mistake_fixed": mistake, "synthetic_flaw": None}
+    return make_record(
+        question,
+        source=source,
+        answer=str(digit),
+        solution=f"Keep only the last digit at each step: {', '.join(lines)}. The answer is $\\boxed{{{digit}}}$.",
+        source_type=SOURCES[source][1],
+        metadata=meta,
+        thinking_trajectories=["\n".join(trace_lines)],
+        attempt=f"\\boxed{{{digit}}}",
+    )
+
+
+def _benchmark_questions(benchmark_files: list[Path]) -> list[dict[str, str]]:
+    out = []
+    for path in benchmark_files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                out.append({"problem": row["problem"], "answer": str(row["answer"]), "file": Path(path).name})
+    return out
+
+
+def _with_flaw(rng: random.Random, rec: dict[str, Any], flaw: str, earlier: list[dict], bench: list[dict]):
+    meta = json.loads(rec["metadata"])
+    meta["synthetic_flaw"] = flaw
+    if flaw == "duplicate" and earlier:
+        dup = dict(rng.choice(earlier))
+        dup["metadata"] = json.dumps({**json.loads(dup["metadata"]), "synthetic_flaw": flaw}, sort_keys=True)
+        return dup
+    if flaw == "benchmark_copy" and bench:
+        b = rng.choice(bench)
+        copy = make_record(
+            b["problem"], source=rec["source"], answer=b["answer"], solution="",
+            source_type=rec["source_type"], metadata={**meta, "copied_from": b["file"]},
+            thinking_trajectories=rec["thinking_trajectories"], attempt=rec["attempt"],
+        )
+        return copy
+    q = rec["question"]
+    if flaw == "api_error":
+        err = rng.choice(API_ERRORS)
+        if rng.random() < 0.5:
+            rec["thinking_trajectories"], rec["attempt"] = [err], err
+        else:
+            rec["thinking_trajectories"], rec["attempt"] = [], None
+    elif flaw == "missing_answer":
+        rec["answer"] = None if rng.random() < 0.5 else "NA"
+    elif flaw == "image":
+        q = f"![Image](https://cdn.mathpix.com/cropped/2024_{rng.randrange(10**6):06d}.jpg)\n{q}"
+    elif flaw == "asy":
+        q = f"[asy]\nsize(100); draw((0,0)--({rng.randint(1, 9)},1));\n[/asy]\n{q}"
+    elif flaw == "multi_part":
+        other = question_text(*draw_question(rng))
+        q = f"p1. {q}\np2. {other}"
+    elif flaw == "bold_digits":
+        q = f"**{rng.randint(1, 30)}.** {q}"
+    elif flaw == "empty_question":
+        q = "" if rng.random() < 0.5 else "   "
+    rec = make_record(
+        q, source=rec["source"], answer=rec["answer"], solution=rec["solution"],
+        source_type=rec["source_type"], metadata=meta,
+        thinking_trajectories=rec["thinking_trajectories"], attempt=rec["attempt"],
+    )
+    return rec
+
+
+def generate_pool(
+    size: int, seed: int = 0, benchmark_files: list[Path] | None = None, flaws: bool = True
+) -> Iterator[dict[str, Any]]:
+    """`size` records in the s1K schema, reproducible for a given seed."""
+    rng = random.Random(seed)
+    names = list(SOURCES)
+    weights = [SOURCES[n][0] for n in names]
+    bench = _benchmark_questions(benchmark_files or [])
+    earlier: list[dict[str, Any]] = []
+    for _ in range(size):
+        source = rng.choices(names, weights)[0]
+        rec = clean_record(rng, *draw_question(rng), source=source)
+        if flaws:
+            for flaw, rate in FLAW_RATES.items():
+                if rng.random() < rate:
+                    rec = _with_flaw(rng, rec, flaw, earlier, bench)
+                    break
+        if len(earlier) < 512:  # duplicates copy from a bounded window of earlier records
+            earlier.append(rec)
+        elif rng.random() < 0.01:
+            earlier[rng.randrange(512)] = rec
+        yield rec
+
+
+def generate_test_set(size: int, seed: int = 1234, max_steps: int = MAX_STEPS) -> list[dict[str, Any]]:
+    """Held-out questions in benchmark form (id, problem, answer, steps): distinct questions."""
+    rng = random.Random(seed)
+    seen, rows = set(), []
+    while len(rows) < size:
+        t, s, a, n = draw_question(rng, max_steps)
+        q = question_text(t, s, a, n)
+        if q in seen:
+            continue
+        seen.add(q)
+        digit, _ = solve(s, a, n, TEMPLATES[t][1])
+        rows.append({"id": f"synthetic-{len(rows)}", "problem": q, "answer": str(digit), "steps": n})
+    return rows
+
+
+def write_jsonl(rows, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,147 @@
+"""A tiny Qwen2-architecture model and byte-level BPE tokenizer, built offline.
+
+Tests and the demo stand in this model for Qwen2.5-32B-Instruct: same
+architecture class, same special tokens, same chat template (with
+`{% generation %}` markers so TRL's assistant-only loss works), same
+pre-tokenisation as Qwen2Tokenizer, so every code path is the real one.
+Weights are random (seeded); nothing is downloaded and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+QWEN_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2's pre-tokenizer split: digits one by one, letters in runs, punctuation runs, whitespace.
+QWEN_SPLIT_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# Qwen2.5's default template (tools omitted), with generation markers around the assistant turn.
+CHAT_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>system\\n" + QWEN_SYSTEM_PROMPT + "<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' or (message['role'] == 'system' and not loop.first) -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{% generation %}{{- message['content'] + '<|im_end|>' -}}{% endgeneration %}"
+    "{{- '\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+# Sizes: "tiny" for unit tests (~0.3M parameters), "demo" learns the synthetic task in minutes.
+SIZES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2),
+    "demo": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2),
+}
+VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
+
+
+def _tokenizer_corpus(seed: int) -> list[str]:
+    """Text the BPE is trained on: synthetic questions/traces, the shipped benchmarks, the chat frame."""
+    from s1.data.synthetic import generate_pool
+
+    texts = []
+    for rec in generate_pool(3000, seed=seed, flaws=True):
+        texts += [rec["question"] or "", rec["solution"], *rec["thinking_trajectories"], rec["attempt"] or ""]
+    bench_dir = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
+    for path in sorted(bench_dir.glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                texts += [row.get("problem", ""), row.get("solution", "")]
+    texts += [QWEN_SYSTEM_PROMPT, "system user assistant think answer Answer: Final Answer: Wait Hmm"] * 50
+    return texts
+
+
+def build_tokenizer(seed: int = 0):
+    """A byte-level BPE with exactly Qwen2Tokenizer's pipeline, wrapped as a transformers tokenizer."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+        model_max_length=4096,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """Build the model + tokenizer into out_dir (atomically: a half-built dir never appears)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    if size not in SIZES:
+        raise ValueError(f"model size {size!r} is not one of {sorted(SIZES)}")
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer(seed)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        **SIZES[size],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad_token_id=ids["<|endoftext|>"],
+        do_sample=False,
+    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    # Load as Qwen2Tokenizer, like the real model, so the reload test checks the real class.
+    cfg_path = tmp / "tokenizer_config.json"
+    tok_cfg = json.loads(cfg_path.read_text())
+    tok_cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg_path.write_text(json.dumps(tok_cfg, indent=2))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def ensure_tiny_model(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """Build the tiny model at `path` unless it is already there."""
+    path = Path(path)
+    if not (path / "config.json").exists() or not (path / "tokenizer_config.json").exists():
+        build_tiny_model(path, size=size, seed=seed)
+    return path
