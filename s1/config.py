@@ -138,24 +138,31 @@ class CurateConfig:
 @dataclass
 class TrainConfig:
     dataset: str = "${run.dir}/curate/s1k.jsonl"  # curated records (jsonl or save_to_disk folder)
-    output_dir: str = "${run.dir}/train"      # checkpoints/, final/, loss curve
+    output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
     learning_rate: float = 1e-5               # paper: 1e-5, cosine decay
+    lr_scheduler: str = "cosine"              # paper: cosine (transformers scheduler name)
     warmup_ratio: float = 0.05                # paper: linear warmup over 5% of steps
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95                  # paper: (0.9, 0.95)
     weight_decay: float = 1e-4                # paper: 1e-4
+    max_grad_norm: float = 1.0                # gradient clipping (transformers default)
     global_batch_size: int = 16               # paper: 16 (micro batch 1 per GPU, accumulate)
     micro_batch_size: int = 1                 # sequences per device per step
+    nproc_per_node: Optional[int] = None      # processes per node; None = cluster.gpus_per_node, or 1 on CPU
     block_size: int = 32768                   # max tokens per sequence (s1: 32,768; s1.1: 20,000)
     bf16: bool = True                         # off on CPU
     gradient_checkpointing: bool = True
-    deepspeed: Optional[str] = None           # path to a DeepSpeed JSON (configs/deepspeed/zero3.json) or None
+    deepspeed: Optional[str] = None           # DeepSpeed JSON (configs/deepspeed/zero3.json, zero3_offload.json) or None
+    fsdp: Optional[str] = None                # FSDP JSON (configs/deepspeed/fsdp.json): the paper's full_shard; GPU only
     save_steps: int = 100                     # checkpoint every N optimizer steps
+    save_total_limit: int = 2                 # checkpoints kept (32B: ~400 GB each with optimizer states)
     logging_steps: int = 1
     max_steps: int = -1                       # >0 overrides epochs (tests)
-    resume: str = "auto"                      # auto (last checkpoint in output_dir) | never | path
-    wandb_project: Optional[str] = None       # None: wandb offline in the run dir
+    resume: str = "auto"                      # auto (last checkpoint in output_dir) | never | path to a checkpoint
+    wandb_mode: str = "offline"               # offline (files in output_dir/wandb) | online (needs WANDB_API_KEY) | off
+    wandb_project: Optional[str] = None       # wandb project; None = "s1"
+    peak_tflops: Optional[float] = None       # per device, for MFU; None = from the GPU name (H100 989 bf16), CPU 0.05
     plan_only: bool = False                   # print the memory plan and exit
 
 

@@ -1,0 +1,57 @@
+# The s1 pipeline: curate s1K → fine-tune → evaluate with budget forcing.
+#   make demo      offline end to end on a CPU (tiny model, synthetic pool)
+#   make test      the test suite (CI runs this)
+#   make curate | train | eval   ARGS="experiment=paper_s1 key=value ..."   (Hydra overrides)
+#   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install.stamp
+ARGS ?=
+RUN ?=
+export S1_CACHE ?= $(CURDIR)/.cache
+export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
+export TOKENIZERS_PARALLELISM ?= false
+export HYDRA_FULL_ERROR ?= 0
+
+.PHONY: install demo test lint curate train eval pipeline status report bench clean
+
+install: $(STAMP)
+
+# torch first from its CPU wheel where there is no GPU, so nothing pulls CUDA.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q 'torch>=2.4'; \
+	else $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(PY) scripts/curate.py experiment=demo $(ARGS)
+	$(PY) scripts/train.py experiment=demo $(ARGS)
+	$(PY) scripts/eval.py experiment=demo $(ARGS)
+
+test: install
+	$(PY) -m pytest tests -q $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check s1 scripts tests bench
+
+curate: install
+	$(PY) scripts/curate.py $(ARGS)
+
+train: install
+	$(PY) scripts/train.py $(ARGS)
+
+eval: install
+	$(PY) scripts/eval.py $(ARGS)
+
+pipeline: install
+	$(PY) -m s1.cluster.pipeline $(ARGS)
+
+status: install
+	$(PY) -m s1.cluster.status $(RUN)
+
+clean:
+	rm -rf runs outputs .pytest_cache .ruff_cache

@@ -1,0 +1,199 @@
+"""Grading: pull the final answer out of a response and decide if it equals the reference.
+
+Extraction follows the paper: the last \\boxed{...} (or \\fbox{...}), else the
+text after the last "Answer:". Equivalence is math-verify's (LaTeX / sympy),
+plus AIME's integer rule ("016" equals "16") and letter matching for multiple
+choice. math-verify times out with signal.alarm, which only works in a main
+thread, so every check runs in a worker process of a small pool: a worker that
+overruns its time limit is killed and the answer counts as wrong.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import re
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+
+log = logging.getLogger("s1.grading")
+
+MAX_ANSWER_CHARS = 1000         # longer "answers" are junk; math-verify on them only burns time
+MAX_RESPONSE_CHARS = 2_000_000  # responses are scanned at most this far from their end
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+_LETTER = re.compile(r"^\(?\s*([A-J])\s*\)?\.?$")
+
+
+def extract_answer(text: str) -> str | None:
+    """The last \\boxed{...}/\\fbox{...} content (braces balanced), else the text after the last "Answer:"."""
+    if not text:
+        return None
+    text = text[-MAX_RESPONSE_CHARS:]
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return boxed
+    i = text.rfind("Answer:")
+    if i < 0:
+        return None
+    ans = text[i + len("Answer:"):].strip()
+    ans = ans.split("\n\n")[0].strip()           # the answer paragraph, not a trailing chat turn
+    ans = ans.removesuffix("<|im_end|>").strip()
+    ans = _strip_dollars(ans.rstrip(".").strip())
+    return ans or None
+
+
+def _last_boxed(text: str) -> str | None:
+    start = max(text.rfind(cmd) for cmd in BOX_COMMANDS)
+    while start >= 0:
+        cmd = next(c for c in BOX_COMMANDS if text.startswith(c, start))
+        j = start + len(cmd)
+        if j < len(text) and text[j] == "{":
+            depth = 0
+            for k in range(j, len(text)):
+                if text[k] == "{":
+                    depth += 1
+                elif text[k] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        return text[j + 1:k].strip()
+        elif j < len(text) and text[j] == " ":       # "\boxed 5": one token after a space
+            m = re.match(r"\s*([^\s$]+)", text[j:])
+            if m:
+                return m.group(1).rstrip(".")
+        # unbalanced or empty: look at the previous \boxed
+        start = max(text.rfind(cmd, 0, start) for cmd in BOX_COMMANDS)
+    return None
+
+
+def _strip_dollars(s: str) -> str:
+    s = s.strip()
+    while len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+        s = s[1:-1].strip()
+    return s
+
+
+def _normalize(s: str) -> str:
+    s = _strip_dollars(s)
+    s = re.sub(r"\\text\{\s*([^{}]*?)\s*\}", r"\1", s)
+    s = re.sub(r"\\(?:left|right|!|,|;|:|displaystyle)", "", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return re.sub(r"\s+", "", s).rstrip(".").lower()
+
+
+def as_integer(s: str) -> int | None:
+    """AIME-style integer from an answer string: '016' -> 16, '$1{,}000$' -> 1000; None if not an integer."""
+    s = _normalize(s)
+    s = s.replace("{,}", "").replace(",", "")
+    s = re.sub(r"\^\{?\\circ\}?$", "", s)
+    if re.fullmatch(r"[-+]?\d{1,30}", s):
+        return int(s)
+    return None
+
+
+def _letter(s: str) -> str | None:
+    m = _LETTER.match(_normalize(s).upper())
+    return m.group(1) if m else None
+
+
+def quick_verdict(answer: str | None, reference: str, integer_answer: bool = False) -> bool | None:
+    """Decide without math-verify when the strings settle it; None means 'ask math-verify'."""
+    if answer is None:
+        return False
+    if len(answer) > MAX_ANSWER_CHARS:
+        return False
+    ref_int = as_integer(reference)
+    ans_int = as_integer(answer)
+    if integer_answer and ref_int is not None:
+        if ans_int is not None:
+            return ans_int == ref_int
+    elif ref_int is not None and ans_int is not None:
+        return ans_int == ref_int
+    ref_letter = _letter(reference)
+    if ref_letter is not None and _letter(answer) is not None:   # multiple choice: (B) == B
+        return _letter(answer) == ref_letter
+    if _normalize(answer) == _normalize(reference):
+        return True
+    return None
+
+
+def _verify_worker(answer: str, reference: str, timeout_s: float) -> bool:
+    """Runs in a worker process's main thread, where math-verify's signal.alarm timeouts work."""
+    from math_verify import parse, verify
+
+    t = max(1, int(round(timeout_s)))
+    try:
+        gold = parse(f"${reference}$", parsing_timeout=t)
+        pred = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=t)
+        if not gold or not pred:
+            return False
+        return bool(verify(gold, pred, timeout_seconds=t))
+    except Exception:  # noqa: BLE001 - any parser failure means "not shown equal"
+        return False
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    global _POOL, _POOL_WORKERS
+    if _POOL is None or _POOL_WORKERS < workers:
+        _shutdown_pool()
+        # fork: workers start in milliseconds and only run sympy, never torch
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        _POOL_WORKERS = workers
+    return _POOL
+
+
+def _shutdown_pool(kill: bool = False) -> None:
+    global _POOL
+    if _POOL is not None:
+        if kill:
+            for p in list(getattr(_POOL, "_processes", {}).values()):
+                p.kill()
+        _POOL.shutdown(wait=not kill, cancel_futures=True)
+        _POOL = None
+
+
+atexit.register(_shutdown_pool)
+
+
+def grade_many(responses: list[str], references: list[str], *, integer_answer: bool = False,
+               timeout_s: float = 5.0, workers: int = 2) -> list[bool]:
+    """is_correct for many pairs; each math-verify check has `timeout_s` seconds, then it counts as wrong."""
+    if len(responses) != len(references):
+        raise ValueError(f"grade_many: {len(responses)} responses but {len(references)} references")
+    verdicts: list[bool | None] = []
+    answers = []
+    for resp, ref in zip(responses, references):
+        ans = extract_answer(resp)
+        answers.append(ans)
+        verdicts.append(quick_verdict(ans, str(ref), integer_answer))
+    todo = [i for i, v in enumerate(verdicts) if v is None]
+    while todo:
+        pool = _pool(workers)
+        futures = {i: pool.submit(_verify_worker, answers[i], str(references[i]), timeout_s) for i in todo}
+        hung = None
+        for i in todo:
+            try:
+                # queued futures wait behind at most `workers` running ones, each bounded by timeout_s
+                verdicts[i] = futures[i].result(timeout=timeout_s * 2 + 2)
+            except FutureTimeout:
+                log.warning("grading timed out after %.0f s (answer %r...): counted wrong", timeout_s, answers[i][:60])
+                verdicts[i], hung = False, i
+                break
+            except BrokenProcessPool:
+                verdicts[i], hung = False, i
+                break
+        if hung is None:
+            break
+        _shutdown_pool(kill=True)  # a stuck worker never returns: kill it, regrade the rest on a fresh pool
+        todo = [i for i in todo if verdicts[i] is None]
+    return [bool(v) for v in verdicts]
+
+
+def is_correct(response: str, reference: str, *, integer_answer: bool = False, timeout_s: float = 5.0) -> bool:
+    """Is the final answer in `response` equal to `reference`? integer_answer: AIME rule ('016' == '16')."""
+    return grade_many([response], [reference], integer_answer=integer_answer, timeout_s=timeout_s, workers=1)[0]

@@ -1,0 +1,56 @@
+"""The one seam between budget forcing and any inference engine.
+
+An engine only continues text: "continue each of these sequences until one of
+these stop strings, the end-of-sequence token, or N new tokens". Everything
+about thinking budgets, "Wait" and answer forcing lives in the controller
+(budget_forcing.py), so the same rules run on transformers, vLLM or a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class Request:
+    text: str                     # the whole sequence so far (prompt + everything generated and forced)
+    max_new_tokens: int           # cap for this continuation
+    stop: list[str] = field(default_factory=list)  # matched on decoded text, also across token boundaries
+    temperature: float = 0.0      # 0 = greedy
+    seed: int | None = None       # sampling seed (per sequence)
+    key: str | None = None        # same key on the next round lets the engine reuse this sequence's KV cache
+    deadline: float | None = None  # time.monotonic() after which the engine stops early (stop_reason "timeout")
+
+
+@dataclass
+class Continuation:
+    text: str                     # newly generated text, the matched stop string removed
+    num_tokens: int               # tokens generated (including the ones that spelled the stop string)
+    stop_reason: str              # "stop" | "eos" | "length" | "timeout"
+    matched_stop: str | None = None
+
+
+class Engine(Protocol):
+    tokenizer: object
+
+    def continue_batch(self, requests: list[Request]) -> list[Continuation]: ...
+
+
+def find_stop(text: str, stops: list[str], start: int = 0) -> tuple[int, str] | None:
+    """Earliest occurrence (at or after `start`) of any stop string in text: (index, stop), or None."""
+    best = None
+    for s in stops:
+        if not s:
+            continue
+        i = text.find(s, start)
+        if i >= 0 and (best is None or i < best[0] or (i == best[0] and len(s) > len(best[1]))):
+            best = (i, s)
+    return best
+
+
+def forget(engine, keys: list[str]) -> None:
+    """Tell an engine it may drop the cached state of finished sequences (engines without state ignore it)."""
+    drop = getattr(engine, "forget", None)
+    if drop is not None and keys:
+        drop(keys)

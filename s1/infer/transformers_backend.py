@@ -1,0 +1,208 @@
+"""transformers backend: batched decoding that keeps each sequence's KV cache between continuations.
+
+Budget forcing continues the same sequence several times (think, "Wait",
+think, answer). Re-encoding the prompt and trace every round would make it
+quadratic, so a keyed sequence keeps its tokens and per-layer key/value
+tensors; the next round re-feeds only the few tokens that changed (the
+dropped stop string and the forced text). Sequences of a batch are decoded
+together: their caches are left-padded to one length and masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from s1.infer.engine import Continuation, Request, find_stop
+
+log = logging.getLogger("s1.infer")
+
+MAX_WALKBACK = 64     # tokens to step back when the new text diverges from the cached one
+STOP_WINDOW = 8       # extra tokens decoded beyond the longest stop string when scanning for it
+
+
+@dataclass
+class _State:
+    ids: list[int]                 # every token of the sequence so far
+    text: str                      # decode(ids)
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer [1, heads, len(ids) - 1, dim]: all but the last token
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class _Row:
+    request: Request
+    ids: list[int]                 # prompt tokens (this round's input)
+    generated: list[int]
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    generator: torch.Generator | None = None
+    done: bool = False
+    reason: str = ""
+
+
+class TransformersEngine:
+    def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
+                 max_context: int = 32768, device: str | None = None, max_cached: int = 4096):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch_dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        self.eos_ids = set(eos) | ({self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
+        self.max_context = max_context
+        self.max_cached = max_cached
+        self.states: OrderedDict[str, _State] = OrderedDict()
+        self.stats = {"fed_tokens": 0, "reused_tokens": 0}
+
+    def forget(self, keys: list[str]) -> None:
+        for k in keys:
+            self.states.pop(k, None)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    @torch.inference_mode()
+    def continue_batch(self, requests: list[Request]) -> list[Continuation]:
+        rows = [self._start(r) for r in requests]
+        live = [r for r in rows if not r.done]
+        for r in live:
+            logits = self._prefill(r)
+            self._accept(r, self._sample(logits[None], [r])[0])
+        self._decode([r for r in live if not r.done])
+        return [self._finish(r) for r in rows]
+
+    def _start(self, req: Request) -> _Row:
+        """Token ids for this round, reusing the cached prefix of a keyed sequence where it still matches."""
+        st = self.states.pop(req.key, None) if req.key else None
+        row = _Row(request=req, ids=[], generated=[])
+        if st is not None:
+            k = self._matching_prefix(st, req.text)
+            if k is not None:
+                prefix = st.text if k == len(st.ids) else st.text[:len(st.text) - len(self.decode(st.ids[k:]))]
+                row.ids = st.ids[:k] + self.encode(req.text[len(prefix):])
+                keep = min(len(st.ids) - 1, k, len(row.ids) - 1)
+                row.kv = [(kk[:, :, :keep], vv[:, :, :keep]) for kk, vv in st.kv]
+                row.generator = st.generator
+                self.stats["reused_tokens"] += keep
+        if not row.ids:
+            row.ids = self.encode(req.text)
+        if row.generator is None and req.temperature > 0:
+            row.generator = torch.Generator(device=self.device).manual_seed(req.seed or 0)
+        if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
+            row.done, row.reason = True, "length"
+        return row
+
+    def _matching_prefix(self, st: _State, text: str) -> int | None:
+        """Largest k such that decode(ids[:k]) is a prefix of text (searched back at most MAX_WALKBACK tokens)."""
+        if text.startswith(st.text):
+            return len(st.ids)
+        for k in range(len(st.ids) - 1, max(0, len(st.ids) - MAX_WALKBACK) - 1, -1):
+            tail = self.decode(st.ids[k:])
+            if st.text.endswith(tail) and text.startswith(st.text[:len(st.text) - len(tail)]):
+                return k
+        return None
+
+    def _prefill(self, r: _Row) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        past = len(r.kv[0][0][0, 0]) if r.kv else 0
+        cache = DynamicCache(ddp_cache_data=r.kv, config=self.model.config) if r.kv else \
+            DynamicCache(config=self.model.config)
+        feed = torch.tensor([r.ids[past:]], device=self.device)
+        self.stats["fed_tokens"] += feed.shape[1]
+        out = self.model(input_ids=feed, past_key_values=cache, use_cache=True,
+                         position_ids=torch.arange(past, len(r.ids), device=self.device)[None])
+        r.kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return out.logits[0, -1]
+
+    def _decode(self, rows: list[_Row]) -> None:
+        """Greedy/sampled decoding of all rows together, one token per step; finished rows leave the batch."""
+        from transformers import DynamicCache
+
+        if not rows:
+            return
+        lens = [r.kv[0][0].shape[2] for r in rows]
+        width = max(lens)
+        pad = [width - n for n in lens]
+        layers = []
+        for li in range(len(rows[0].kv)):
+            ks = [torch.nn.functional.pad(r.kv[li][0], (0, 0, p, 0)) for r, p in zip(rows, pad)]
+            vs = [torch.nn.functional.pad(r.kv[li][1], (0, 0, p, 0)) for r, p in zip(rows, pad)]
+            layers.append((torch.cat(ks), torch.cat(vs)))
+        cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
+        mask = torch.ones(len(rows), width + 1, dtype=torch.long, device=self.device)
+        for i, p in enumerate(pad):
+            mask[i, :p] = 0
+        pos = torch.tensor(lens, device=self.device)
+        while rows:
+            last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
+            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
+                             past_key_values=cache, use_cache=True)
+            self.stats["fed_tokens"] += len(rows)
+            cache = out.past_key_values
+            for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
+                self._accept(r, tok)
+            keep = [i for i, r in enumerate(rows) if not r.done]
+            for i, r in enumerate(rows):
+                if r.done:   # its cache: the real (unpadded) positions, all but the token just sampled
+                    r.kv = [(layer.keys[i:i + 1, :, pad[i]:], layer.values[i:i + 1, :, pad[i]:])
+                            for layer in cache.layers]
+            if len(keep) < len(rows):
+                idx = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(idx)
+                mask, pos = mask[idx], pos[idx]
+                rows, pad = [rows[i] for i in keep], [pad[i] for i in keep]
+            mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
+            pos = pos + 1
+
+    def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+        toks = logits.argmax(-1).tolist()
+        for i, r in enumerate(rows):
+            if r.request.temperature > 0:
+                probs = torch.softmax(logits[i].float() / r.request.temperature, -1)
+                toks[i] = int(torch.multinomial(probs, 1, generator=r.generator))
+        return toks
+
+    def _accept(self, r: _Row, tok: int) -> None:
+        """Append a sampled token, then decide whether the row is finished (eos, stop string, length, time)."""
+        r.generated.append(tok)
+        req = r.request
+        if tok in self.eos_ids:
+            r.done, r.reason = True, "eos"
+            return
+        if req.stop:
+            window = max(len(s) for s in req.stop) + STOP_WINDOW
+            if find_stop(self.decode(r.generated[-window:]), req.stop):
+                r.done, r.reason = True, "stop"
+                return
+        if len(r.generated) >= req.max_new_tokens or len(r.ids) + len(r.generated) >= self.max_context:
+            r.done, r.reason = True, "length"
+        elif req.deadline is not None and time.monotonic() > req.deadline:
+            r.done, r.reason = True, "timeout"
+
+    def _finish(self, r: _Row) -> Continuation:
+        req = r.request
+        gen = r.generated[:-1] if r.reason == "eos" else r.generated
+        text = self.decode(gen)
+        matched = None
+        if r.reason == "stop":
+            i, matched = find_stop(text, req.stop)
+            text = text[:i]
+        if req.key and r.kv is not None:
+            ids = r.ids + r.generated
+            self.states[req.key] = _State(ids=ids, text=self.decode(ids), kv=r.kv, generator=r.generator)
+            while len(self.states) > self.max_cached:
+                self.states.popitem(last=False)
+        return Continuation(text=text, num_tokens=len(r.generated), stop_reason=r.reason or "length",
+                            matched_stop=matched)
