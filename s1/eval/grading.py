@@ -79,6 +79,7 @@ def _normalize(s: str) -> str:
     s = re.sub(r"\\text\{\s*([^{}]*?)\s*\}", r"\1", s)
     s = re.sub(r"\\(?:left|right|!|,|;|:|displaystyle)", "", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\\?%$", "", s.strip())          # MATH: "50\%" and "50" are the same answer
     return re.sub(r"\s+", "", s).rstrip(".").lower()
 
 
@@ -122,7 +123,7 @@ def _verify_worker(answer: str, reference: str, timeout_s: float) -> bool:
     """Runs in a worker process's main thread, where math-verify's signal.alarm timeouts work."""
     from math_verify import parse, verify
 
-    t = max(1, int(round(timeout_s)))
+    t = max(1, round(timeout_s))
     try:
         gold = parse(f"${reference}$", parsing_timeout=t)
         pred = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=t)

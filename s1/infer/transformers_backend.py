@@ -1,10 +1,10 @@
 """transformers backend: batched decoding that keeps each sequence's KV cache between continuations.
 
 Budget forcing continues the same sequence several times (think, "Wait",
-think, answer). Re-encoding the prompt and trace every round would make it
+think, answer). Re-running the model over the prompt and trace every round would make it
 quadratic, so a keyed sequence keeps its tokens and per-layer key/value
-tensors; the next round re-feeds only the few tokens that changed (the
-dropped stop string and the forced text). Sequences of a batch are decoded
+tensors; the next round feeds only the tokens after the longest prefix it
+shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are decoded
 together: their caches are left-padded to one length and masked.
 """
 
@@ -21,14 +21,12 @@ from s1.infer.engine import Continuation, Request, find_stop
 
 log = logging.getLogger("s1.infer")
 
-MAX_WALKBACK = 64     # tokens to step back when the new text diverges from the cached one
 STOP_WINDOW = 8       # extra tokens decoded beyond the longest stop string when scanning for it
 
 
 @dataclass
 class _State:
     ids: list[int]                 # every token of the sequence so far
-    text: str                      # decode(ids)
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer [1, heads, len(ids) - 1, dim]: all but the last token
     generator: torch.Generator | None = None
 
@@ -44,9 +42,24 @@ class _Row:
     reason: str = ""
 
 
+def _common_prefix_len(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n          # binary search on list-slice equality (C speed) for the first difference
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class TransformersEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
-                 max_context: int = 32768, device: str | None = None, max_cached: int = 4096):
+                 max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
+                 cpu_threads: int | None = 1):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -61,6 +74,9 @@ class TransformersEngine:
         self.max_cached = max_cached
         self.states: OrderedDict[str, _State] = OrderedDict()
         self.stats = {"fed_tokens": 0, "reused_tokens": 0}
+        # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
+        # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
+        self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
 
     def forget(self, keys: list[str]) -> None:
         for k in keys:
@@ -72,8 +88,17 @@ class TransformersEngine:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    @torch.inference_mode()
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
+        before = torch.get_num_threads()
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            return self._continue_batch(requests)
+        finally:
+            torch.set_num_threads(before)
+
+    @torch.inference_mode()
+    def _continue_batch(self, requests: list[Request]) -> list[Continuation]:
         rows = [self._start(r) for r in requests]
         live = [r for r in rows if not r.done]
         for r in live:
@@ -83,35 +108,25 @@ class TransformersEngine:
         return [self._finish(r) for r in rows]
 
     def _start(self, req: Request) -> _Row:
-        """Token ids for this round, reusing the cached prefix of a keyed sequence where it still matches."""
+        """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
+
+        The text is always encoded whole, exactly as a fresh run would encode it, so the continuation is the
+        fresh run's continuation; only the forward passes over the unchanged prefix are saved.
+        """
         st = self.states.pop(req.key, None) if req.key else None
-        row = _Row(request=req, ids=[], generated=[])
+        row = _Row(request=req, ids=self.encode(req.text), generated=[])
         if st is not None:
-            k = self._matching_prefix(st, req.text)
-            if k is not None:
-                prefix = st.text if k == len(st.ids) else st.text[:len(st.text) - len(self.decode(st.ids[k:]))]
-                row.ids = st.ids[:k] + self.encode(req.text[len(prefix):])
-                keep = min(len(st.ids) - 1, k, len(row.ids) - 1)
+            common = _common_prefix_len(st.ids, row.ids)
+            keep = min(common, st.kv[0][0].shape[2], len(row.ids) - 1)   # feed at least one token
+            if keep > 0:
                 row.kv = [(kk[:, :, :keep], vv[:, :, :keep]) for kk, vv in st.kv]
-                row.generator = st.generator
                 self.stats["reused_tokens"] += keep
-        if not row.ids:
-            row.ids = self.encode(req.text)
+            row.generator = st.generator
         if row.generator is None and req.temperature > 0:
             row.generator = torch.Generator(device=self.device).manual_seed(req.seed or 0)
         if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
             row.done, row.reason = True, "length"
         return row
-
-    def _matching_prefix(self, st: _State, text: str) -> int | None:
-        """Largest k such that decode(ids[:k]) is a prefix of text (searched back at most MAX_WALKBACK tokens)."""
-        if text.startswith(st.text):
-            return len(st.ids)
-        for k in range(len(st.ids) - 1, max(0, len(st.ids) - MAX_WALKBACK) - 1, -1):
-            tail = self.decode(st.ids[k:])
-            if st.text.endswith(tail) and text.startswith(st.text[:len(st.text) - len(tail)]):
-                return k
-        return None
 
     def _prefill(self, r: _Row) -> torch.Tensor:
         from transformers import DynamicCache
@@ -121,9 +136,9 @@ class TransformersEngine:
             DynamicCache(config=self.model.config)
         feed = torch.tensor([r.ids[past:]], device=self.device)
         self.stats["fed_tokens"] += feed.shape[1]
-        out = self.model(input_ids=feed, past_key_values=cache, use_cache=True,
+        out = self.model(input_ids=feed, cache=cache, use_cache=True,
                          position_ids=torch.arange(past, len(r.ids), device=self.device)[None])
-        r.kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        r.kv = [(layer.keys, layer.values) for layer in cache.layers]  # updated in place
         return out.logits[0, -1]
 
     def _decode(self, rows: list[_Row]) -> None:
@@ -148,9 +163,8 @@ class TransformersEngine:
         while rows:
             last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
             out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
-                             past_key_values=cache, use_cache=True)
+                             cache=cache, use_cache=True)
             self.stats["fed_tokens"] += len(rows)
-            cache = out.past_key_values
             for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
                 self._accept(r, tok)
             keep = [i for i, r in enumerate(rows) if not r.done]
@@ -158,8 +172,10 @@ class TransformersEngine:
                 if r.done:   # its cache: the real (unpadded) positions, all but the token just sampled
                     r.kv = [(layer.keys[i:i + 1, :, pad[i]:], layer.values[i:i + 1, :, pad[i]:])
                             for layer in cache.layers]
+            if not keep:
+                return
             if len(keep) < len(rows):
-                idx = torch.tensor(keep, device=self.device)
+                idx = torch.tensor(keep, dtype=torch.long, device=self.device)
                 cache.batch_select_indices(idx)
                 mask, pos = mask[idx], pos[idx]
                 rows, pad = [rows[i] for i in keep], [pad[i] for i in keep]
@@ -201,7 +217,7 @@ class TransformersEngine:
             text = text[:i]
         if req.key and r.kv is not None:
             ids = r.ids + r.generated
-            self.states[req.key] = _State(ids=ids, text=self.decode(ids), kv=r.kv, generator=r.generator)
+            self.states[req.key] = _State(ids=ids, kv=r.kv, generator=r.generator)
             while len(self.states) > self.max_cached:
                 self.states.popitem(last=False)
         return Continuation(text=text, num_tokens=len(r.generated), stop_reason=r.reason or "length",

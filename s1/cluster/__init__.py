@@ -1,0 +1,43 @@
+"""Run stages as Slurm jobs: `dispatch` for one stage (make curate|train|eval cluster=slurm),
+s1.cluster.pipeline for the chain, s1.cluster.status for where a run stands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from omegaconf import DictConfig
+
+from s1.cluster.render import IN_JOB_ENV
+from s1.runtime import ConfigError
+
+
+def dispatch(cfg: DictConfig, stage: str) -> bool:
+    """Submit the stage when cluster.kind=slurm and we are not already inside its job; True means the caller returns.
+
+    The job re-runs the same entry point with the same overrides; inside it the template sets S1_IN_SLURM_JOB,
+    so there dispatch returns False and the stage does its work.
+    """
+    if cfg.cluster.kind != "slurm" or os.environ.get(IN_JOB_ENV):
+        return False
+    from hydra.core.hydra_config import HydraConfig
+
+    from s1.cluster import slurm
+    from s1.cluster.status import print_status
+    from s1.cluster.submit import submit_stage
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    try:
+        job_id = submit_stage(cfg, stage, overrides)
+    except ConfigError as e:  # one clear line, not Hydra's traceback
+        print(f"{e}\nnothing was submitted", file=sys.stderr)
+        sys.exit(2)
+    except slurm.SlurmError as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
+    if job_id and cfg.cluster.wait:
+        infos = slurm.wait_for([job_id])
+        print_status(cfg.run.dir)
+        if infos[job_id] is None or infos[job_id].state != "COMPLETED":
+            sys.exit(1)
+    return True

@@ -1,0 +1,152 @@
+"""Checks before anything is submitted: each failure is a ConfigError naming the key, the value and the fix."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from s1.runtime import ConfigError
+
+# Where each stage's main input comes from when the stage before it runs in the same pipeline.
+UPSTREAM_INPUT = {"train": ("train.dataset", "curate"), "eval": ("eval.model_path", "train")}
+NAMED_BENCHMARKS = {"aime24", "math500", "synthetic", "gpqa", "gpqa_diamond"}
+
+
+def parse_slurm_time(value: str) -> int:
+    """Seconds in a Slurm time limit: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; UNLIMITED/INFINITE is 0 (no limit)."""
+    v = str(value).strip()
+    if v.upper() in ("UNLIMITED", "INFINITE"):
+        return 0
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", v)
+    if not m:
+        raise ValueError(v)
+    days, a, b, c = m.groups()
+    if days is not None:  # D-H[:M[:S]]
+        parts = [int(days) * 24 + int(a), int(b or 0), int(c or 0)]
+    elif c is not None:   # H:M:S
+        parts = [int(a), int(b), int(c)]
+    elif b is not None:   # M:S
+        parts = [0, int(a), int(b)]
+    else:                 # M
+        parts = [0, int(a), 0]
+    if parts[1] >= 60 or parts[2] >= 60:
+        raise ValueError(v)
+    seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    if seconds == 0:
+        raise ValueError(v)
+    return seconds
+
+
+def stage_time(cluster: DictConfig, stage: str) -> str:
+    return str(cluster.stage_time[stage] or cluster.time)
+
+
+def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] = ()) -> list[str]:
+    """Everything that can be known before sbatch. `upstream`: stages submitted before this one in the same chain."""
+    c = cfg.cluster
+    notes = []
+    if not c.dry_run and shutil.which("sbatch") is None:
+        raise ConfigError("cluster.kind", c.kind, "sbatch is not on PATH: submit from a Slurm login node, start the "
+                          "local test cluster (bash slurm/local/start.sh), or run here with cluster=local")
+    key = f"cluster.stage_time.{stage}" if c.stage_time[stage] else "cluster.time"
+    try:
+        parse_slurm_time(stage_time(c, stage))
+    except ValueError:
+        raise ConfigError(key, stage_time(c, stage), "use a Slurm time limit: MM, HH:MM:SS or D-HH:MM:SS "
+                          "(e.g. 04:00:00 or 1-12:00:00)") from None
+    for name in ("nodes", "cpus_per_task"):
+        if int(c[name]) < 1:
+            raise ConfigError(f"cluster.{name}", c[name], "use 1 or more")
+    if int(c.gpus_per_node) < 0:
+        raise ConfigError("cluster.gpus_per_node", c.gpus_per_node, "use 0 (CPU only) or more")
+    for name in ("partition", "account", "qos", "mem"):
+        if c[name] is not None and not re.fullmatch(r"[A-Za-z0-9_.,:+\-]+", str(c[name])):
+            raise ConfigError(f"cluster.{name}", c[name], "use a plain Slurm name (letters, digits, _ . , : + -)")
+    for i, flag in enumerate(c.extra_sbatch):
+        if "\n" in flag or not str(flag).startswith("-"):
+            raise ConfigError(f"cluster.extra_sbatch.{i}", flag, "give one sbatch flag per item, e.g. --exclusive")
+    for i, line in enumerate(c.setup):
+        if "\n" in line:
+            raise ConfigError(f"cluster.setup.{i}", line, "give one shell line per item")
+    log_dir = Path(c.log_dir).absolute()
+    if "%" in str(log_dir) or "\n" in str(log_dir):
+        raise ConfigError("cluster.log_dir", c.log_dir, "use a path without '%' or newlines (Slurm reads % as a pattern)")
+    if c.python is not None and "/" in c.python and not Path(c.python).exists():
+        raise ConfigError("cluster.python", c.python, "no such interpreter; give an existing path, or null for this venv")
+    check_inputs(cfg, stage, upstream)
+    if stage == "train":
+        from s1.train.launch import check_train_config
+
+        check_train_config(cfg)  # global batch = micro x processes x accumulation, block <= context, paths
+        notes += check_memory(cfg)
+    if stage == "eval":
+        from s1.eval.checks import check_eval_config
+
+        try:  # backend, budgets, benchmarks; the model may be the train job's, not there yet
+            check_eval_config(cfg)
+        except ConfigError as e:
+            if not (e.key == "eval.model_path" and "train" in upstream):
+                raise
+    if not c.dry_run and c.partition:
+        check_partition(c.partition)
+    return notes
+
+
+def check_inputs(cfg: DictConfig, stage: str, upstream: tuple[str, ...]) -> None:
+    """Input paths exist now, or are the output of a stage that runs before this one in the same chain."""
+    paths: list[tuple[str, str]] = []
+    if stage == "curate":
+        for i, src in enumerate(cfg.curate.sources):
+            if src.get("path") and src.kind in ("jsonl", "parquet", "arrow", "pool"):
+                paths.append((f"curate.sources.{i}.path", src.path))
+        paths += [(f"curate.decontam.benchmarks.{i}", b) for i, b in enumerate(cfg.curate.decontam.benchmarks)
+                  if b not in NAMED_BENCHMARKS and ("/" in b or b.endswith(".jsonl"))]
+    if stage == "train" and cfg.train.deepspeed:
+        paths.append(("train.deepspeed", cfg.train.deepspeed))
+    if stage == "eval":
+        paths += [(f"eval.benchmarks.{i}", b) for i, b in enumerate(cfg.eval.benchmarks)
+                  if b not in NAMED_BENCHMARKS and ("/" in b or b.endswith(".jsonl"))]
+    if stage in UPSTREAM_INPUT:
+        key, producer = UPSTREAM_INPUT[stage]
+        value = str(OmegaConf.select(cfg, key))
+        if producer not in upstream:
+            paths.append((key, value))
+        elif not _is_under(value, cfg[producer].output_dir):
+            raise ConfigError(key, value, f"the {producer} job of this pipeline writes under "
+                              f"{cfg[producer].output_dir}; point {key} there, or run {stage} on its own")
+    for key, value in paths:
+        if not Path(value).exists():
+            raise ConfigError(key, value, f"no such file or folder ({Path(value).absolute()}); create it first, fix "
+                              "the path, or submit the stage that produces it with `make pipeline`")
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return Path(path).absolute().is_relative_to(Path(folder).absolute())
+
+
+def check_memory(cfg: DictConfig) -> list[str]:
+    """The training engineer's memory planner must say the plan fits the GPUs asked for."""
+    if int(cfg.cluster.gpus_per_node) == 0:
+        return ["memory plan: skipped (cluster.gpus_per_node=0, CPU job)"]
+    from s1.train.memory import plan_memory
+
+    plan = plan_memory(cfg)
+    if not plan.fits:
+        raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
+                          f"the training plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
+                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}\n{plan.table()}")
+    return [f"memory plan: {plan.per_gpu_gb:.1f} of {cfg.cluster.gpu_memory_gb:g} GiB per GPU"]
+
+
+def check_partition(partition: str) -> None:
+    if shutil.which("scontrol") is None:
+        return
+    proc = subprocess.run(["scontrol", "show", "partition", partition], check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        known = subprocess.run(["sinfo", "-h", "-o", "%R"], check=False, capture_output=True, text=True).stdout.split()
+        raise ConfigError("cluster.partition", partition,
+                          f"no such partition on this cluster; use one of {sorted(set(known))} (sinfo lists them)")

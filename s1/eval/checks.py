@@ -1,0 +1,39 @@
+"""Eval config checks: every bad value is reported with its key and the fix, before any model is loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from s1.infer import BACKENDS
+from s1.runtime import ConfigError
+
+
+def check_eval_config(cfg) -> None:
+    e = cfg.eval
+    if e.backend not in BACKENDS:
+        raise ConfigError("eval.backend", e.backend, f"use one of {list(BACKENDS)}")
+    if e.backend == "openai" and not e.base_url:
+        raise ConfigError("eval.base_url", e.base_url, "backend=openai needs the server, e.g. "
+                          "eval.base_url=http://127.0.0.1:8000/v1")
+    if not e.benchmarks:
+        raise ConfigError("eval.benchmarks", list(e.benchmarks), "name at least one: aime24, math500, synthetic "
+                          "or a .jsonl path")
+    for b in e.budgets:
+        if b is not None and (not isinstance(b, int) or b <= 0):
+            raise ConfigError("eval.budgets", list(e.budgets), "thinking budgets are positive token counts or null "
+                              "(no cap), e.g. [500,1000,null]")
+    for key, value, low in (("eval.num_samples", e.num_samples, 1), ("eval.max_new_tokens", e.max_new_tokens, 1),
+                            ("eval.batch_size", e.batch_size, 1), ("eval.budget_forcing.num_waits",
+                            e.budget_forcing.num_waits, 0), ("eval.budget_forcing.answer_max_tokens",
+                            e.budget_forcing.answer_max_tokens, 1), ("eval.tokens_per_step", e.tokens_per_step, 1)):
+        if value < low:
+            raise ConfigError(key, value, f"must be >= {low}")
+    if e.temperature < 0:
+        raise ConfigError("eval.temperature", e.temperature, "use 0 (greedy, the paper) or a positive temperature")
+    if e.backend != "openai" and _looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():
+        raise ConfigError("eval.model_path", e.model_path, "no HF model there: train first (make train), or point "
+                          "eval.model_path at a checkpoint folder or hub name (e.g. simplescaling/s1-32B)")
+
+
+def _looks_local(p: str) -> bool:
+    return p.startswith((".", "/", "~")) or Path(p).exists() or p.count("/") != 1

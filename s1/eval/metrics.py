@@ -1,0 +1,99 @@
+"""Accuracy statistics and the paper's test-time-scaling metrics.
+
+pass@1 is the mean over questions of each question's fraction of correct
+samples, with its standard error over questions. maj@k is majority voting
+over k samples (ties: the earliest answer), pass@k the unbiased estimator
+1 - C(n-c, k) / C(n, k).
+
+Scaling metrics over budgets with accuracies f(a), where a is the average
+number of thinking tokens actually used at that budget (s1 §4):
+- Control = fraction of budgets whose used thinking tokens stay within
+  [a_min, a_max], the smallest and largest requested budget;
+- Scaling = average slope (f(b) - f(a)) / (b - a) over all pairs a < b,
+  in accuracy points per 1,000 thinking tokens (SCALING_UNIT);
+- Performance = max accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from itertools import combinations
+from typing import Any
+
+SCALING_UNIT = "accuracy points (%) per 1,000 thinking tokens"
+
+
+def pass_at_1(per_question: list[list[bool]]) -> tuple[float, float]:
+    """(mean, standard error) in percent over questions."""
+    means = [sum(s) / len(s) for s in per_question if s]
+    if not means:
+        return 0.0, 0.0
+    m = sum(means) / len(means)
+    if len(means) < 2:
+        return 100 * m, 0.0
+    var = sum((x - m) ** 2 for x in means) / (len(means) - 1)
+    return 100 * m, 100 * math.sqrt(var / len(means))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples (drawn from n with c correct) is correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
+    """Is the most common extracted answer a correct one? (None answers do not vote.)"""
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return False
+    top = max(votes.values())
+    winner = next(a for a in answers if a is not None and votes[a] == top)
+    return correct[answers.index(winner)]
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy ± stderr, maj@n, pass@n, token averages and outcome counts of one (model, method, budget, benchmark)."""
+    by_q: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_q[r["question_id"]].append(r)
+    for rs in by_q.values():
+        rs.sort(key=lambda r: r["sample"])
+    per_q = [[r["correct"] for r in rs] for rs in by_q.values()]
+    acc, se = pass_at_1(per_q)
+    n = min((len(s) for s in per_q), default=0)
+    outcomes = Counter(r["outcome"] for r in records)
+    out = {
+        "questions": len(by_q),
+        "samples_per_question": n,
+        "accuracy": acc,
+        "stderr": se,
+        "avg_thinking_tokens": _mean(r["thinking_tokens"] for r in records),
+        "avg_answer_tokens": _mean(r["answer_tokens"] for r in records),
+        "avg_waits": _mean(r.get("waits_used", 0) for r in records),
+        "outcomes": {k: outcomes.get(k, 0) for k in ("answered", "forced", "no_answer", "timeout")},
+    }
+    if n > 1:
+        out[f"maj@{n}"] = 100 * _mean(majority_correct([r["extracted"] for r in rs][:n], [r["correct"] for r in rs][:n])
+                                       for rs in by_q.values())
+        out[f"pass@{n}"] = 100 * _mean(pass_at_k(n, sum(s[:n]), n) for s in per_q)
+    return out
+
+
+def scaling_metrics(points: list[tuple[float, float]], a_min: float, a_max: float) -> dict[str, float | None]:
+    """Control / Scaling / Performance from (avg thinking tokens used, accuracy %) points of one method."""
+    if not points:
+        return {"control": None, "scaling": None, "performance": None}
+    control = sum(a_min <= a <= a_max for a, _ in points) / len(points)
+    slopes = [(fb - fa) / (b - a) * 1000 for (a, fa), (b, fb) in combinations(sorted(points), 2) if b > a]
+    return {
+        "control": 100 * control,
+        "scaling": sum(slopes) / len(slopes) if slopes else None,
+        "performance": max(f for _, f in points),
+    }
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0

@@ -1,0 +1,1 @@
+"""make report: one page per run (report.md + self-contained report.html)."""

@@ -1,0 +1,243 @@
+"""One page per pipeline run: curation funnel, training, evaluation beside the paper, provenance.
+
+Every number comes from the stage outputs in the run dir (curate/, train/,
+eval/); a stage that has not run gets a line saying so instead of a section.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from s1.report import paper
+from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
+from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write report.md and report.html (self-contained) into run_dir; return both paths."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run dir {run} not found: give the folder that holds curate/ train/ eval/ "
+                                f"(e.g. runs/demo)")
+    blocks: list[Block] = [Heading(f"s1 reproduction report: {run.name}", 1),
+                           Para(f"Run directory: {run}. Generated from the stage outputs; "
+                                "the paper's numbers are shown for reference.")]
+    blocks += curation_section(run / "curate")
+    blocks += training_section(run / "train")
+    blocks += evaluation_section(run / "eval")
+    blocks += provenance_section(run)
+    md, html_path = run / "report.md", run / "report.html"
+    md.write_text(to_markdown(blocks, run), encoding="utf-8")
+    html_path.write_text(to_html(blocks, f"s1 report: {run.name}"), encoding="utf-8")
+    return md, html_path
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _images(folder: Path, names_captions: list[tuple[str, str]]) -> list[Block]:
+    return [Image(folder / n, c) for n, c in names_captions if (folder / n).exists()]
+
+
+def curation_section(d: Path) -> list[Block]:
+    blocks: list[Block] = [Heading("Curation")]
+    funnel_path = d / "funnel.json"
+    if not funnel_path.exists():
+        return blocks + [Para(f"Curation has not run yet (no {funnel_path}).")]
+    f = json.loads(funnel_path.read_text())
+    steps, sources = f["steps"], f["sources"]
+    rows = [[s["step"], *[str(s["kept_by_source"].get(src, 0)) for src in sources], str(s["kept"]),
+             ", ".join(f"{k}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])) or "–"]
+            for s in steps]
+    blocks += [Heading("Funnel (records kept after each step, per source)", 3),
+               Table(["step", *sources, "total", "dropped (reason: count)"], rows,
+                     highlight={(len(rows) - 1, len(sources) + 1)}),
+               Para("Paper: " + " → ".join(f"{n:,} ({name})" for name, n in paper.FUNNEL) + ".")]
+    blocks += _images(d, [("funnel.png", "Funnel: records kept per step and source"),
+                          ("domains.png", "Domains of the curated set"),
+                          ("lengths.png", "Thinking length (tokens) of the curated set vs the pool")])
+    quarantined = next((s["dropped"] for s in steps if s["step"] == "validate"), {})
+    blocks += [Heading("Quarantine (invalid records, kept aside with a reason)", 3),
+               Table(["reason", "records"], [[k, str(v)] for k, v in sorted(quarantined.items())] or [["none", "0"]])]
+    matches = _read_jsonl(d / "decontam_matches.jsonl")
+    per_bench = Counter(m.get("benchmark", "?") for m in matches)
+    blocks += [Heading("Decontamination", 3),
+               Para(f"{len(matches)} pool questions matched an evaluation question (word "
+                    f"{f.get('ngram', 8)}-grams, or the whole text when shorter): "
+                    + (", ".join(f"{b}: {n}" for b, n in per_bench.most_common()) or "none") + ".")]
+    if matches:
+        blocks.append(Table(["pool id", "benchmark", "benchmark item", "matched"],
+                            [[str(m.get("id", "")), str(m.get("benchmark", "")), str(m.get("benchmark_id", "")),
+                              str(m.get("matched", m.get("ngram", "")))[:80]] for m in matches[:10]]))
+    t = f.get("tokens", {})
+    blocks += [Heading("Curated set", 3),
+               Table(["questions", "domains", "thinking tokens (total)", "mean", "max", "pool mean",
+                      "tokenizer"],
+                     [[str(steps[-1]["kept"]), str(f.get("num_domains", "?")), f"{t.get('s1k_thinking_total', 0):,}",
+                       f"{t.get('s1k_thinking_mean', 0):.0f}", f"{t.get('s1k_thinking_max', 0):,}",
+                       f"{t.get('pool_thinking_mean', 0):.0f}", str(f.get("tokenizer", "?"))]])]
+    return blocks
+
+
+def training_section(d: Path) -> list[Block]:
+    from omegaconf import OmegaConf
+
+    blocks: list[Block] = [Heading("Training")]
+    summary_path = d / "train_summary.json"
+    if not (d / "config.yaml").exists():
+        return blocks + [Para(f"Training has not run yet (no {d / 'config.yaml'}).")]
+    cfg = OmegaConf.load(d / "config.yaml")
+    t = cfg.train
+    rows, diff = [], set()
+    for i, (key, ref) in enumerate(paper.HYPERPARAMETERS.items()):
+        ours = t.get(key)
+        rows.append([key, str(ours), str(ref)])
+        if ours != ref and not (isinstance(ref, float) and isinstance(ours, (int, float)) and abs(ours - ref) < 1e-12):
+            diff.add((i, 1))
+    blocks += [Heading("Hyperparameters (differences from the paper in bold)", 3),
+               Table(["key", "this run", "paper"], rows, highlight=diff),
+               Para(f"Model: {cfg.model.name_or_path}; DeepSpeed: {t.get('deepspeed') or 'none'}.")]
+    if not summary_path.exists():
+        return blocks + [Para("Training has not finished (no train_summary.json): curves below are partial.")] + \
+            _training_curves(d)
+    s = json.loads(summary_path.read_text())
+    log = _read_jsonl(d / "train_log.jsonl")
+    tps = [r["tokens_per_s"] for r in log if r.get("tokens_per_s")]
+    mfu = [r["mfu"] for r in log if r.get("mfu") is not None]
+    gpus = int(cfg.cluster.nodes) * int(cfg.cluster.gpus_per_node) if cfg.cluster.kind == "slurm" else 0
+    hours = s.get("wall_s", 0) / 3600
+    blocks += [Heading("Throughput", 3),
+               Table(["steps", "final train loss", "wall time", "tokens/s (mean)", "MFU (mean)", "GPU-hours",
+                      "resumed from"],
+                     [[str(s.get("steps")), f"{s.get('train_loss', float('nan')):.4f}", f"{hours * 60:.1f} min",
+                       f"{sum(tps) / len(tps):,.0f}" if tps else "–", f"{sum(mfu) / len(mfu):.2%}" if mfu else "–",
+                       f"{hours * gpus:.1f}" if gpus else "0 (CPU run)", str(s.get("resumed_from") or "–")]])]
+    blocks += _training_curves(d)
+    blocks += _memory_plan(cfg, s)
+    return blocks
+
+
+def _training_curves(d: Path) -> list[Block]:
+    log = _read_jsonl(d / "train_log.jsonl")
+    out: list[Block] = _images(d, [("loss.png", "Training loss")])
+    if log and any("lr" in r or "learning_rate" in r for r in log):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = [r["step"] for r in log if "lr" in r or "learning_rate" in r]
+        lrs = [r.get("lr", r.get("learning_rate")) for r in log if "lr" in r or "learning_rate" in r]
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(steps, lrs)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("learning rate")
+        ax.set_title("Learning-rate schedule (warmup + cosine)")
+        fig.tight_layout()
+        fig.savefig(d / "lr.png", dpi=110)
+        plt.close(fig)
+        out.append(Image(d / "lr.png", "Learning rate per step"))
+    return out
+
+
+def _memory_plan(cfg, summary: dict) -> list[Block]:
+    try:
+        from s1.train.memory import plan_memory
+
+        plan = plan_memory(cfg)
+    except Exception as e:  # the planner needs a model config it may not reach offline
+        return [Para(f"Memory plan unavailable: {e}")]
+    observed = summary.get("peak_memory_gb")
+    seen = f"{observed:.1f} GB" if observed else "not measured (CPU run)"
+    return [Heading("Memory plan", 3),
+            Para(f"Planner estimate per GPU: {plan.per_gpu_gb:.1f} GB (fits: {plan.fits}); observed peak: {seen}.")]
+
+
+def evaluation_section(d: Path) -> list[Block]:
+    blocks: list[Block] = [Heading("Evaluation")]
+    mpath = d / "metrics.json"
+    if not mpath.exists():
+        return blocks + [Para(f"Evaluation has not run yet (no {mpath}).")]
+    m = json.loads(mpath.read_text())
+    rows = m["rows"]
+    benches = sorted({r["benchmark"] for r in rows})
+    model_path = next((r["model_path"] for r in rows if r["model"] == "trained"), "")
+    base_path = next((r["model_path"] for r in rows if r["model"] == "base"), "")
+    is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
+    header = ["setting", *[f"{b} pass@1 (%)" for b in benches], "n (questions × samples)"]
+    paper_cols = [b for b in benches if b in ("aime24", "math500")]
+    header += [f"paper {b}" for b in paper_cols]
+    t1 = []
+    for r in _table1_rows(rows):
+        name, per = r
+        cells = [f"{per[b]['accuracy']:.1f} ± {per[b]['stderr']:.1f}" if b in per else "–" for b in benches]
+        n = next(iter(per.values()))
+        ref = _paper_row(name)
+        t1.append([name, *cells, f"{n['questions']} × {n['samples_per_question']}",
+                   *[(f"{ref[b]:.1f}" if ref else "–") for b in paper_cols]])
+    blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(header, t1)]
+    if paper_cols:
+        blocks.append(Para("Paper columns: s1-32B / Qwen2.5-32B-Instruct numbers from the paper's Table 1"
+                           + ("" if is_paper else " — reference only: this run evaluates a different model") + "."))
+    blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)")])
+    if m.get("scaling"):
+        t3 = [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), _fmt(s.get("control"), 0),
+               _fmt(s.get("scaling")), _fmt(s.get("performance"))] for s in m["scaling"]]
+        blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
+                   Para(f"Scaling in {m.get('scaling_unit', '?')}; Control range {m.get('control_range')}."),
+                   Table(["method", "benchmark", "budgets", "Control (%)", "Scaling", "Performance (%)"], t3),
+                   Para("Paper (AIME24): " + "; ".join(f"{k} {c}% / {s} / {p}"
+                                                       for k, (c, s, p) in paper.TABLE3.items()) + ".")]
+    outcomes = [[r["model"], r["method"], str(r["budget"]), r["benchmark"],
+                 *[str(r["outcomes"].get(k, 0)) for k in ("answered", "forced", "no_answer", "timeout")]]
+                for r in rows]
+    blocks += [Heading("Outcomes per run", 3),
+               Table(["model", "method", "budget", "benchmark", "answered", "forced", "no answer", "timeout"],
+                     outcomes)]
+    return blocks
+
+
+def _table1_rows(rows: list[dict]) -> list[tuple[str, dict]]:
+    out: dict[str, dict] = {}
+    for r in rows:
+        if r["method"] not in ("no_bf", "bf"):
+            continue
+        name = "base model" if r["model"] == "base" else "trained"
+        name += " without budget forcing" if r["method"] == "no_bf" or r["budget"] is None else \
+            f" with budget forcing (T={r['budget']})"
+        out.setdefault(name, {})[r["benchmark"]] = r
+    return list(out.items())
+
+
+def _paper_row(name: str) -> dict | None:
+    if name.startswith("base model"):
+        return paper.TABLE1["Qwen2.5-32B-Instruct"]
+    if "without budget forcing" in name:
+        return paper.TABLE1["s1-32B without budget forcing"]
+    if "with budget forcing" in name:
+        return paper.TABLE1["s1-32B with budget forcing"]
+    return None
+
+
+def _fmt(x, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def provenance_section(run: Path) -> list[Block]:
+    configs = sorted(run.glob("*/config.yaml"))
+    data = [p for p in [run / "curate" / "s1k.jsonl", *sorted((REPO / "data" / "benchmarks").glob("*.jsonl"))]
+            if p.exists()]
+    rows = [["git commit", git_commit(REPO)]]
+    rows += [[f"config {p.parent.name}/config.yaml", sha256_file(p)[:16]] for p in configs]
+    rows += [[f"data {Path(p).name}", h] for p, h in file_hashes(data).items()]
+    rows += [[f"package {k}", v] for k, v in package_versions().items()]
+    rows += [[f"hardware {k}", v] for k, v in hardware().items()]
+    return [Heading("Provenance"), Table(["what", "value (sha256 prefix for files)"], rows)]

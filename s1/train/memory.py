@@ -1,0 +1,214 @@
+"""Per-GPU memory of an SFT run, estimated before anything is launched: does this plan fit?
+
+Per GPU, for N parameters over W GPUs, sequences of s tokens (the block size: the worst case),
+hidden size h, L layers (the ZeRO paper's accounting, mixed precision):
+  model states   bf16 weights 2N + bf16 grads 2N + fp32 master, Adam m, v 12N; ZeRO-1/2/3 shard
+                 optimizer / +grads / +weights over W; CPU offload moves optimizer (and weights) off the GPU
+  gathered       ZeRO-3 gathers a layer at a time (two with prefetch) plus the embedding
+  activations    checkpointing keeps each layer's input, L·s·h, plus one layer recomputed in backward
+  loss           TRL's fused LM head computes log-probs in 4,096-token tiles: the s×vocab logits never exist
+  overhead       CUDA context and communication buffers (3 GiB) and allocator fragmentation (10%)
+Estimates run high rather than low; bench/gpu_train.sh measures the error on a real GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from s1.runtime import ConfigError
+
+GIB = 2**30
+CONTEXT_GIB = 3.0          # CUDA context + NCCL buffers
+FRAGMENTATION = 0.10       # allocator slack on top of live tensors
+LOSS_TILE_GIB = 0.5        # TRL fused LM head: 4,096-token × vocab-chunk tiles, fp32
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool
+
+    @property
+    def layer_params(self) -> int:
+        kv = self.hidden // self.heads * self.kv_heads
+        attn = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + self.hidden + 2 * kv  # q, o, k, v + biases
+        return attn + 3 * self.hidden * self.intermediate + 2 * self.hidden  # gate/up/down + 2 norms
+
+    @property
+    def params(self) -> int:
+        embed = self.vocab * self.hidden
+        return embed * (1 if self.tied else 2) + self.layers * self.layer_params + self.hidden
+
+    def flops_per_token(self, seq_len: float) -> float:
+        """Training FLOPs per token: 6 × matmul parameters + causal attention (6·L·h·s); recompute not counted."""
+        matmul = self.params - (0 if self.tied else self.vocab * self.hidden)  # input embedding is a lookup
+        return 6 * matmul + 6 * self.layers * self.hidden * seq_len
+
+
+# Shapes of the models the configs name (from their config.json), so planning needs no download.
+QWEN25_32B = ModelShape(5120, 64, 40, 8, 27648, 152064, tied=False)
+KNOWN_MODELS = {
+    "Qwen/Qwen2.5-32B-Instruct": QWEN25_32B,
+    "simplescaling/s1-32B": QWEN25_32B,
+    "simplescaling/s1.1-32B": QWEN25_32B,
+    "Qwen/Qwen2.5-7B-Instruct": ModelShape(3584, 28, 28, 4, 18944, 152064, tied=False),
+    "Qwen/Qwen2.5-1.5B-Instruct": ModelShape(1536, 28, 12, 2, 8960, 151936, tied=True),
+}
+
+
+def shape_from_config(c: dict) -> ModelShape:
+    return ModelShape(c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"],
+                      c.get("num_key_value_heads") or c["num_attention_heads"], c["intermediate_size"],
+                      c["vocab_size"], bool(c.get("tie_word_embeddings", False)))
+
+
+def model_shape(name_or_path: str) -> ModelShape:
+    """From a local config.json, the table above, or the hub's config.json."""
+    local = Path(name_or_path) / "config.json"
+    if local.is_file():
+        return shape_from_config(json.loads(local.read_text()))
+    if name_or_path in KNOWN_MODELS:
+        return KNOWN_MODELS[name_or_path]
+    try:
+        from transformers import AutoConfig
+
+        return shape_from_config(AutoConfig.from_pretrained(name_or_path).to_dict())
+    except Exception as e:  # noqa: BLE001  (offline, unknown name, not a decoder config)
+        raise ConfigError("model.name_or_path", name_or_path,
+                          f"the memory planner needs its config.json ({type(e).__name__}): download the model "
+                          "folder, or add its shape to KNOWN_MODELS in s1/train/memory.py") from None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the estimate depends on besides the model."""
+    seq_len: int
+    micro_batch: int
+    gpus: int
+    zero_stage: int              # 0 = plain data parallel; FSDP full_shard counts as 3
+    offload_optimizer: bool
+    offload_params: bool
+    bf16: bool
+    checkpointing: bool
+    strategy: str                # for the table: "DeepSpeed ZeRO-3", "FSDP full_shard", "DDP"
+
+
+def estimate_gib(m: ModelShape, s: Setup) -> dict[str, float]:
+    """Per-GPU memory by component, GiB."""
+    n, w = m.params, s.gpus
+    wbytes = 2 if s.bf16 else 4
+    weights, grads, optim = wbytes * n, wbytes * n, (12 if s.bf16 else 8) * n
+    if s.zero_stage >= 1:
+        optim /= w
+    if s.zero_stage >= 2:
+        grads /= w
+    if s.zero_stage >= 3:
+        weights /= w
+    if s.offload_optimizer:
+        optim, grads = 0, 0 if s.zero_stage >= 3 else grads
+    if s.offload_params:
+        weights = 0
+    gathered = (2 * m.layer_params + m.vocab * m.hidden) * wbytes if s.zero_stage >= 3 else 0
+    tokens = s.micro_batch * s.seq_len
+    kv = m.hidden // m.heads * m.kv_heads
+    one_layer = tokens * (4 * m.hidden + 2 * kv + 4 * m.intermediate) * wbytes  # q, attn out, o, k, v, MLP
+    acts = (m.layers * tokens * m.hidden * wbytes + one_layer) if s.checkpointing else m.layers * one_layer
+    loss = tokens * m.hidden * 4 + LOSS_TILE_GIB * GIB
+    parts = {"weights": weights, "gradients": grads, "optimizer (fp32 master + Adam)": optim,
+             "gathered layers (ZeRO-3)": gathered, "activations": acts, "loss (fused LM head)": loss}
+    parts = {k: v / GIB for k, v in parts.items()}
+    parts["overhead (context, fragmentation)"] = CONTEXT_GIB + FRAGMENTATION * sum(parts.values())
+    return parts
+
+
+@dataclass
+class MemoryPlan:
+    model: str
+    params_b: float
+    setup: Setup
+    parts: dict[str, float]
+    gpu_memory_gb: float
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def per_gpu_gb(self) -> float:
+        return sum(self.parts.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.per_gpu_gb <= self.gpu_memory_gb
+
+    def table(self) -> str:
+        s = self.setup
+        head = (f"Memory plan: {self.model} ({self.params_b:.1f}B parameters), {s.seq_len:,} tokens × micro batch "
+                f"{s.micro_batch}, {s.gpus} GPUs × {self.gpu_memory_gb:g} GiB, {s.strategy}"
+                f"{', CPU offload' if s.offload_optimizer or s.offload_params else ''}, "
+                f"{'bf16' if s.bf16 else 'fp32'}, gradient checkpointing {'on' if s.checkpointing else 'off'}")
+        rows = [head, "", "| per GPU | GiB |", "|---|---:|"]
+        rows += [f"| {k} | {v:.1f} |" for k, v in self.parts.items()]
+        verdict = "fits" if self.fits else "DOES NOT FIT"
+        rows.append(f"| **total** | **{self.per_gpu_gb:.1f}** of {self.gpu_memory_gb:g} ({verdict}) |")
+        if self.suggestions:
+            rows += ["", "What would fit:"] + [f"- {x}" for x in self.suggestions]
+        return "\n".join(rows)
+
+
+def setup_from_config(cfg: DictConfig) -> Setup:
+    from s1.train.launch import world_size
+
+    t = cfg.train
+    stage, off_opt, off_par, strategy = 0, False, False, "DDP"
+    if t.deepspeed:
+        ds = json.loads(Path(t.deepspeed).read_text()).get("zero_optimization", {})
+        stage = int(ds.get("stage", 0))
+        off_opt = ds.get("offload_optimizer", {}).get("device", "none") == "cpu"
+        off_par = ds.get("offload_param", {}).get("device", "none") == "cpu"
+        strategy = f"DeepSpeed ZeRO-{stage}"
+    elif t.fsdp:
+        stage, strategy = 3, "FSDP full_shard"
+    return Setup(t.block_size, t.micro_batch_size, world_size(cfg), stage, off_opt, off_par, bool(t.bf16),
+                 bool(t.gradient_checkpointing), strategy)
+
+
+def plan_memory(cfg: DictConfig) -> MemoryPlan:
+    """The plan for this config, with what would fit instead when it does not."""
+    shape = model_shape(cfg.model.name_or_path)
+    setup = setup_from_config(cfg)
+    gpu_gb = float(cfg.cluster.gpu_memory_gb)
+    plan = MemoryPlan(cfg.model.name_or_path, shape.params / 1e9, setup, estimate_gib(shape, setup), gpu_gb)
+    if not plan.fits:
+        plan.suggestions = what_fits(shape, setup, gpu_gb, max(cfg.cluster.gpus_per_node, 1))
+    return plan
+
+
+def what_fits(shape: ModelShape, setup: Setup, gpu_gb: float, per_node: int) -> list[str]:
+    def total(s: Setup) -> float:
+        return sum(estimate_gib(shape, s).values())
+
+    out = []
+    for nodes in range(1, 65):
+        gpus = nodes * per_node
+        if gpus > setup.gpus and total(replace(setup, gpus=gpus, zero_stage=max(setup.zero_stage, 3))) <= gpu_gb:
+            out.append(f"{gpus} GPUs ({nodes} nodes × {per_node}) with ZeRO-3: cluster.nodes={nodes}; "
+                       "the global batch must stay a multiple of the GPU count")
+            break
+    offload = replace(setup, zero_stage=3, offload_optimizer=True, offload_params=True)
+    if not (setup.offload_optimizer and setup.offload_params) and total(offload) <= gpu_gb:
+        out.append(f"CPU offload of optimizer and weights ({total(offload):.0f} GiB per GPU, slower): "
+                   "train.deepspeed=configs/deepspeed/zero3_offload.json")
+    for block in range(setup.seq_len - 1024, 1023, -1024):
+        if total(replace(setup, seq_len=block)) <= gpu_gb:
+            out.append(f"a shorter block: train.block_size={block} (longer samples are truncated)")
+            break
+    if not setup.checkpointing and total(replace(setup, checkpointing=True)) <= gpu_gb:
+        out.append("gradient checkpointing: train.gradient_checkpointing=true")
+    return out or ["nothing simple: more GPUs with more memory, or a smaller model"]

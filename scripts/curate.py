@@ -1,0 +1,105 @@
+"""make curate: s1K out of a question pool (paper §2: quality → difficulty → diversity).
+
+  make curate ARGS="experiment=demo"        # 4,000 synthetic records, untrained demo model as reference, ~1 min
+  make curate ARGS="experiment=real_pool"   # the 5 real pools in ../shared/data/pool, offline
+  make curate ARGS="experiment=paper_s1"    # the 59K hub pool, Qwen2.5-7B/32B references on vLLM, Slurm
+
+Writes to ${curate.output_dir}: s1k.jsonl + s1k/ (datasets), funnel.json / funnel.md / funnel.png,
+domains.png, lengths.png, quarantine.jsonl (invalid records, in full), dropped.jsonl (every other drop
+with its step and reason), decontam_matches.jsonl, config.yaml, cache/ (per-question model work:
+a rerun skips everything already paid for).
+
+Order: decontamination runs before the model steps (the released code decontaminates while collecting
+the pool), so no model time is spent on benchmark copies and the sampler draws exactly num_samples.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from s1.curate.decontam import build_index, decontaminate, dedup
+from s1.curate.difficulty import (
+    add_reference_answers,
+    add_thinking_lengths,
+    grade_teacher_attempts,
+    keep_if_unsolved,
+)
+from s1.curate.diversity import sample_diverse
+from s1.curate.domains import assign_domains
+from s1.curate.export import export
+from s1.curate.funnel import Funnel
+from s1.curate.quality import apply_quality_rules
+from s1.curate.report import write_funnel_report
+from s1.curate.sources import load_pool
+from s1.curate.traces import generate_traces
+from s1.curate.validate import quarantine_invalid
+from s1.runtime import ConfigError, RunDir, prepare, run_stage
+
+log = logging.getLogger("s1")
+
+try:
+    from s1.cluster import dispatch
+except ImportError:  # the cluster package is not there yet: only cluster=local works
+    def dispatch(cfg: DictConfig, stage: str) -> bool:
+        if cfg.cluster.kind == "slurm":
+            raise ConfigError("cluster.kind", "slurm", "s1.cluster is not installed here; use cluster=local")
+        return False
+
+
+def curate(cfg: DictConfig) -> dict:
+    c = cfg.curate
+    if not c.sources:
+        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo)")
+    run = RunDir.create(cfg, c.output_dir)
+    funnel = Funnel(run.path)
+    endpoint = None
+    if c.traces.enabled or c.domains.method == "llm" or c.difficulty.grader == "llm_judge":
+        from s1.curate.endpoint import ChatEndpoint
+
+        endpoint = ChatEndpoint(c.traces)
+    tokenizer = c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path
+
+    pool = funnel.start("load", load_pool(c.sources, cfg.paths.benchmarks_dir))        # one schema, any source
+    pool = funnel.add("validate", pool, quarantine_invalid(pool, c.quality.max_field_chars))
+    pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
+    pool = funnel.add("quality", pool, apply_quality_rules(pool, c.quality))            # API errors, images, [asy], ...
+    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram)
+    pool = funnel.add("decontam", pool, decontaminate(pool, index, run.path / "decontam_matches.jsonl"))
+    if c.decontam.dedup:
+        pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
+    pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
+                                 judge=_judge(endpoint))
+    pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
+    pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
+    pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"))             # for the seed set
+    pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
+                                                      endpoint=endpoint))
+    s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
+    export(s1k, run.path, c.push_to_hub)
+    return write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
+                               extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+
+
+def _judge(endpoint):
+    if endpoint is None:
+        return None
+    from s1.curate.judge import llm_judge
+
+    return lambda responses, records: llm_judge(endpoint, responses, records)
+
+
+@hydra.main(config_path="../configs", config_name="curate", version_base=None)
+def main(cfg: DictConfig) -> None:
+    cfg = prepare(cfg, "curate")
+    if dispatch(cfg, "curate"):
+        return
+    summary = curate(cfg)
+    last = summary["steps"][-1]
+    log.info("s1K: %d questions, %d domains → %s", last["kept"], summary["num_domains"], cfg.curate.output_dir)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,125 @@
+"""Cluster: rendering, quoting and the checks before submission (no Slurm needed; the Slurm runs are in
+test_cluster_slurm.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from s1.cluster import pipeline
+from s1.cluster.checks import check_submission, parse_slurm_time
+from s1.cluster.render import job_script, render_template
+from s1.cluster.submit import submit_stage
+from s1.runtime import ConfigError
+
+
+def compose(stage: str, tmp_path: Path, *overrides: str):
+    return pipeline.compose_stage(stage, [f"paths.runs_dir={tmp_path / 'runs'}", *overrides])
+
+
+def test_parse_slurm_time():
+    assert parse_slurm_time("30") == 30 * 60
+    assert parse_slurm_time("10:30") == 10 * 60 + 30
+    assert parse_slurm_time("04:00:00") == 4 * 3600
+    assert parse_slurm_time("1-12") == 36 * 3600
+    assert parse_slurm_time("2-00:30:00") == 48 * 3600 + 30 * 60
+    assert parse_slurm_time("UNLIMITED") == 0
+    for bad in ("4h", "1:75:00", "00:00:00", "", "1-2-3", "-5"):
+        with pytest.raises(ValueError):
+            parse_slurm_time(bad)
+
+
+def test_template_placeholders_are_strict():
+    assert render_template("a {{x}} b", {"x": "it's $(x)"}) == "a 'it'\"'\"'s $(x)' b"
+    with pytest.raises(KeyError, match="has no value"):
+        render_template("{{missing}}", {})
+    with pytest.raises(KeyError, match="not in the template"):
+        render_template("{{x}}", {"x": "1", "unused": "2"})
+
+
+def test_hostile_values_are_data_not_code(tmp_path):
+    """Spaces, quotes, $(), backticks and ; in paths and overrides reach the program verbatim; nothing runs."""
+    weird = tmp_path / "runs dir 'q' $(touch PWNED1); x"
+    fake_python = tmp_path / "argv dump"  # stands in for the interpreter: records the argv it was given
+    fake_python.write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
+    fake_python.chmod(0o755)
+    overrides = [
+        f'paths.runs_dir="{weird}"',
+        f"run.name='n; touch {tmp_path}/PWNED2 `touch {tmp_path}/PWNED3`'",
+        f'+extra.note="say \\"hi\\" $(touch {tmp_path}/PWNED4) && echo"',
+        f"cluster.python='{fake_python}'",
+        "cluster.dry_run=true",
+    ]
+    cfg = pipeline.compose_stage("curate", overrides)
+    script = job_script(cfg, "curate", overrides)
+    assert subprocess.run(["bash", "-n"], input=script, check=False, text=True).returncode == 0
+    # Run the body as the job would (the #SBATCH lines are comments to bash).
+    env = dict(os.environ, ARGV_OUT=str(tmp_path / "argv"), SLURM_JOB_ID="1")
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "argv").read_text().split("\0")[:-1]
+    assert argv[1:] == overrides
+    assert argv[0].endswith("scripts/curate.py")
+    assert not [n for n in range(1, 5) if (tmp_path / f"PWNED{n}").exists()], "a value was run as shell code"
+    assert "#SBATCH --job-name=s1-curate-n_touch_" in script  # job names are sanitised, not quoted
+
+
+def test_dry_run_prints_and_submits_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # even where sbatch would exist: nothing is called
+    cfg = compose("curate", tmp_path, "cluster=slurm", "cluster.partition=gpu", "cluster.dry_run=true")
+    assert submit_stage(cfg, "curate", ["cluster=slurm"]) is None
+    out = capsys.readouterr().out
+    assert "dry run" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --gpus-per-node=8" in out
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("jobs.jsonl"))
+
+
+def test_paper_train_script_two_nodes_by_eight_gpus(tmp_path, capsys):
+    """The README's example: 2 nodes x 8 GPUs, one srun task per node, torchrun per node with its rank."""
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.nodes=2",
+                        "cluster.account=my_account", "cluster.dry_run=true",
+                        "cluster.setup=[module load cuda/12.4]"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    train = out[out.index("# train: dry run"):out.index("# eval: dry run")]
+    assert "--dependency=afterok:<curate job>" in train
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --account=my_account", "#SBATCH --partition=gpu", "module load cuda/12.4",
+                 "srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=1 bash -c"):
+        assert line in train, line
+    launch = train[train.index("bash -c '") + len("bash -c '"):].splitlines()[0]
+    for arg in ("--nnodes=2", "--nproc_per_node=8", '--node_rank="$SLURM_NODEID"', '--master_addr="$MASTER_ADDR"',
+                '--master_port="$MASTER_PORT"', "-m s1.train.sft", "/train/config.yaml"):
+        assert arg in launch, arg
+    script = "#!/bin/bash\n" + train.split("\n", 1)[1]
+    assert subprocess.run(["bash", "-n"], input=script, check=False, text=True).returncode == 0
+
+
+@pytest.mark.parametrize("overrides, key, fix", [
+    (["cluster.time=4h"], "cluster.time", "D-HH:MM:SS"),
+    (["cluster.stage_time.train=1:75:00"], "cluster.stage_time.train", "D-HH:MM:SS"),
+    (["cluster.nodes=3"], "train.global_batch_size", "multiple of"),          # 16 over 3 x 8 GPUs
+    (["cluster.nodes=1", "cluster.gpus_per_node=1"], "cluster.gpus_per_node", "GiB"),  # 32B on one GPU
+    (["cluster.partition=gpu partition"], "cluster.partition", "plain Slurm name"),
+    (["train.deepspeed=/nonexistent/zero3.json"], "train.deepspeed", "no such file"),
+    (["cluster.nodes=2", "eval.budgets=[0]"], "eval.budgets", "positive"),
+])
+def test_bad_plans_are_refused_before_submission(tmp_path, capsys, overrides, key, fix):
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", *overrides])
+    out, err = capsys.readouterr()
+    assert rc == 2 and f"{key}=" in err and fix in err and "nothing was submitted" in err, err
+    assert "#SBATCH" not in out
+
+
+def test_missing_input_and_missing_sbatch(tmp_path, monkeypatch):
+    cfg = compose("train", tmp_path, "experiment=demo", "cluster=local_slurm")
+    with pytest.raises(ConfigError) as e:  # train alone: curate's output must exist already
+        check_submission(cfg, "train")
+    assert e.value.key == "train.dataset" and "make pipeline" in e.value.fix
+    check_submission(cfg, "train", upstream=("curate",))  # in a chain it is curate's job to write it
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError) as e:
+        check_submission(cfg, "curate")
+    assert e.value.key == "cluster.kind" and "slurm/local/start.sh" in e.value.fix and "cluster=local" in e.value.fix

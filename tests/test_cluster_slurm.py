@@ -1,0 +1,122 @@
+"""Cluster on a real one-node Slurm (slurm/local/start.sh): the demo pipeline through sbatch with afterok
+dependencies, failure propagation, `make status`, re-submission skipping finished stages, quoting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s1.cluster import pipeline, slurm
+from s1.cluster.submit import latest_jobs, submit_stage
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="session")
+def local_slurm() -> None:
+    """Start (or find) the local Slurm; skip with its own words where it cannot start (no root, no apt)."""
+    proc = subprocess.run(["bash", str(REPO / "slurm" / "local" / "start.sh")], check=False, capture_output=True,
+                          text=True, timeout=600)
+    if proc.returncode != 0 or shutil.which("sbatch") is None:
+        reason = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+        pytest.skip(f"local Slurm could not start (bash slurm/local/start.sh): {reason[0]}")
+
+
+def status_output(run_dir: Path) -> str:
+    """`make status RUN=<run dir>` as the user runs it."""
+    proc = subprocess.run([sys.executable, "-m", "s1.cluster.status", str(run_dir)], cwd=REPO,
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_hostile_values_through_sbatch(local_slurm, tmp_path, monkeypatch):
+    """sbatch parses the quoted #SBATCH lines (log path with spaces, quotes, $() and ;) and the job's argv is
+    exactly the overrides given; nothing in them runs."""
+    fake_python = tmp_path / "argv-dump"
+    fake_python.write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
+    fake_python.chmod(0o755)
+    monkeypatch.setenv("ARGV_OUT", str(tmp_path / "argv"))  # reaches the job: --export=ALL
+    overrides = [
+        f'paths.runs_dir="{tmp_path}/runs dir \'q\' $(touch {tmp_path}/PWNED1); x"',
+        f"run.name='n; touch {tmp_path}/PWNED2 `touch {tmp_path}/PWNED3`'",
+        f'+extra.note="say \\"hi\\" $(touch {tmp_path}/PWNED4) && echo"',
+        "cluster=local_slurm", f"cluster.python={fake_python}",
+    ]
+    cfg = pipeline.compose_stage("curate", overrides)
+    job = submit_stage(cfg, "curate", overrides)
+    info = slurm.wait_for([job], timeout_s=60)[job]
+    assert info.state == "COMPLETED", info
+    assert (tmp_path / "argv").read_text().split("\0")[1:-1] == overrides
+    assert not [n for n in range(1, 5) if (tmp_path / f"PWNED{n}").exists()], "a value was run as shell code"
+    record = latest_jobs(cfg.run.dir)["curate"]
+    assert Path(record["log"]).is_file() and "s1 curate: job " + job in Path(record["log"]).read_text()
+    assert (Path(cfg.run.dir) / "slurm" / "curate.sbatch").is_file()
+    assert (Path(cfg.run.dir) / "slurm" / "curate.config.yaml").is_file()
+
+
+def test_failed_curate_never_runs_train_or_eval(local_slurm, tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "broken"
+    rc = pipeline.main([f"paths.runs_dir={tmp_path / 'runs'}", "run.name=broken", "experiment=demo",
+                        "cluster=local_slurm", "cluster.setup=['echo simulated curate failure >&2; exit 3']"])
+    assert rc == 0, capsys.readouterr()
+    jobs = latest_jobs(run_dir)
+    assert list(jobs) == ["curate", "train", "eval"]
+    assert jobs["train"]["dependency"] == f"afterok:{jobs['curate']['job_id']}"
+    assert jobs["eval"]["dependency"] == f"afterok:{jobs['train']['job_id']}"
+    infos = slurm.wait_for([j["job_id"] for j in jobs.values()], timeout_s=60)
+    assert infos[jobs["curate"]["job_id"]].state == "FAILED"
+    assert infos[jobs["curate"]["job_id"]].exit_code.startswith("3")
+    for stage in ("train", "eval"):
+        assert infos[jobs[stage]["job_id"]].state == "CANCELLED"
+        assert not Path(jobs[stage]["log"]).exists()  # never started
+    out = status_output(run_dir)
+    lines = {line.split()[0]: line for line in out.splitlines() if len(line.split()) > 2 and line.split()[1].isdigit()}
+    assert "FAILED" in lines["curate"] and "missing" in lines["curate"]
+    assert "CANCELLED" in lines["train"] and "CANCELLED" in lines["eval"]
+    assert "simulated curate failure" in out  # the failed job's log tail
+    assert f"train (job {jobs['train']['job_id']}) never ran" in out
+
+
+@pytest.mark.slow
+def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, capsys):
+    """make pipeline on the demo (made small), waits for the chain, then a re-submission submits nothing."""
+    for script in ("curate.py", "train.py", "eval.py"):
+        if not (REPO / "scripts" / script).exists():
+            pytest.skip(f"scripts/{script} is not in the repo yet")
+    args = [f"paths.runs_dir={tmp_path}", "run.name=e2e", "experiment=demo", "cluster=local_slurm",
+            "curate.sources.0.size=300", "curate.diversity.num_samples=64", "train.max_steps=5",
+            "train.global_batch_size=8", "train.micro_batch_size=8", "eval.limit=4", "eval.budgets=[16]",
+            "eval.methods=[bf]", "eval.max_new_tokens=48", "eval.include_base_model=false"]
+    proc = subprocess.run([sys.executable, "-m", "s1.cluster.pipeline", *args, "cluster.wait=true"], cwd=REPO,
+                          check=False, capture_output=True, text=True, timeout=600)
+    run_dir = tmp_path / "e2e"
+    jobs = latest_jobs(run_dir)
+    logs = "\n".join(f"--- {j['log']}\n" + Path(j["log"]).read_text()[-3000:] for j in jobs.values()
+                     if Path(j["log"]).exists())
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{logs}"
+    assert jobs["train"]["dependency"] == f"afterok:{jobs['curate']['job_id']}"
+    assert jobs["eval"]["dependency"] == f"afterok:{jobs['train']['job_id']}"
+    assert len((run_dir / "curate" / "s1k.jsonl").read_text().splitlines()) == 64
+    assert (run_dir / "train" / "final" / "config.json").is_file()
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics
+    assert "COMPLETED" in proc.stdout and proc.stdout.count("done") >= 3  # the status table printed at the end
+
+    submitted = (run_dir / "slurm" / "jobs.jsonl").read_text()
+    assert pipeline.main(args) == 0  # everything finished with these settings: nothing submitted
+    out = capsys.readouterr().out
+    assert out.count("finished, skipped") == 3 and "nothing to submit" in out
+    assert (run_dir / "slurm" / "jobs.jsonl").read_text() == submitted
+
+    (run_dir / "eval" / "metrics.json").unlink()  # eval unfinished: only eval goes, with nothing to wait for
+    assert pipeline.main([*args, "cluster.dry_run=true"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished, skipped") == 2 and "# eval: dry run" in out and "# train: dry run" not in out
+    assert "--dependency" not in out.split("# eval: dry run")[1].splitlines()[0]

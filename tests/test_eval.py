@@ -1,0 +1,149 @@
+"""Eval stage: metrics by hand, the stage end to end on the tiny model, and resume after a hard kill."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, run_script
+
+from s1.eval.metrics import majority_correct, pass_at_1, pass_at_k, scaling_metrics, summarize
+
+
+def test_pass_at_1_mean_and_standard_error():
+    acc, se = pass_at_1([[True, False], [True, True], [False, False]])
+    assert acc == pytest.approx(50.0)
+    assert se == pytest.approx(100 * math.sqrt(((0.5 - 0.5) ** 2 + 0.5 ** 2 + 0.5 ** 2) / 2 / 3))
+
+
+def test_pass_at_k_and_majority():
+    assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 3, 2) == 1.0
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    assert majority_correct(["5", "6", "5", None], [True, False, True, False])
+    assert not majority_correct(["6", "5", "6"], [False, True, False])
+    assert not majority_correct([None, None], [False, False])
+
+
+def test_scaling_metrics_match_the_definitions():
+    pts = [(100.0, 10.0), (200.0, 30.0), (400.0, 20.0)]
+    m = scaling_metrics(pts, a_min=100, a_max=300)
+    assert m["control"] == pytest.approx(100 * 2 / 3)
+    slopes = [(30 - 10) / 100, (20 - 10) / 300, (20 - 30) / 200]      # per token
+    assert m["scaling"] == pytest.approx(1000 * sum(slopes) / 3)      # per 1,000 tokens
+    assert m["performance"] == 30.0
+
+
+def test_summarize_counts_outcomes_and_votes():
+    recs = [{"question_id": q, "sample": k, "correct": c, "extracted": a, "outcome": o, "thinking_tokens": t, "answer_tokens": 2}
+            for q, k, c, a, o, t in [("a", 0, True, "1", "answered", 10), ("a", 1, False, "2", "forced", 20),
+                                     ("b", 0, False, None, "no_answer", 30), ("b", 1, False, "3", "answered", 40)]]
+    s = summarize(recs)
+    assert s["accuracy"] == pytest.approx(25.0) and s["avg_thinking_tokens"] == 25
+    assert s["outcomes"] == {"answered": 2, "forced": 1, "no_answer": 1, "timeout": 0}
+    assert s["maj@2"] == pytest.approx(50.0) and s["pass@2"] == pytest.approx(50.0)
+
+
+COMMON = ["model=tiny", "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.budgets=[4,16]",
+          "eval.max_new_tokens=40", "eval.batch_size=1", "eval.budget_forcing.answer_max_tokens=6",
+          "eval.budget_forcing.num_waits=1"]
+
+
+def _eval_args(tmp, tiny_model_dir, name):
+    return [*COMMON, f"paths.runs_dir={tmp}", f"run.name={name}", f"eval.model_path={tiny_model_dir}",
+            f"model.name_or_path={tiny_model_dir}"]
+
+
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+@pytest.mark.slow
+def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir):
+    # one uninterrupted run with the paper's baselines
+    args = _eval_args(tmp_path, tiny_model_dir, "full") + [
+        ("eval.methods=[no_bf,bf,token_conditional,step_conditional_bf,class_conditional,rejection_sampling,"
+        "majority]"), "eval.majority_k=[1,2]", "eval.rejection_max_tries=2", "eval.tokens_per_step=4"]
+    proc = run_script("eval.py", *args)
+    out = tmp_path / "full" / "eval"
+    for f in ("config.yaml", "generations.jsonl", "metrics.json", "results.md", "scaling.png"):
+        assert (out / f).exists(), f
+    metrics = json.loads((out / "metrics.json").read_text())
+    methods = {(r["model"], r["method"]) for r in metrics["rows"]}
+    assert {("base", "no_bf"), ("trained", "no_bf"), ("trained", "bf"), ("trained", "token_conditional"),
+            ("trained", "step_conditional_bf"), ("trained", "class_conditional"), ("trained", "rejection_sampling"),
+            ("trained", "majority")} <= methods
+    bf_rows = {r["budget"]: r for r in metrics["rows"] if r["method"] == "bf"}
+    assert bf_rows[4]["avg_thinking_tokens"] <= 4 and bf_rows[16]["avg_thinking_tokens"] <= 16
+    assert all(sum(r["outcomes"].values()) == 6 * r["samples_per_question"] for r in metrics["rows"]
+               if r["method"] != "majority")
+    assert "| model | method | budget |" in proc.stdout            # the table is printed
+    md = (out / "results.md").read_text()
+    assert "Table 1" in md and "Table 3" in md and "Control" in md
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    # rerun: nothing generated, same metrics (re-scored from the cache)
+    lines_before = len(_lines(out / "generations.jsonl"))
+    run_script("eval.py", *args)
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["generated_this_run"] == 0 and again["rows"] == metrics["rows"]
+    assert len(_lines(out / "generations.jsonl")) == lines_before
+
+    # kill -9 mid-run, resume: no key generated twice, final metrics identical to an uninterrupted run
+    small = _eval_args(tmp_path, tiny_model_dir, "a")
+    run_script("eval.py", *small)
+    killed = _eval_args(tmp_path, tiny_model_dir, "b")
+    gen = tmp_path / "b" / "eval" / "generations.jsonl"
+    p = subprocess.Popen([sys.executable, str(REPO / "scripts" / "eval.py"), *killed], cwd=REPO,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not gen.exists() or len(gen.read_text().splitlines()) < 8):
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    n_killed = len(gen.read_text().splitlines())
+    total = len(_lines(tmp_path / "a" / "eval" / "generations.jsonl"))
+    assert 8 <= n_killed < total, "the kill should land mid-run"
+    run_script("eval.py", *killed)
+    recs = _lines(gen)
+    keys = [(r["model"], r["benchmark"], r["question_id"], r["method"], r["budget"], r["sample"]) for r in recs]
+    assert len(keys) == len(set(keys)) == total
+    resumed = json.loads((tmp_path / "b" / "eval" / "metrics.json").read_text())
+    full = json.loads((tmp_path / "a" / "eval" / "metrics.json").read_text())
+    assert resumed["generated_this_run"] == total - n_killed
+    assert resumed["rows"] == full["rows"] and resumed["scaling"] == full["scaling"]
+
+
+def test_bad_config_names_key_and_fix(tmp_path, tiny_model_dir):
+    proc = run_script("eval.py", *_eval_args(tmp_path, tiny_model_dir, "bad"), "eval.backend=tgi", check=False)
+    assert proc.returncode != 0    # Hydra turns errors raised inside main into exit 1 (run_stage's 2 is for overrides)
+    assert "eval.backend='tgi'" in proc.stderr and "transformers" in proc.stderr
+
+
+def test_check_eval_config_refuses_missing_checkpoint_and_bad_budgets(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from s1.eval.checks import check_eval_config
+    from s1.eval.methods import plan_runs
+    from s1.runtime import CONFIG_DIR, ConfigError
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("eval", overrides=[f"eval.model_path={tmp_path}/nothing", f"paths.runs_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="eval.model_path.*make train"):
+        check_eval_config(cfg)
+    cfg.eval.model_path = "simplescaling/s1-32B"   # a hub name is fine
+    check_eval_config(cfg)
+    cfg.eval.budgets = [0]
+    with pytest.raises(ConfigError, match="eval.budgets"):
+        check_eval_config(cfg)
+    cfg.eval.budgets = [None]
+    cfg.eval.methods = ["token_conditional"]
+    with pytest.raises(ConfigError, match="numeric budgets"):
+        plan_runs(cfg)
+    cfg.eval.methods = ["beam"]
+    with pytest.raises(ConfigError, match="eval.methods"):
+        plan_runs(cfg)

@@ -1,0 +1,215 @@
+"""Budget forcing and the engines: the tiny model really generates; scripted engines misbehave at the seam."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from s1.infer import build_prompt, generate, load_engine
+from s1.infer.budget_forcing import DEFAULTS
+from s1.infer.engine import Continuation, Request, find_stop
+
+QUESTION = "Start at 3, add 4, 5 times. Last digit?"
+
+
+@pytest.fixture(scope="module")
+def chatty_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with larger random weights, so greedy output varies instead of repeating one token."""
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("chatty") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(chatty_model_dir):
+    return load_engine("transformers", str(chatty_model_dir), max_context=4096)
+
+
+def test_build_prompt_is_the_training_format(engine):
+    p = build_prompt(engine.tokenizer, QUESTION)
+    assert p == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                 f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n")
+    assert build_prompt(engine.tokenizer, QUESTION, system="S", think=False).startswith("<|im_start|>system\nS<|im_end|>")
+    assert not build_prompt(engine.tokenizer, QUESTION, think=False).endswith("think\n")
+
+
+def test_continuation_with_cache_equals_fresh_greedy_run(engine):
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    first = engine.continue_batch([Request(prompt, 30, [], key="k")])[0]
+    assert len(set(first.text)) > 3, "the chatty model should produce varied text"
+    text = prompt + first.text + "\nWait"
+    fed_before = engine.stats["fed_tokens"]
+    continued = engine.continue_batch([Request(text, 30, [], key="k")])[0]
+    fed_continued = engine.stats["fed_tokens"] - fed_before
+    fresh = engine.continue_batch([Request(text, 30, [])])[0]
+    assert continued.text == fresh.text and continued.num_tokens == fresh.num_tokens
+    # the cached round fed only the changed tail and the new tokens, not the prompt again
+    assert fed_continued < len(engine.encode(text)) // 2 + 30
+
+
+def test_batched_decoding_equals_one_at_a_time(engine):
+    prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add {i + 1}, {i + 2} times. Last digit?") + "x" * i
+               for i in range(5)]
+    batch = engine.continue_batch([Request(p, 25, []) for p in prompts])
+    single = [engine.continue_batch([Request(p, 25, [])])[0] for p in prompts]
+    assert [c.text for c in batch] == [c.text for c in single]
+
+
+def test_stop_string_spanning_tokens_is_caught(engine):
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    free = engine.continue_batch([Request(prompt, 40, [])])[0]
+    ids = engine.encode(free.text)
+    # a stop made of the end of token 10 and the start of token 11: no single token contains it
+    left, right = engine.decode(ids[:11]), engine.decode(ids[:12])
+    stop = left[-2:] + right[len(left):len(left) + 2]
+    assert len(stop) >= 3 and stop in free.text
+    cut = engine.continue_batch([Request(prompt, 40, [stop])])[0]
+    assert cut.stop_reason == "stop" and cut.matched_stop == stop
+    assert cut.text == free.text[:free.text.index(stop)]
+
+
+def test_budget_forcing_with_tiny_model_has_the_trained_shape(engine):
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    bf = dict(DEFAULTS, max_thinking_tokens=12, num_waits=2, answer_max_tokens=5)
+    [r] = generate(engine, [prompt], bf, max_new_tokens=64, progress=False)
+    assert r.thinking_tokens <= 12 and r.answer_tokens <= 5
+    assert r.text.startswith(r.thinking)
+    assert r.text[len(r.thinking):].lstrip("\n").startswith("<|im_start|>answer\nAnswer:")
+    assert r.text.endswith(r.answer)
+    assert r.outcome in ("answered", "forced", "no_answer")
+
+
+class ScriptedEngine:
+    """An engine at the seam that replays scripted continuations and records every request."""
+
+    def __init__(self, tokenizer, script):
+        self.tokenizer, self.script, self.requests = tokenizer, script, []
+
+    def continue_batch(self, requests):
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            out.append(self.script(r, len([q for q in self.requests if q.key == r.key]) - 1))
+        return out
+
+
+def _run(engine, script, **bf):
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    se = ScriptedEngine(engine.tokenizer, script)
+    [r] = generate(se, [prompt], dict(DEFAULTS, **bf), max_new_tokens=1000, progress=False)
+    return r, se.requests
+
+
+def test_never_stops_thinking_is_forced_to_answer(engine):
+    def script(req, i):
+        if "<|im_start|>answer" in req.text:
+            return Continuation(" \\boxed{6}", 4, "eos")
+        return Continuation("7+9=6\n" * req.max_new_tokens, req.max_new_tokens, "length")
+    r, _reqs = _run(engine, script, max_thinking_tokens=50, num_waits=3)
+    assert r.outcome == "forced" and r.thinking_tokens == 50 and r.waits_used == 0
+    assert r.text.endswith("7+9=6\n<|im_start|>answer\nAnswer: \\boxed{6}")
+
+
+def test_stops_at_once_gets_waits_then_answers(engine):
+    def script(req, i):
+        if req.text.endswith("Answer:"):
+            return Continuation(" 6", 2, "eos")
+        return Continuation("", 1, "stop", "<|im_start|>")
+    r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
+    assert r.outcome == "answered" and r.waits_used == 2
+    assert r.thinking == "Wait\nWait"
+    assert r.text == "Wait\nWait\n<|im_start|>answer\nAnswer: 6"
+    # the remaining thinking budget shrinks across rounds
+    assert [q.max_new_tokens for q in reqs[:3]] == [100, 99, 98]
+
+
+def test_wait_follows_the_training_traces(engine):
+    def script(req, i):
+        if req.text.endswith("Answer:"):
+            return Continuation(" \\boxed{5}", 4, "eos")
+        return Continuation(["3+4=7\n", " 7+4=1\n", " 1+4=5\n"][i], 6, "stop", "<|im_start|>")
+    r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
+    assert r.text == "3+4=7\nWait 7+4=1\nWait 1+4=5\n<|im_start|>answer\nAnswer: \\boxed{5}"
+    assert r.thinking_tokens == 18 and [q.max_new_tokens for q in reqs[:3]] == [100, 94, 88]
+
+
+def test_never_answers_ends_as_no_answer(engine):
+    def script(req, i):
+        if "<|im_start|>answer" in req.text:
+            return Continuation("blah " * req.max_new_tokens, req.max_new_tokens, "length")
+        return Continuation("1+1=2\n", 6, "eos")
+    r, reqs = _run(engine, script, max_thinking_tokens=100, answer_max_tokens=7)
+    assert r.outcome == "no_answer" and r.answer_tokens == 7 and reqs[-1].max_new_tokens == 7
+
+
+def test_wall_clock_timeout(engine):
+    import time
+
+    def script(req, i):
+        time.sleep(0.05)
+        return Continuation("", 1, "stop", "<|im_start|>")
+    r, reqs = _run(engine, script, max_thinking_tokens=10_000, num_waits=10_000, request_timeout_s=0.2)
+    assert r.outcome == "timeout" and 1 <= len(reqs) < 20
+
+
+def test_context_window_caps_thinking(engine):
+    def script(req, i):
+        if "<|im_start|>answer" in req.text:
+            return Continuation("5", 1, "eos")
+        return Continuation("x" * req.max_new_tokens, req.max_new_tokens, "length")
+    se = ScriptedEngine(engine.tokenizer, script)
+    se.max_context = 200
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    [r] = generate(se, [prompt], dict(DEFAULTS, answer_max_tokens=20), max_new_tokens=10_000, progress=False)
+    used = len(engine.tokenizer.encode(prompt)) + r.thinking_tokens + r.answer_tokens
+    assert used <= 200 and r.outcome == "forced"
+
+
+def test_find_stop_prefers_earliest():
+    assert find_stop("abc<|im_start|>x<|im_end|>", ["<|im_end|>", "<|im_start|>"]) == (3, "<|im_start|>")
+    assert find_stop("abc", ["<|im_start|>"]) is None
+
+
+def test_openai_backend_against_a_real_local_server(engine, chatty_model_dir, monkeypatch):
+    from s1.infer.server import serve_in_thread
+
+    monkeypatch.setenv("S1_TEST_KEY", "sk-test-123")
+    server, url = serve_in_thread(engine, "tiny", api_key="sk-test-123")
+    try:
+        client = load_engine("openai", str(chatty_model_dir), base_url=url, api_key_env="S1_TEST_KEY",
+                             served_model="tiny")
+        assert "sk-test" not in repr(client)
+        prompts = [build_prompt(engine.tokenizer, q) for q in (QUESTION, "Start at 1, add 2, 3 times. Last digit?")]
+        bf = dict(DEFAULTS, max_thinking_tokens=10, num_waits=1, answer_max_tokens=6)
+        remote = generate(client, prompts, bf, max_new_tokens=64, progress=False)
+        local = generate(engine, prompts, bf, max_new_tokens=64, progress=False)
+        assert [(r.text, r.outcome, r.thinking_tokens) for r in remote] == \
+            [(r.text, r.outcome, r.thinking_tokens) for r in local]
+        monkeypatch.setenv("S1_TEST_KEY", "wrong")
+        bad = load_engine("openai", str(chatty_model_dir), base_url=url, api_key_env="S1_TEST_KEY")
+        with pytest.raises(RuntimeError, match="HTTP 401"):
+            bad.continue_batch([Request("hi", 2, [])])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
+    with pytest.raises(ValueError, match="transformers"):
+        load_engine("tgi", str(tiny_model_dir))
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"\[gpu\]"):
+            load_engine("vllm", str(tiny_model_dir))
