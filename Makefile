@@ -12,7 +12,6 @@ RUN ?=
 export S1_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
-export HYDRA_FULL_ERROR ?= 0
 
 .PHONY: install demo test lint curate train eval pipeline status report bench clean
 
@@ -31,6 +30,7 @@ demo: install
 	$(PY) scripts/curate.py experiment=demo $(ARGS)
 	$(PY) scripts/train.py experiment=demo $(ARGS)
 	$(PY) scripts/eval.py experiment=demo $(ARGS)
+	$(PY) scripts/report.py $(or $(RUN),runs/demo)
 
 test: install
 	$(PY) -m pytest tests -q $(ARGS)
@@ -52,6 +52,15 @@ pipeline: install
 
 status: install
 	$(PY) -m s1.cluster.status $(RUN)
+
+report: install
+	$(PY) scripts/report.py $(or $(RUN),runs/demo)
+
+# Speed checks (not tests): each prints its figures as key=value on its last line.
+bench: install
+	$(PY) bench/curate_throughput.py
+	$(PY) bench/bf_overhead.py
+	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
 
 clean:
 	rm -rf runs outputs .pytest_cache .ruff_cache

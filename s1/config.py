@@ -199,7 +199,7 @@ class TrainConfig:
     resume: str = "auto"                      # auto (last checkpoint in output_dir) | never | path to a checkpoint
     wandb_mode: str = "offline"               # offline (files in output_dir/wandb) | online (needs WANDB_API_KEY) | off
     wandb_project: Optional[str] = None       # wandb project; None = "s1"
-    peak_tflops: Optional[float] = None       # per device, for MFU; None = from the GPU name (H100 989 bf16), CPU 0.05
+    peak_tflops: Optional[float] = None       # per device, for MFU; None = from the GPU name (H100 989 bf16), CPU 0.1 per thread
     plan_only: bool = False                   # print the memory plan and exit
 
 

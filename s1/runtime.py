@@ -136,6 +136,7 @@ class RunDir:
 def run_stage(main, argv: list[str] | None = None) -> None:
     """Entry-point guard: override checks first, then Hydra; config errors exit 2 with one clear line."""
     argv = sys.argv[1:] if argv is None else argv
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's exit(1) + trimmed traceback
     try:
         check_overrides(argv)
         main()

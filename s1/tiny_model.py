@@ -50,6 +50,7 @@ SIZES = {
                  num_key_value_heads=2),
 }
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
+BUILD_VERSION = 3  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
@@ -133,6 +134,7 @@ def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> 
     tok_cfg = json.loads(cfg_path.read_text())
     tok_cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(tok_cfg, indent=2))
+    (tmp / "s1_tiny.json").write_text(json.dumps({"size": size, "seed": seed, "version": BUILD_VERSION}))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -141,7 +143,14 @@ def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> 
 
 def ensure_tiny_model(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     """Build the tiny model at `path` unless it is already there."""
+    import fcntl
+
     path = Path(path)
-    if not (path / "config.json").exists() or not (path / "tokenizer_config.json").exists():
-        build_tiny_model(path, size=size, seed=seed)
+    want = {"size": size, "seed": seed, "version": BUILD_VERSION}
+    stamp = path / "s1_tiny.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # tests and stage subprocesses may ask at once: build once
+        if not stamp.exists() or json.loads(stamp.read_text()) != want:
+            build_tiny_model(path, size=size, seed=seed)
     return path

@@ -26,8 +26,8 @@ def test_clean_records_are_solvable_from_their_trace():
 
 
 def test_solve_matches_hand_computation():
-    assert solve(7, 9, 2, "+") == (5, ["7+9=6", "6+9=5"])
-    assert solve(3, 5, 3, "-") == (8, ["3-5=8", "8-5=3", "3-5=8"])
+    assert solve(7, 9, 2, "+") == (5, ["2:7+9=6", "1:6+9=5"])
+    assert solve(3, 5, 3, "+") == (8, ["3:3+5=8", "2:8+5=3", "1:3+5=8"])
 
 
 def test_flaws_appear_at_about_their_rates(repo):

@@ -106,7 +106,7 @@ def test_bad_values_fail_before_any_work(overrides, key, fix, tmp_path):
 def test_make_train_refuses_an_oom_plan_and_prints_the_plan(tmp_path):
     common = ["experiment=paper_s1", f"paths.runs_dir={tmp_path}"]
     proc = run_script("train.py", *common, "cluster.nodes=1", check=False)
-    assert proc.returncode != 0, proc.stderr[-2000:]  # 2 once run_stage sees errors raised inside Hydra
+    assert proc.returncode == 2, proc.stderr[-2000:]  # a config error: exit 2 before any work
     assert "DOES NOT FIT" in proc.stderr and "config error: cluster.gpus_per_node=8" in proc.stderr
     assert "cluster.nodes=2" in proc.stderr and "zero3_offload.json" in proc.stderr
     assert not (Path(tmp_path) / "paper_s1" / "train").exists()  # nothing launched, nothing submitted

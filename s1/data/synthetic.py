@@ -1,9 +1,12 @@
 """A synthetic question pool in the s1K schema, small enough for a tiny model to learn.
 
-Task: "start at s, add (or subtract) a, n times; last digit?". The thinking
-trace is one fixed-shape line per step (`7+9=6`), so harder questions (larger
-n) need longer traces, which is what the paper's length-as-difficulty signal
-assumes. Some traces make a mistake, then "Wait" and a correction.
+Task: "start at s, add a, n times; last digit?". The thinking
+trace is one fixed-shape line per step, `k:x+a=y`, where k counts the steps
+left (n down to 1), so harder questions (larger n) need longer traces, which
+is what the paper's length-as-difficulty signal assumes. The countdown makes
+"stop after the line numbered 1" a local rule: a tiny model trained mostly on
+long traces (the paper's sampling prefers them) still stops short ones at the
+right place. Some traces make a mistake, then "Wait" and a correction.
 
 The pool also carries the real pool's flaws at about the real rates
 (S1_REFERENCE.md funnel: ~8% API errors / missing fields, ~5% formatting):
@@ -28,11 +31,12 @@ from typing import Any, Iterator
 from s1.data.schema import make_record
 
 # (template, op, MATH-style subject label): the label is the "existing label" domains map from.
+# Addition only: a ~1M-parameter model learns one 10x10 digit table in minutes, not two.
 TEMPLATES = (
     ("Start at {s}, add {a}, {n} times. Last digit?", "+", "Prealgebra"),
     ("Units digit of {s} plus {a} repeated {n} times?", "+", "Number Theory"),
-    ("Start at {s}, subtract {a}, {n} times. Last digit?", "-", "Algebra"),
-    ("Units digit of {s} minus {a} repeated {n} times?", "-", "Counting & Probability"),
+    ("Add {a} to {s}, {n} times. Final units digit?", "+", "Algebra"),
+    ("From {s}, go up {a}, {n} times. Last digit?", "+", "Counting & Probability"),
 )
 MAX_STEPS = 16
 
@@ -79,11 +83,11 @@ def apply_op(op: str, x: int, a: int) -> int:
 
 
 def solve(s: int, a: int, n: int, op: str) -> tuple[int, list[str]]:
-    """Final digit and the per-step lines, e.g. ['7+9=6', '6+9=5']."""
+    """Final digit and the per-step lines, steps left first, e.g. ['2:7+9=6', '1:6+9=5']."""
     lines, x = [], s
-    for _ in range(n):
+    for i in range(n):
         y = apply_op(op, x, a)
-        lines.append(f"{x}{op}{a}={y}")
+        lines.append(f"{n - i}:{x}{op}{a}={y}")
         x = y
     return x, lines
 
@@ -113,7 +117,8 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
         question,
         source=source,
         answer=str(digit),
-        solution=f"Keep only the last digit at each step: {', '.join(lines)}. The answer is $\\boxed{{{digit}}}$.",
+        solution=f"Keep only the last digit at each step: {', '.join(ln.split(':')[1] for ln in lines)}. "
+                 f"The answer is $\\boxed{{{digit}}}$.",
         source_type=SOURCES[source][1],
         metadata=meta,
         thinking_trajectories=["\n".join(trace_lines)],

@@ -23,7 +23,7 @@ from s1.train.memory import model_shape
 
 log = logging.getLogger("s1")
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense bf16
-CPU_TFLOPS_PER_THREAD = 0.025  # ~45 GFLOP/s measured on 2 cores (STACK_NOTES.md)
+CPU_TFLOPS_PER_THREAD = 0.1  # nominal fp32 peak per core (AVX-512 FMA: 32 FLOP/cycle at ~3 GHz); CPU MFU is indicative
 
 
 def is_main_process() -> bool:
