@@ -76,7 +76,7 @@ def curation_section(d: Path) -> list[Block]:
     if matches:
         blocks.append(Table(["pool id", "benchmark", "benchmark item", "matched"],
                             [[str(m.get("id", "")), str(m.get("benchmark", "")), str(m.get("benchmark_id", "")),
-                              str(m.get("matched", m.get("ngram", "")))[:80]] for m in matches[:10]]))
+                              str(m.get("evidence", ""))[:80]] for m in matches[:10]]))
     t = f.get("tokens", {})
     blocks += [Heading("Curated set", 3),
                Table(["questions", "domains", "thinking tokens (total)", "mean", "max", "pool mean",
