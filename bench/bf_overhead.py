@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from s1.infer import build_prompt, generate, load_engine
-from s1.infer.budget_forcing import DEFAULTS
-from s1.infer.engine import Request
-from s1.tiny_model import ensure_tiny_model
+from s1.infer import build_prompt, generate, load_engine  # noqa: E402  (after the path set-up)
+from s1.infer.budget_forcing import DEFAULTS  # noqa: E402
+from s1.infer.engine import Request  # noqa: E402
+from s1.tiny_model import ensure_tiny_model  # noqa: E402
 
 STOP = "\n" * 48
 

@@ -20,6 +20,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from s1.cluster import dispatch
 from s1.curate.decontam import build_index, decontaminate, dedup
 from s1.curate.difficulty import (
     add_reference_answers,
@@ -40,13 +41,6 @@ from s1.runtime import ConfigError, RunDir, prepare, run_stage
 
 log = logging.getLogger("s1")
 
-try:
-    from s1.cluster import dispatch
-except ImportError:  # the cluster package is not there yet: only cluster=local works
-    def dispatch(cfg: DictConfig, stage: str) -> bool:
-        if cfg.cluster.kind == "slurm":
-            raise ConfigError("cluster.kind", "slurm", "s1.cluster is not installed here; use cluster=local")
-        return False
 
 
 def curate(cfg: DictConfig) -> dict:

@@ -15,23 +15,17 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from s1.cluster import dispatch
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.cache import GenerationCache
 from s1.eval.checks import check_eval_config
 from s1.eval.methods import plan_runs
 from s1.eval.report import compute_metrics, plot_scaling, results_table, write_results_md
 from s1.eval.runner import regrade, run_all
-from s1.runtime import ConfigError, RunDir, prepare, run_stage
+from s1.runtime import RunDir, prepare, run_stage
 
 log = logging.getLogger("s1")
 
-try:
-    from s1.cluster import dispatch
-except ImportError:  # the cluster package is not there yet: only cluster=local works
-    def dispatch(cfg: DictConfig, stage: str) -> bool:
-        if cfg.cluster.kind == "slurm":
-            raise ConfigError("cluster.kind", "slurm", "s1.cluster is not installed here; use cluster=local")
-        return False
 
 
 def evaluate(cfg: DictConfig) -> dict:

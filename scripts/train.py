@@ -13,19 +13,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from s1.cluster import dispatch
 from s1.runtime import ConfigError, RunDir, prepare, run_stage
 from s1.train.launch import check_train_config, describe, launch_local
 from s1.train.memory import plan_memory
 
 log = logging.getLogger("s1")
-
-try:
-    from s1.cluster import dispatch
-except ImportError:  # the cluster package is not there yet: only cluster=local works
-    def dispatch(cfg: DictConfig, stage: str) -> bool:
-        if cfg.cluster.kind == "slurm":
-            raise ConfigError("cluster.kind", "slurm", "s1.cluster is not installed here; use cluster=local")
-        return False
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base=None)

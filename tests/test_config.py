@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import run_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from s1.runtime import CONFIG_DIR, ConfigError, check_overrides, prepare
-
-from conftest import run_script
 
 STAGES = ["curate", "train", "eval"]
 EXPERIMENTS = [None] + sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))

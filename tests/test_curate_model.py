@@ -67,9 +67,9 @@ def test_killed_difficulty_run_resumes_without_regenerating(tiny_model_dir, tmp_
 
 @pytest.mark.slow
 def test_teacher_traces_over_a_real_local_http_server(tiny_model_dir, tmp_path, monkeypatch, caplog):
-    from s1.curate.chat_server import serve_chat
     from s1.curate.traces import generate_traces
     from s1.infer import load_engine
+    from s1.infer.server import serve_in_thread
 
     secret = "sk-test-0123456789abcdef"
     monkeypatch.setenv("TEACHER_KEY", secret)
@@ -77,7 +77,8 @@ def test_teacher_traces_over_a_real_local_http_server(tiny_model_dir, tmp_path, 
     pool = [dict(r, thinking_trajectories=[], attempt="") for r in generate_pool(6, seed=5, flaws=False)]
     caplog.set_level(logging.DEBUG)
     for reasoning in ("field", "tags"):
-        server, url = serve_chat(engine, "tiny", api_key=secret, reasoning=reasoning, fail_first=2)
+        server, url = serve_in_thread(engine, "tiny", api_key=secret, reasoning=reasoning, fail_first=2, think_tokens=24,
+                                      answer_tokens=8)
         try:
             cfg = OmegaConf.structured(TracesConfig(enabled=True, base_url=url, model="tiny", api_key_env="TEACHER_KEY",
                                                     concurrency=2, max_retries=3, backoff_s=0.05,

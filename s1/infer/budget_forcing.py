@@ -6,7 +6,7 @@ the rules below decide what to append:
 
 - thinking ended by the model (it wrote the end-of-thinking delimiter
   "<|im_start|>", or end-of-text) with waits left and budget left: drop the
-  delimiter, append "Wait" (on a new line, as the "Wait 7+9=6" corrections
+  delimiter, append "Wait" (on a new line, as the "Wait 12:7+9=6" corrections
   of the training traces are), keep thinking;
 - thinking ended otherwise, or the thinking budget T ran out: append the
   answer prefix "<|im_start|>answer\\nAnswer:" (after a newline if needed),

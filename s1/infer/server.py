@@ -1,11 +1,19 @@
-"""A small OpenAI-compatible completions server over the transformers backend (tests, demos, laptops).
+"""A small OpenAI-compatible server over an inference engine (tests, demos, laptops, local teachers).
 
     python -m s1.infer.server --model .cache/models/tiny-qwen2 --port 8000
 
-Binds to 127.0.0.1 only, serves one request at a time, caps request size and
-max_tokens. Answers POST /v1/completions (prompt: str or list of str,
-max_tokens, stop, temperature, seed) and GET /v1/models. Like vLLM it
-reports the matched stop string in `stop_reason` (None at end of text).
+Binds to 127.0.0.1 only, generates one request at a time, caps request size
+and max_tokens. Routes:
+- POST /v1/completions (prompt: str or list of str, max_tokens, stop,
+  temperature, seed): what budget forcing needs. Like vLLM it reports the
+  matched stop string in `stop_reason` (None at end of text).
+- POST /v1/chat/completions: a reasoning model's reply, thinking after
+  "<|im_start|>think\n" until "<|im_start|>", then the answer. reasoning="field"
+  returns the thinking in message.reasoning_content (as DeepSeek / vLLM
+  reasoning parsers do), "tags" returns "<think>…</think>answer" in content.
+- GET /v1/models.
+fail_first=N answers the first N POSTs with HTTP 429 (a rate-limited
+provider), so clients' retries can be tested; server.stats counts requests.
 """
 
 from __future__ import annotations
@@ -14,17 +22,21 @@ import argparse
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from s1.infer.engine import Request
+from s1.infer.prompts import build_prompt
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_TOKENS_CAP = 4096
 MAX_PROMPTS = 256
 
 
-def make_server(engine, model_name: str, *, port: int = 0, api_key: str | None = None) -> HTTPServer:
-    """An HTTPServer on 127.0.0.1:port (0 = any free port) answering with `engine`."""
+def make_server(engine, model_name: str, *, port: int = 0, api_key: str | None = None, reasoning: str = "field",
+                fail_first: int = 0, think_tokens: int = 4096, answer_tokens: int = 1024) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1:port (0 = any free port) answering with `engine`; see the module doc."""
+    lock = threading.Lock()  # the engine generates one request at a time
+    stats = {"requests": 0, "served": 0, "failed": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):  # quiet; requests may carry keys in headers
@@ -52,20 +64,36 @@ def make_server(engine, model_name: str, *, port: int = 0, api_key: str | None =
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self):
+            with lock:
+                stats["requests"] += 1
+                n = stats["requests"]
             if not self._authorized():
                 return
-            if self.path.rstrip("/") != "/v1/completions":
+            route = self.path.rstrip("/")
+            if route not in ("/v1/completions", "/v1/chat/completions"):
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
             size = int(self.headers.get("Content-Length") or 0)
             if size > MAX_BODY_BYTES:
                 return self._send(413, {"error": {"message": f"body over {MAX_BODY_BYTES} bytes"}})
+            if n <= fail_first:
+                with lock:
+                    stats["failed"] += 1
+                return self._send(429, {"error": {"message": "rate limited"}})
             try:
                 body = json.loads(self.rfile.read(size))
-                self._send(200, complete(engine, model_name, body))
-            except (ValueError, KeyError, TypeError) as e:
+                with lock:
+                    if route == "/v1/completions":
+                        reply = complete(engine, model_name, body)
+                    else:
+                        reply = chat(engine, model_name, body, reasoning, think_tokens, answer_tokens)
+                    stats["served"] += 1
+                self._send(200, reply)
+            except (ValueError, KeyError, TypeError, StopIteration) as e:
                 self._send(400, {"error": {"message": str(e)}})
 
-    return HTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.stats = stats
+    return server
 
 
 def complete(engine, model_name: str, body: dict) -> dict:
@@ -85,9 +113,28 @@ def complete(engine, model_name: str, body: dict) -> dict:
             "model": model_name, "choices": choices, "usage": {"completion_tokens": n}}
 
 
-def serve_in_thread(engine, model_name: str, *, port: int = 0, api_key: str | None = None):
+def chat(engine, model_name: str, body: dict, reasoning: str, think_tokens: int, answer_tokens: int) -> dict:
+    """A reasoning model's chat reply: think until "<|im_start|>" (or the cap), then answer."""
+    question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    prompt = build_prompt(engine.tokenizer, question, think=True)
+    temp, seed = float(body.get("temperature") or 0.0), int(body.get("seed") or 0)
+    cap = min(think_tokens, int(body.get("max_tokens") or MAX_TOKENS_CAP), MAX_TOKENS_CAP)
+    think = engine.continue_batch([Request(prompt, cap, stop=["<|im_start|>"], temperature=temp, seed=seed)])[0]
+    ans = engine.continue_batch([Request(prompt + think.text + "<|im_start|>answer\n", min(answer_tokens, MAX_TOKENS_CAP),
+                                         stop=["<|im_end|>"], temperature=temp, seed=seed)])[0]
+    msg = {"role": "assistant", "content": ans.text}
+    if reasoning == "field":
+        msg["reasoning_content"] = think.text
+    else:
+        msg["content"] = f"<think>{think.text}</think>{ans.text}"
+    return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
+            "model": model_name, "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+            "usage": {"completion_tokens": think.num_tokens + ans.num_tokens}}
+
+
+def serve_in_thread(engine, model_name: str, **kw):
     """Start the server on a daemon thread; returns (server, base_url). Stop with server.shutdown()."""
-    server = make_server(engine, model_name, port=port, api_key=api_key)
+    server = make_server(engine, model_name, **kw)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
 

@@ -53,7 +53,7 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ConfigError("train.dataset", f"{path}:{lineno}", f"not valid JSON ({e.msg}); fix or remove the line")
+                raise ConfigError("train.dataset", f"{path}:{lineno}", f"not valid JSON ({e.msg}); fix or remove the line") from None
     if not records:
         raise ConfigError("train.dataset", str(path), "the file holds no records; check the curate stage's output")
     return records
