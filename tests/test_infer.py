@@ -66,6 +66,31 @@ def test_batched_decoding_equals_one_at_a_time(engine):
     assert [c.text for c in batch] == [c.text for c in single]
 
 
+def test_batched_continuations_of_mixed_lengths_equal_fresh_runs(engine):
+    """One prefill feeds cached rows with tails of different lengths and a fresh row; each equals its fresh run."""
+    prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add {i + 1}, {i + 2} times. Last digit?") for i in range(4)]
+    firsts = engine.continue_batch([Request(p, 10 + 4 * i, [], key=f"mix{i}") for i, p in enumerate(prompts[:3])])
+    tails = ["\nWait", " Wait, let me check that once more", ""]
+    texts = [p + c.text + t for p, c, t in zip(prompts, firsts, tails)] + [prompts[3]]
+    fed_before = engine.stats["fed_tokens"]
+    batch = engine.continue_batch([Request(t, 20, [], key=f"mix{i}") for i, t in enumerate(texts)])
+    fed = engine.stats["fed_tokens"] - fed_before
+    fresh = [engine.continue_batch([Request(t, 20, [])])[0] for t in texts]
+    assert [(c.text, c.num_tokens) for c in batch] == [(c.text, c.num_tokens) for c in fresh]
+    assert fed < sum(len(engine.encode(t)) for t in texts) // 2 + 20 * 4    # cached prompts were not fed again
+    engine.forget([f"mix{i}" for i in range(4)])
+
+
+def test_decode_equals_the_tokenizers_decode(engine):
+    gen = torch.Generator().manual_seed(0)
+    vocab = len(engine.tokenizer)
+    for n in (0, 1, 7, 60):
+        for _ in range(20):
+            ids = torch.randint(vocab, (n,), generator=gen).tolist()
+            assert engine.decode(ids) == engine.tokenizer.decode(ids, skip_special_tokens=False,
+                                                                 clean_up_tokenization_spaces=False)
+
+
 def test_stop_string_spanning_tokens_is_caught(engine):
     prompt = build_prompt(engine.tokenizer, QUESTION)
     free = engine.continue_batch([Request(prompt, 40, [])])[0]

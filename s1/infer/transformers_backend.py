@@ -4,8 +4,8 @@ Budget forcing continues the same sequence several times (think, "Wait",
 think, answer). Re-running the model over the prompt and trace every round would make it
 quadratic, so a keyed sequence keeps its tokens and per-layer key/value
 tensors; the next round feeds only the tokens after the longest prefix it
-shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are decoded
-together: their caches are left-padded to one length and masked.
+shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are fed and
+decoded together, in one prefill and then one token per step: their caches are padded to one length and masked.
 """
 
 from __future__ import annotations
@@ -56,6 +56,23 @@ def _common_prefix_len(a: list[int], b: list[int]) -> int:
     return lo
 
 
+def _backend_decoder(tokenizer):
+    """The Rust tokenizer's own decode when it is exactly what tokenizer.decode(ids, skip_special_tokens=False,
+    clean_up_tokenization_spaces=False) runs; it skips transformers' per-call overhead, which is half the cost of the
+    stop-string check made after every sampled token. None when the class customises decoding."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return None
+    cls = type(tokenizer)
+    if (isinstance(tokenizer, TokenizersBackend) and cls.decode is PreTrainedTokenizerBase.decode
+            and cls._decode is TokenizersBackend._decode):
+        backend = tokenizer._tokenizer
+        return lambda ids: backend.decode(ids, skip_special_tokens=False)
+    return None
+
+
 class TransformersEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
@@ -77,6 +94,7 @@ class TransformersEngine:
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
+        self._backend_decode = _backend_decoder(self.tokenizer)
 
     def forget(self, keys: list[str]) -> None:
         for k in keys:
@@ -86,6 +104,8 @@ class TransformersEngine:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
+        if self._backend_decode is not None:
+            return self._backend_decode(ids)
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
@@ -100,11 +120,7 @@ class TransformersEngine:
     @torch.inference_mode()
     def _continue_batch(self, requests: list[Request]) -> list[Continuation]:
         rows = [self._start(r) for r in requests]
-        live = [r for r in rows if not r.done]
-        for r in live:
-            logits = self._prefill(r)
-            self._accept(r, self._sample(logits[None], [r])[0])
-        self._decode([r for r in live if not r.done])
+        self._generate([r for r in rows if not r.done])
         return [self._finish(r) for r in rows]
 
     def _start(self, req: Request) -> _Row:
@@ -128,58 +144,64 @@ class TransformersEngine:
             row.done, row.reason = True, "length"
         return row
 
-    def _prefill(self, r: _Row) -> torch.Tensor:
+    def _prefill(self, rows: list[_Row]) -> tuple[object, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward pass over every row's uncached tokens; returns (cache, mask, next positions, logits).
+
+        Row i has past_i cached tokens and feed_i new ones. Caches are left-padded to the longest past, the new
+        tokens are right-padded to the longest feed (padding after a real token, so no query attends to nothing),
+        and the mask hides both paddings, in the prefill and in every later decoding step.
+        """
         from transformers import DynamicCache
 
-        past = len(r.kv[0][0][0, 0]) if r.kv else 0
-        cache = DynamicCache(ddp_cache_data=r.kv, config=self.model.config) if r.kv else \
-            DynamicCache(config=self.model.config)
-        feed = torch.tensor([r.ids[past:]], device=self.device)
-        self.stats["fed_tokens"] += feed.shape[1]
-        out = self.model(input_ids=feed, cache=cache, use_cache=True,
-                         position_ids=torch.arange(past, len(r.ids), device=self.device)[None])
-        r.kv = [(layer.keys, layer.values) for layer in cache.layers]  # updated in place
-        return out.logits[0, -1]
+        past = [r.kv[0][0].shape[2] if r.kv else 0 for r in rows]
+        feeds = [r.ids[p:] for r, p in zip(rows, past)]
+        width, span = max(past), max(len(f) for f in feeds)
+        cache = DynamicCache(config=self.model.config)
+        if width:   # cached keys/values left-padded with zeros to the longest past; a fresh row is all padding
+            ref = next(r.kv for r in rows if r.kv)
+            kvs = [r.kv or [(k[:, :, :0], v[:, :, :0]) for k, v in ref] for r in rows]
+            layers = [tuple(torch.cat([torch.nn.functional.pad(kv[li][j], (0, 0, width - p, 0))
+                                       for kv, p in zip(kvs, past)]) for j in (0, 1))
+                      for li in range(len(ref))]
+            cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
+        mask = torch.zeros(len(rows), width + span, dtype=torch.long, device=self.device)
+        for i, (p, f) in enumerate(zip(past, feeds)):
+            mask[i, width - p:width + len(f)] = 1
+        feed = torch.tensor([f + [f[-1]] * (span - len(f)) for f in feeds], device=self.device)
+        pos = torch.tensor(past, device=self.device)[:, None] + torch.arange(span, device=self.device)
+        last = torch.tensor([[len(f) - 1] for f in feeds], device=self.device)
+        self.stats["fed_tokens"] += sum(len(f) for f in feeds)
+        out = self.model(input_ids=feed, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                         logits_to_keep=last)
+        nxt = torch.tensor([len(r.ids) for r in rows], device=self.device)
+        return cache, mask, nxt, out.logits[:, -1]
 
-    def _decode(self, rows: list[_Row]) -> None:
+    def _generate(self, rows: list[_Row]) -> None:
         """Greedy/sampled decoding of all rows together, one token per step; finished rows leave the batch."""
-        from transformers import DynamicCache
-
         if not rows:
             return
-        lens = [r.kv[0][0].shape[2] for r in rows]
-        width = max(lens)
-        pad = [width - n for n in lens]
-        layers = []
-        for li in range(len(rows[0].kv)):
-            ks = [torch.nn.functional.pad(r.kv[li][0], (0, 0, p, 0)) for r, p in zip(rows, pad)]
-            vs = [torch.nn.functional.pad(r.kv[li][1], (0, 0, p, 0)) for r, p in zip(rows, pad)]
-            layers.append((torch.cat(ks), torch.cat(vs)))
-        cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
-        mask = torch.ones(len(rows), width + 1, dtype=torch.long, device=self.device)
-        for i, p in enumerate(pad):
-            mask[i, :p] = 0
-        pos = torch.tensor(lens, device=self.device)
-        while rows:
-            last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
-            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
-                             cache=cache, use_cache=True)
-            self.stats["fed_tokens"] += len(rows)
-            for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
+        cache, mask, pos, logits = self._prefill(rows)
+        while True:
+            for r, tok in zip(rows, self._sample(logits, rows)):
                 self._accept(r, tok)
             keep = [i for i, r in enumerate(rows) if not r.done]
             for i, r in enumerate(rows):
                 if r.done:   # its cache: the real (unpadded) positions, all but the token just sampled
-                    r.kv = [(layer.keys[i:i + 1, :, pad[i]:], layer.values[i:i + 1, :, pad[i]:])
-                            for layer in cache.layers]
+                    real = mask[i].bool()
+                    r.kv = [(layer.keys[i:i + 1, :, real], layer.values[i:i + 1, :, real]) for layer in cache.layers]
             if not keep:
                 return
             if len(keep) < len(rows):
                 idx = torch.tensor(keep, dtype=torch.long, device=self.device)
                 cache.batch_select_indices(idx)
                 mask, pos = mask[idx], pos[idx]
-                rows, pad = [rows[i] for i in keep], [pad[i] for i in keep]
+                rows = [rows[i] for i in keep]
             mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
+            last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
+            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
+                             cache=cache, use_cache=True)
+            self.stats["fed_tokens"] += len(rows)
+            logits = out.logits[:, -1]
             pos = pos + 1
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
