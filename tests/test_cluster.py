@@ -118,8 +118,23 @@ def test_missing_input_and_missing_sbatch(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as e:  # train alone: curate's output must exist already
         check_submission(cfg, "train")
     assert e.value.key == "train.dataset" and "make pipeline" in e.value.fix
-    check_submission(cfg, "train", upstream=("curate",))  # in a chain it is curate's job to write it
+    # in a chain it is curate's job to write it (whether a Slurm controller runs here is not this test's business)
+    monkeypatch.setattr("s1.cluster.checks.check_partition", lambda partition: None)
+    check_submission(cfg, "train", upstream=("curate",))
+    monkeypatch.undo()
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError) as e:
         check_submission(cfg, "curate")
     assert e.value.key == "cluster.kind" and "slurm/local/start.sh" in e.value.fix and "cluster=local" in e.value.fix
+
+
+def test_a_silent_controller_is_not_reported_as_a_bad_partition(tmp_path, monkeypatch):
+    from s1.cluster.checks import check_partition
+
+    fake = tmp_path / "scontrol"  # Slurm installed, controller stopped: what `scontrol ping` then prints
+    fake.write_text("#!/bin/sh\necho 'Slurmctld(primary) at localhost is DOWN'\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(ConfigError) as e:
+        check_partition("gpu")
+    assert e.value.key == "cluster.kind" and "DOWN" in e.value.fix and "slurm/local/start.sh" in e.value.fix

@@ -145,6 +145,11 @@ def check_memory(cfg: DictConfig) -> list[str]:
 def check_partition(partition: str) -> None:
     if shutil.which("scontrol") is None:
         return
+    ping = subprocess.run(["scontrol", "ping"], check=False, capture_output=True, text=True)
+    if "UP" not in ping.stdout:  # installed but no controller answers: not a partition problem
+        raise ConfigError("cluster.kind", "slurm", "the Slurm controller does not answer (scontrol ping: "
+                          f"{(ping.stdout or ping.stderr).strip()[:120]}); start it (on this machine: "
+                          "bash slurm/local/start.sh) or run here with cluster=local")
     proc = subprocess.run(["scontrol", "show", "partition", partition], check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         known = subprocess.run(["sinfo", "-h", "-o", "%R"], check=False, capture_output=True, text=True).stdout.split()
