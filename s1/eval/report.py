@@ -96,19 +96,26 @@ def results_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def table1(metrics: dict) -> str:
-    """Paper Table 1 layout: one row per model setting, one column per benchmark (accuracy %)."""
-    benches = sorted({r["benchmark"] for r in metrics["rows"]})
-    settings: dict[str, dict[str, str]] = {}
-    for r in metrics["rows"]:
+def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """Table 1's rows: setting name ("trained with budget forcing (T=64)", ...) → benchmark → metrics row."""
+    settings: dict[str, dict[str, dict]] = {}
+    for r in rows:
         if r["method"] not in ("no_bf", "bf"):
             continue
         name = {"base": "base model", "trained": "trained"}[r["model"]]
         name += " without budget forcing" if r["method"] == "no_bf" or r["budget"] is None else \
             f" with budget forcing (T={r['budget']})"
-        settings.setdefault(name, {})[r["benchmark"]] = f"{r['accuracy']:.1f} ± {r['stderr']:.1f}"
+        settings.setdefault(name, {})[r["benchmark"]] = r
+    return settings
+
+
+def table1(metrics: dict) -> str:
+    """Paper Table 1 layout: one row per model setting, one column per benchmark (accuracy %)."""
+    benches = sorted({r["benchmark"] for r in metrics["rows"]})
+    cell = lambda r: f"{r['accuracy']:.1f} ± {r['stderr']:.1f}"
     lines = ["| model | " + " | ".join(benches) + " |", "|---|" + "---|" * len(benches)]
-    lines += [f"| {name} | " + " | ".join(v.get(b, "–") for b in benches) + " |" for name, v in settings.items()]
+    lines += [f"| {name} | " + " | ".join(cell(v[b]) if b in v else "–" for b in benches) + " |"
+              for name, v in table1_settings(metrics["rows"]).items()]
     return "\n".join(lines)
 
 

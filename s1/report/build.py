@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from s1.eval.report import table1_settings
 from s1.report import paper
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
@@ -176,8 +177,7 @@ def evaluation_section(d: Path) -> list[Block]:
     paper_cols = [b for b in benches if b in ("aime24", "math500")]
     header += [f"paper {b}" for b in paper_cols]
     t1 = []
-    for r in _table1_rows(rows):
-        name, per = r
+    for name, per in table1_settings(rows).items():
         cells = [f"{per[b]['accuracy']:.1f} ± {per[b]['stderr']:.1f}" if b in per else "–" for b in benches]
         n = next(iter(per.values()))
         ref = _paper_row(name)
@@ -203,18 +203,6 @@ def evaluation_section(d: Path) -> list[Block]:
                Table(["model", "method", "budget", "benchmark", "answered", "forced", "no answer", "timeout"],
                      outcomes)]
     return blocks
-
-
-def _table1_rows(rows: list[dict]) -> list[tuple[str, dict]]:
-    out: dict[str, dict] = {}
-    for r in rows:
-        if r["method"] not in ("no_bf", "bf"):
-            continue
-        name = "base model" if r["model"] == "base" else "trained"
-        name += " without budget forcing" if r["method"] == "no_bf" or r["budget"] is None else \
-            f" with budget forcing (T={r['budget']})"
-        out.setdefault(name, {})[r["benchmark"]] = r
-    return list(out.items())
 
 
 def _paper_row(name: str) -> dict | None:
