@@ -62,7 +62,7 @@ def main() -> None:
     speedup = t_single / t_batch
     print(f"8 x 128 tokens: batch {t_batch:.3f} s, one at a time {t_single:.3f} s")
 
-    from s1.eval.grading import grade_many
+    from s1.grading import grade_many
 
     rows = [json.loads(x) for x in (REPO / "data" / "benchmarks" / "math500.jsonl").read_text().splitlines()]
     responses = [f"Let me think.\n<|im_start|>answer\nAnswer: The result is $\\boxed{{{r['answer']}}}$"

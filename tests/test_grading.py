@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from s1.eval.grading import extract_answer, grade_many, is_correct
+from s1.grading import extract_answer, grade_many, is_correct
 
 # (response as a model writes it, reference, integer_answer, expected)
 CASES = [

@@ -108,7 +108,7 @@ def grade_cached(records: list[dict], cache: JsonlCache, cfg, judge=None) -> dic
 def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bool]:
     if cfg.grader == "llm_judge":
         return judge(responses, records)
-    from s1.eval.grading import grade_many
+    from s1.grading import grade_many
 
     out = [False] * len(records)
     for as_int in (False, True):  # grade_many takes one integer rule per call

@@ -1,1 +1,1 @@
-"""Evaluation: grading, methods (budget forcing and the paper's baselines), metrics, reports."""
+"""Evaluation: methods (budget forcing and the paper's baselines), metrics, reports."""

@@ -7,7 +7,7 @@ from itertools import groupby
 from typing import Any
 
 from s1.eval.cache import GenerationCache, record_key
-from s1.eval.grading import extract_answer, is_correct
+from s1.grading import extract_answer, is_correct
 from s1.eval.methods import RunSpec
 from s1.infer import build_prompt, generate, load_engine
 
@@ -112,7 +112,7 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, tries
 
 def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
     """Grade every cached generation again (grader changed): no generation is redone."""
-    from s1.eval.grading import grade_many
+    from s1.grading import grade_many
 
     for bench in sorted({r["benchmark"] for r in cache.records.values()}):
         recs = [r for r in cache.records.values() if r["benchmark"] == bench]
