@@ -148,7 +148,7 @@ def build_pool_rows(pool_dir: Path, rng: random.Random) -> list[dict]:
     rng.shuffle(train)
     asy = [r for r in train if "[asy]" in r["problem"]][:6]
     plain = [r for r in train if "[asy]" not in r["problem"]]
-    rows = [math_row(r) for r in plain[:84] + asy]
+    rows = [math_row(r) for r in plain[:84]] + [{**math_row(r), "flaw": "asy"} for r in asy]  # [asy] outside AIME
     rows += [{**math_row(r), "flaw": "math500_copy"} for r in pick(rng, math, 5, lambda r: r["in_math500"])]
     rows += [numina_row(r, NUMINA_SOURCES[i % len(NUMINA_SOURCES)]) for i, r in enumerate(plain[84:204])]
     aime_asy = [r for r in aime if "[asy]" in r["problem"]]
@@ -190,7 +190,7 @@ def inject_flaws(rng: random.Random, rows: list[dict]) -> None:
     for _ in range(FLAWS["bold_digits"]):
         r = next(it)
         r["flaw"] = "bold_digits"
-        r["question"] = f"**Problem 3.** {r['question']}"
+        r["question"] = f"**3.** {r['question']}"
     for _ in range(FLAWS["no_gold"]):  # a worked solution without \boxed and no answer in metadata
         r = next(it)
         r["flaw"] = "no_gold"
@@ -253,7 +253,7 @@ def main() -> None:
     inject_flaws(rng, rows)
     rng.shuffle(rows)
     write(s1_59k_table(rows), out / "s1_59k_sample.parquet")
-    clean = [r for r in rows if "flaw" not in r and "[asy]" not in r["question"]]
+    clean = [r for r in rows if "flaw" not in r]
     s1k = clean[:100]
     write(s1_59k_table(s1k), out / "s1k_sample.parquet")
     s1k_1_1 = clean[100:160]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from s1.curate.cache import JsonlCache
 from s1.curate.funnel import StepResult
-from s1.data.schema import record_metadata
+from s1.data.schema import record_metadata, source_family
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -174,7 +174,7 @@ def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> 
             rec["domain"] = UNASSIGNED
             unlabelled[str(label_of(rec, cfg.label_field))[:60]] += 1
         rec["domain_how"] = by or "unassigned"
-        coverage.setdefault(str(rec.get("source")), Counter())[rec["domain_how"]] += 1
+        coverage.setdefault(source_family(rec), Counter())[rec["domain_how"]] += 1
         if rec["domain"] == UNASSIGNED and cfg.drop_unassigned:
             dropped.append((rec, "no_domain"))
         else:
@@ -184,7 +184,7 @@ def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> 
              100 * (len(pool) - n_un) / max(1, len(pool)), len({r["domain"] for r in pool}),
              dict(unlabelled.most_common(8)))
     for src, c in sorted(coverage.items()):
-        log.info("domains %-14s %s", src, ", ".join(f"{k} {v}" for k, v in c.most_common()))
+        log.info("domains %-24s %s", src, ", ".join(f"{k} {v}" for k, v in c.most_common()))
     share = n_un / max(1, len(pool))
     if share > UNASSIGNED_WARN_FRACTION:
         log.warning("!!! domains: %.0f%% of the pool (%d of %d) is Unassigned (over %.0f%%): Algorithm 1 draws "

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from s1.data.schema import GOLD_SOURCES, gold_answer, make_record, parse_metadata
+from s1.data.schema import GOLD_SOURCES, gold_answer, make_record, parse_metadata, source_family
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -154,7 +154,7 @@ def add_gold_answers(pool: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """rec["answer"] = the gold answer (None when there is none) and rec["gold_source"] = how it was found.
 
     A source's own answer column wins; else gold_answer(): last \\boxed{} of the solution, a bare-answer
-    solution, the metadata's answer. Returns {source: {how: count}} for the funnel.
+    solution, the metadata's answer. Returns {source family (source_type's dataset): {how: count}} for the funnel.
     """
     counts: dict[str, dict[str, int]] = {}
     for rec in pool:
@@ -162,8 +162,8 @@ def add_gold_answers(pool: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             rec["gold_source"] = "answer_column"
         else:
             rec["answer"], rec["gold_source"] = gold_answer(rec)
-        per = counts.setdefault(str(rec.get("source")), dict.fromkeys(GOLD_SOURCES, 0))
+        per = counts.setdefault(source_family(rec), dict.fromkeys(GOLD_SOURCES, 0))
         per[rec["gold_source"]] += 1
     for src, per in sorted(counts.items()):
-        log.info("gold answers %-14s %s", src, ", ".join(f"{k} {v}" for k, v in per.items() if v))
+        log.info("gold answers %-24s %s", src, ", ".join(f"{k} {v}" for k, v in per.items() if v))
     return counts

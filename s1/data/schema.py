@@ -121,6 +121,13 @@ def gold_answer(record: dict[str, Any]) -> tuple[str | None, str]:
     return None, "none"
 
 
+def source_family(record: dict[str, Any]) -> str:
+    """The dataset a record came from, for per-source tables: source_type's first two parts
+    ("qfq/openaimath/Algebra" → "qfq/openaimath", "AI-MO/NuminaMath-CoT/olympiads" → "AI-MO/NuminaMath-CoT")."""
+    st = str(record.get("source_type") or record.get("source") or "")
+    return "/".join(st.split("/")[:2]) if "/" in st else st
+
+
 def first_trace(record: dict[str, Any]) -> str:
     """The first thinking trajectory ('' when there is none); s1 trains on the first."""
     traces = record.get("thinking_trajectories") or []
