@@ -47,21 +47,6 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def last_boxed(text: str) -> str | None:
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return None
-    depth, j = 0, i + len("\\boxed{")
-    for k in range(j, len(text)):
-        if text[k] == "{":
-            depth += 1
-        elif text[k] == "}":
-            if depth == 0:
-                return text[j:k]
-            depth -= 1
-    return None
-
-
 def synth_trace(rng: random.Random, question: str, solution: str, answer: str, style: str) -> str:
     """A plausible think-aloud: opening, the solution's sentences as steps, checks of varied count."""
     opening = {"gemini": "The problem asks us to solve the following.",

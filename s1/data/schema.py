@@ -97,15 +97,26 @@ METADATA_ANSWER_KEYS = ("answer", "Answer", "final_answer", "Correct Answer")  #
 GOLD_SOURCES = ("answer_column", "boxed", "bare_solution", "metadata", "none")
 
 
+def last_boxed(text: str) -> str | None:
+    """Content of the last non-empty \\boxed{...} / \\fbox{...} (braces balanced), else None."""
+    for m in reversed(list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))):
+        depth, start = 1, m.end()
+        for k in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            if depth == 0:
+                if text[start:k].strip():
+                    return text[start:k].strip()
+                break
+    return None
+
+
 def gold_answer(record: dict[str, Any]) -> tuple[str | None, str]:
     """(gold answer, how it was found), in the order of S1_REFERENCE.md "Real data shapes":
     the last \\boxed{} of `solution`, the solution itself when it is a bare answer, else the metadata's answer.
     ("none": only an LLM judge reading the solution can grade this record.)"""
-    from s1.grading import _last_boxed
-
     solution = record.get("solution")
     if isinstance(solution, str) and solution.strip():
-        boxed = _last_boxed(solution)
+        boxed = last_boxed(solution)
         if boxed:
             return boxed, "boxed"
         bare = solution.strip()
