@@ -47,7 +47,9 @@ log = logging.getLogger("s1")
 def curate(cfg: DictConfig) -> dict:
     c = cfg.curate
     if not c.sources:
-        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo)")
+        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo); "
+                          "experiment=s1_1 curates nothing: it trains on s1K-1.1 as released (make train "
+                          "ARGS=experiment=s1_1)")
     run = RunDir.create(cfg, c.output_dir)
     funnel = Funnel(run.path)
     endpoint = None

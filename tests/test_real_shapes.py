@@ -137,15 +137,34 @@ def test_msc_titles_and_codes_map_to_themselves(tmp_path):
                         ("11-XX", "11"), ("05 Combinatorics", "05"), ("number theory", "11"),
                         ("Mathematics -> Algebra -> Intermediate Algebra -> Inequalities", "26")]:
         assert code_for_label(label, msc=msc) == code, label
-    pool = load_59k()  # the featurized table's shape: a `domain` column of MSC titles
+    rows = pq.read_table(POOL_59K).to_pylist()  # the featurized table's shape: a `domain` column of MSC titles
     titles = list(msc.values())
-    for i, r in enumerate(pool):
-        r["domain_title"] = titles[i % len(titles)]
-    src_cfg = OmegaConf.structured(DomainsConfig(msc_file=MSC_FILE, label_field="domain_title"))
-    res = assign_domains(pool, src_cfg, cache_dir=tmp_path)
-    assert all(r["domain"] == f"{code} {title}" for r in pool for code, title in [next(
-        (c, t) for c, t in msc.items() if t == r["domain_title"])])
+    for i, r in enumerate(rows):
+        r["domain"] = titles[i % len(titles)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "featurized.parquet")
+    src = OmegaConf.structured(SourceConfig(kind="parquet", path=str(tmp_path / "featurized.parquet"), name="f"))
+    pool = load_pool([src], REPO / "data" / "benchmarks")
+    res = assign_domains(pool, OmegaConf.structured(DomainsConfig(msc_file=MSC_FILE, label_field="domain")),
+                         cache_dir=tmp_path)
+    title_code = {t: c for c, t in msc.items()}
+    assert [r["domain"] for r in pool] == [f"{title_code[r['domain']]} {r['domain']}" for r in rows]
     assert res.notes["unassigned_fraction"] == 0
+
+
+def test_algorithm_1_on_a_degenerate_domain_set_says_so(caplog):
+    from s1.config import DiversityConfig
+    from s1.curate.diversity import sample_diverse
+
+    pool = load_59k()
+    for i, r in enumerate(pool):
+        r["domain"], r["thinking_length"] = ("Unassigned" if i % 3 else "11 Number theory"), i
+    sample_diverse(pool, OmegaConf.structured(DiversityConfig(num_samples=50, seed=0, seed_set=False)))
+    assert "!!! diversity: degenerate domain set" in caplog.text
+    caplog.clear()
+    for i, r in enumerate(pool):
+        r["domain"] = f"{i % 8:02d}"
+    sample_diverse(pool, OmegaConf.structured(DiversityConfig(num_samples=50, seed=0, seed_set=False)))
+    assert "degenerate" not in caplog.text
 
 
 def test_labels_come_from_the_metadata_and_the_unlabelled_are_reported(tmp_path, caplog):
