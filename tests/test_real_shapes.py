@@ -252,7 +252,7 @@ def test_paper_s1_curation_on_the_59k_shape(tiny_model_dir, tmp_path):
     with StubLLM(fail_every=9, flaky=True) as llm:
         run_script("curate.py", "experiment=paper_s1", "cluster=local", "model=tiny", "run.offline=true",
                    f"paths.runs_dir={tmp_path}", "run.name=p",
-                   f"curate.sources=[{{kind: parquet, name: s1_59k, path: '{POOL_59K}'}}]",
+                   "+data@curate=s1_59k_fixture", f"paths.repo={REPO}",
                    f"curate.difficulty.reference_models=[{tiny_model_dir}]", "curate.difficulty.backend=transformers",
                    "curate.difficulty.max_new_tokens=4", f"curate.traces.base_url={llm.url}",
                    "curate.traces.model=stub", "curate.traces.max_retries=2", "curate.traces.backoff_s=0.01",
