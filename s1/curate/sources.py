@@ -153,12 +153,14 @@ def normalise(row: dict[str, Any], src, name: str) -> dict[str, Any]:
 def add_gold_answers(pool: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """rec["answer"] = the gold answer (None when there is none) and rec["gold_source"] = how it was found.
 
-    A source's own answer column wins; else gold_answer(): last \\boxed{} of the solution, a bare-answer
+    A source's own answer column wins unless it is empty or NA ("NA", "none", ...); else gold_answer(): last \\boxed{} of the solution, a bare-answer
     solution, the metadata's answer. Returns {source family (source_type's dataset): {how: count}} for the funnel.
     """
+    from s1.curate.quality import is_na
+
     counts: dict[str, dict[str, int]] = {}
     for rec in pool:
-        if rec.get("answer") is not None and str(rec["answer"]).strip():
+        if not is_na(rec.get("answer")):
             rec["gold_source"] = "answer_column"
         else:
             rec["answer"], rec["gold_source"] = gold_answer(rec)
