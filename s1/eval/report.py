@@ -50,7 +50,7 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
         scaling.append({"model": model, "method": method, "benchmark": bench, "budgets": len(pts),
                         "control_range": [a_min, a_max], **scaling_metrics(pts, a_min, a_max)})
     return {"rows": rows, "scaling": scaling, "scaling_unit": SCALING_UNIT,
-            "control_definition": CONTROL_DEFINITION}
+            "control_definition": CONTROL_DEFINITION, "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
 
 
 CONTROL_DEFINITION = ("Control: share of a method's runs whose average thinking tokens stay within [a_min, a_max]; "
@@ -186,25 +186,33 @@ def table3(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def table4(metrics: dict) -> str:
+def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
     """Paper Table 4 layout: extrapolation string (2 suppressed ends of thinking each) vs no extrapolation."""
     rows = [r for r in metrics["rows"] if r["method"] == "extrapolation_strings"
             or (r["method"] == "no_bf" and r["model"] == "trained")]
     if not any(r["method"] == "extrapolation_strings" for r in rows):
-        return "No extrapolation-string runs (add `extrapolation_strings` to eval.methods)."
+        return [], []
     benches = sorted({r["benchmark"] for r in rows})
+    w = metrics.get("extrapolation_waits", 2)
     by: dict[str, dict[str, dict]] = {}
     for r in rows:
         name = "no extrapolation" if r["method"] == "no_bf" else (
-            "2× without string" if r["budget"] == "none" else f'2× "{r["budget"]}"')
+            f"{w}× without string" if r["budget"] == "none" else f'{w}× "{r["budget"]}"')
         by.setdefault(name, {})[r["benchmark"]] = r
-    lines = ["| setting | " + " | ".join(f"{b} (%)" for b in benches) + " | avg thinking tokens |",
-             "|---|" + "---|" * (len(benches) + 1)]
+    out = []
     for name, v in by.items():
         toks = [x["avg_thinking_tokens"] for x in v.values()]
-        lines.append(f"| {name} | " + " | ".join(f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches)
-                     + f" | {sum(toks) / len(toks):.0f} |")
-    return "\n".join(lines)
+        out.append([name, *[f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches],
+                    f"{sum(toks) / len(toks):.0f}"])
+    return ["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens"], out
+
+
+def table4(metrics: dict) -> str:
+    header, rows = table4_rows(metrics)
+    if not rows:
+        return "No extrapolation-string runs (add `extrapolation_strings` to eval.methods)."
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def write_results_md(metrics: dict, path: Path) -> Path:
