@@ -175,6 +175,7 @@ class CurateConfig:
 @dataclass
 class TrainConfig:
     dataset: str = "${run.dir}/curate/s1k.jsonl"  # curated records (jsonl or save_to_disk folder)
+    transform: Optional[str] = None           # None | token_conditional | step_conditional: paper Table 3's control models (s1/train/transforms.py)
     output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
     learning_rate: float = 1e-5               # paper: 1e-5, cosine decay

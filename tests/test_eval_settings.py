@@ -239,3 +239,34 @@ def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_
     assert not recs["never"]["correct"]                   # scored wrong although its answer is right
     s = summarize(list(recs.values()))
     assert s["no_fit_within_tries"] == 1 and s["accuracy"] == 50.0
+
+
+# ---- conditional-control models: the paper's prompts and stops ------------------------------------------------
+
+def test_conditional_methods_need_their_trained_model(tmp_path, tiny_model_dir):
+    from s1.eval.methods import plan_runs
+    from s1.runtime import ConfigError
+
+    cfg = _cfg(tmp_path, tiny_model_dir, "eval.methods=[step_conditional_bf]")
+    with pytest.raises(ConfigError, match="eval.step_conditional_model.*train.transform=step_conditional"):
+        plan_runs(cfg)
+
+
+@pytest.mark.slow
+def test_conditional_models_run_with_the_papers_prompts_and_stops(tmp_path, tiny_model_dir):
+    from s1.eval.methods import plan_runs
+    from s1.infer.prompts import CONDITIONAL_END, STEP_OVERRUN
+
+    cfg = _cfg(tmp_path, tiny_model_dir, "eval.methods=[step_conditional_bf,token_conditional,class_conditional]",
+               f"eval.step_conditional_model={tiny_model_dir}", f"eval.token_conditional_model={tiny_model_dir}",
+               "eval.tokens_per_step=4")
+    runs = {(r.method if r.method != "class_conditional" else r.budget): r for r in plan_runs(cfg)}
+    assert runs["step_conditional_bf"].instruction == "Think for up to 2 steps."       # 8 tokens / 4 per step
+    assert runs["step_conditional_bf"].bf({})["end_of_thinking"] == STEP_OVERRUN
+    assert runs["token_conditional"].instruction == "Think for up to 8 tokens."
+    assert runs["token_conditional"].bf({})["end_of_thinking"] == CONDITIONAL_END
+    assert runs["token_conditional"].max_thinking_tokens is None                     # no forcing without _bf
+    assert runs["short"].instruction.startswith("Answer after a short amount of thinking.")
+    assert runs["long"].instruction.startswith("Answer after a long amount of thinking.")
+    path = tmp_path / "c.jsonl"
+    assert _generate(cfg, path) == 4                     # 1 question × (1 + 1 + 2 classes)

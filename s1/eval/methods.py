@@ -19,25 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from s1.infer.prompts import CLASS_PROMPTS, CONDITIONAL_END, STEP_OVERRUN, STEP_PROMPT, TOKEN_PROMPT
 from s1.runtime import ConfigError
 
 METHODS = ("no_bf", "bf", "wait", "extrapolation_strings", "token_conditional", "token_conditional_bf",
            "step_conditional", "step_conditional_bf", "token_conditional_prompt", "token_conditional_prompt_bf",
            "step_conditional_prompt", "step_conditional_prompt_bf", "class_conditional", "rejection_sampling",
            "majority")
-# class-conditional control (paper Table 3): the wording of the released evaluation (lm-eval fork, PROMPTSHORT/LONG)
-CLASS_PROMPTS = {
-    "short": "Answer after a short amount of thinking. Do not spend excessive time double-checking your work.",
-    "long": ("Answer after a long amount of thinking. If you feel like you are finished early, spend the extra time "
-             "trying to double-check your work until you are absolutely sure that you have the correct answer."),
-}
-TOKEN_PROMPT = "Think for up to {n} tokens."      # released evaluation, PROMPTTOKEN
-STEP_PROMPT = "Think for up to {n} steps."        # released evaluation, PROMPTSTEP
-# markers of the conditional-control training sets (s1/train/transforms.py), stops used to evaluate those models
-STEP_MARKER = "<|im_start|>{n} steps left\n"
-TOKEN_MARKER = "<|im_start|>{n} tokens left\n"
-CONDITIONAL_END = "<|im_start|>answer"            # the model ends thinking itself (markers also start <|im_start|>)
-STEP_OVERRUN = "<|im_start|>0 steps left"          # step-conditional + BF: thinking stops when no step is left
 
 
 @dataclass(frozen=True)

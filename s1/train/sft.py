@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from s1.train.format import build_examples, load_records
+from s1.train.transforms import apply_transform
 from s1.train.launch import gradient_accumulation, world_size
 from s1.train.memory import model_shape
 
@@ -146,7 +147,8 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name_or_path,
                                               trust_remote_code=cfg.model.trust_remote_code)
-    examples, data_report = build_examples(load_records(cfg.train.dataset), tokenizer, cfg.train.block_size)
+    records = apply_transform(load_records(cfg.train.dataset), cfg.train.get("transform"), tokenizer)  # Table 3 control sets
+    examples, data_report = build_examples(records, tokenizer, cfg.train.block_size)
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))
         log.info("training data: %d of %d records, %d truncated at %d tokens, %d dropped (prompt fills the block)",
