@@ -45,7 +45,12 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             continue
         asked = [r["budget"] for r in rows if (r["model"], r["method"], r["benchmark"]) == (model, method, bench)
                  and isinstance(r["budget"], int)]
-        a_max = max(asked) if method in TOKEN_BUDGET_METHODS and asked else (budgets[-1] if budgets else None)
+        if method in TOKEN_BUDGET_METHODS:
+            a_max = max(asked) if asked else None
+        elif method == "class_conditional":       # asked for short/long thinking: held to the sweep's range
+            a_max = budgets[-1] if budgets else None
+        else:                                     # Wait extrapolation, majority voting: no maximum was asked for
+            a_max = None
         a_min = int(min_tokens) if min_tokens and method in BF_METHODS else 0
         scaling.append({"model": model, "method": method, "benchmark": bench, "budgets": len(pts),
                         "control_range": [a_min, a_max], **scaling_metrics(pts, a_min, a_max)})
@@ -54,9 +59,9 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
 
 
 CONTROL_DEFINITION = ("Control: share of a method's runs whose average thinking tokens stay within [a_min, a_max]; "
-                      "a_max = the largest budget the method was asked for (the sweep's largest for methods without "
-                      "a token budget), a_min = 0 unless budget forcing sets a minimum (paper §3.2: only a_max is "
-                      "usually constrained).")
+                      "a_max = the largest budget the method was asked for (class-conditional: the sweep's largest; "
+                      "none, so no Control, for Wait extrapolation and majority voting), a_min = 0 unless budget "
+                      "forcing sets a minimum (paper §3.2: only a_max is usually constrained).")
 
 
 def _hashable(b):
@@ -160,13 +165,13 @@ def table1(metrics: dict) -> str:
     benches = sorted({r["benchmark"] for r in metrics["rows"]})
     paper_cols = [b for b in benches if b in PAPER_COLUMNS]
     cell = lambda r: f"{r['accuracy']:.1f} ± {r['stderr']:.1f}"
-    lines = ["| model | " + " | ".join(benches) + " | " + " | ".join(f"paper {b}" for b in paper_cols)
-             + " | paper row |", "|---|" + "---|" * (len(benches) + len(paper_cols) + 1)]
+    header = ["model", *benches, *[f"paper {b}" for b in paper_cols], "paper row"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, v in table1_settings(metrics["rows"]).items():
         match = paper_table1_row(name)
         refs = [(_paper_cell(match[1], b) if match else "–") for b in paper_cols]
-        lines.append(f"| {name} | " + " | ".join(cell(v[b]) if b in v else "–" for b in benches) + " | "
-                     + " | ".join(refs) + f" | {match[0] if match else '–'} |")
+        cells = [name, *[cell(v[b]) if b in v else "–" for b in benches], *refs, match[0] if match else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
