@@ -270,3 +270,31 @@ def test_conditional_models_run_with_the_papers_prompts_and_stops(tmp_path, tiny
     assert runs["long"].instruction.startswith("Answer after a long amount of thinking.")
     path = tmp_path / "c.jsonl"
     assert _generate(cfg, path) == 4                     # 1 question × (1 + 1 + 2 classes)
+
+
+def test_paper_s1_plans_every_method_on_the_three_benchmarks(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from s1.eval.checks import check_eval_config
+    from s1.eval.methods import plan_runs
+    from s1.runtime import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("eval", overrides=["experiment=paper_s1", "eval.model_path=simplescaling/s1-32B",
+                                         f"paths.runs_dir={tmp_path}"])
+    check_eval_config(cfg)
+    e = cfg.eval
+    assert list(e.benchmarks) == ["aime24", "math500", "gpqa_diamond"] and e.dtype == "float32"
+    assert {"aime24", "aime_2022_2023", "math500", "gpqa_diamond", "livecodebench"} <= set(cfg.curate.decontam.benchmarks)
+    runs = plan_runs(cfg)
+    by = {}
+    for r in runs:
+        by.setdefault((r.model, r.method), []).append(r)
+    assert [r.budget for r in by[("trained", "extrapolation_strings")]] == ["Wait", "Hmm", "Alternatively", "none"]
+    assert all(r.num_waits == 2 for r in by[("trained", "extrapolation_strings")])
+    assert [r.num_waits for r in by[("trained", "wait")]] == [1, 2, 4, 6]
+    [maj] = by[("base", "majority")]
+    assert maj.model_path == "Qwen/Qwen2.5-32B-Instruct" and maj.samples == 64 and maj.temperature == 1.0
+    assert [r.budget for r in by[("trained", "bf")]] == [500, 1000, 2000, 4000, 8000, 16000]
+    assert {("trained", m) for m in ("class_conditional", "rejection_sampling", "token_conditional_prompt",
+                                     "step_conditional_prompt_bf")} <= set(by)

@@ -68,3 +68,37 @@ def test_unknown_transform_names_the_key(tokenizer):
     with pytest.raises(ConfigError, match="train.transform"):
         apply_transform(RECORDS, "beam", tokenizer)
     assert apply_transform(RECORDS, None, tokenizer) is RECORDS
+
+
+@pytest.mark.slow
+def test_make_train_selects_the_transform_and_eval_runs_the_model(tiny_model_dir, tmp_path):
+    """train.transform=step_conditional trains on the countdown set; the result runs as step_conditional_bf."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from s1.data.synthetic import generate_pool, write_jsonl
+    from s1.runtime import CONFIG_DIR
+    from s1.train.sft import train
+
+    data = write_jsonl(generate_pool(16, seed=3, flaws=False), tmp_path / "s1k.jsonl")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("train", overrides=[
+            f"model.name_or_path={tiny_model_dir}", f"train.dataset={data}", f"train.output_dir={tmp_path}/train",
+            "train.max_steps=2", "train.global_batch_size=4", "train.micro_batch_size=4", "train.block_size=256",
+            "train.bf16=false", "train.gradient_checkpointing=false", "train.wandb_mode=off",
+            "train.transform=step_conditional"])
+    OmegaConf.resolve(cfg)
+    final = train(cfg)
+    report = json.loads((tmp_path / "train" / "train_data.json").read_text())
+    assert report["transform"] == "step_conditional" and report["kept"] == 16
+
+    from test_eval_settings import _cfg, _generate
+
+    ecfg = _cfg(tmp_path, tiny_model_dir, "eval.methods=[step_conditional_bf]", f"eval.step_conditional_model={final}",
+                "eval.tokens_per_step=4")
+    path = tmp_path / "g.jsonl"
+    assert _generate(ecfg, path) == 1
+    rec = json.loads(path.read_text())
+    assert rec["method"] == "step_conditional_bf" and rec["model"].startswith("step_model:")

@@ -149,6 +149,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
                                               trust_remote_code=cfg.model.trust_remote_code)
     records = apply_transform(load_records(cfg.train.dataset), cfg.train.get("transform"), tokenizer)  # Table 3 control sets
     examples, data_report = build_examples(records, tokenizer, cfg.train.block_size)
+    data_report["transform"] = cfg.train.get("transform") or "none"
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))
         log.info("training data: %d of %d records, %d truncated at %d tokens, %d dropped (prompt fills the block)",
