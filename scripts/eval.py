@@ -15,9 +15,9 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from s1.cache import GenerationCache
 from s1.cluster import dispatch
 from s1.data.benchmarks import benchmark_name, load_benchmark
-from s1.cache import GenerationCache
 from s1.eval.checks import check_eval_config
 from s1.eval.methods import plan_runs
 from s1.eval.report import compute_metrics, plot_figure4, plot_scaling, results_table, write_results_md

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -220,8 +219,8 @@ class ThinkingEngine:
 def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from s1.eval.metrics import summarize
     from s1.eval.methods import RunSpec
+    from s1.eval.metrics import summarize
     from s1.eval.runner import run_spec
 
     cfg = _cfg(tmp_path, tiny_model_dir, "eval.rejection_max_tries=3", "eval.max_new_tokens=400",

@@ -59,7 +59,7 @@ def test_transformed_records_train_with_the_markers_in_the_loss(tokenizer, name)
     assert report["kept"] == 2
     unit = "steps" if name == "step_conditional" else "tokens"
     assert f" {unit} left\n" in examples[0]["completion"] and f" {unit} left" not in examples[0]["prompt"]
-    assert f"Think for up to" in examples[0]["prompt"]
+    assert "Think for up to" in examples[0]["prompt"]
 
 
 def test_unknown_transform_names_the_key(tokenizer):

@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from s1.train.format import build_examples, load_records
-from s1.train.transforms import apply_transform
 from s1.train.launch import gradient_accumulation, world_size
 from s1.train.memory import model_shape
+from s1.train.transforms import apply_transform
 
 log = logging.getLogger("s1")
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense bf16
