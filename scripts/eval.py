@@ -1,8 +1,8 @@
 """make eval: accuracy with and without budget forcing, thinking-budget sweeps, test-time-scaling metrics.
 
   make eval ARGS="experiment=demo"                     # the demo model on 300 synthetic questions, CPU
-  make eval ARGS="experiment=paper_s1 eval.model_path=simplescaling/s1-32B"   # AIME24 + MATH500, vLLM
-  make eval ARGS="... eval.methods=[no_bf,bf,token_conditional,rejection_sampling]"   # paper Table 3
+  make eval ARGS="experiment=paper_s1 eval.model_path=simplescaling/s1-32B"   # AIME24, MATH500, GPQA Diamond; vLLM
+  make eval ARGS="... eval.methods=[no_bf,bf,wait,extrapolation_strings,rejection_sampling,majority]"   # Tables 1/3/4
 
 Writes to ${eval.output_dir}: generations.jsonl (append-only cache: rerun resumes, re-scores for free),
 metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thinking tokens), figure4.png.

@@ -178,6 +178,8 @@ def test_gpqa_grading_is_by_letter():
     assert grade("Answer: **D) 250 eV**", "D", "gpqa_sample", multiple_choice=True)
     assert not grade("Answer: B", "C", "gpqa_sample", multiple_choice=True)
     assert not grade("Answer: 2", "A", "gpqa_sample", multiple_choice=True)   # an option's text is not its letter
+    assert grade("Answer: the answer is (C), since ...", "C", "gpqa_sample", multiple_choice=True)
+    assert not grade("Answer: (B) or (C)", "C", "gpqa_sample", multiple_choice=True)   # two letters: no choice
 
 
 def test_gpqa_missing_gives_the_fix(tmp_path):

@@ -151,6 +151,7 @@ def gpqa_row(r: dict[str, Any], i: int, seed: int = GPQA_SHUFFLE_SEED) -> dict[s
 
 LETTERS = "ABCD"
 _CHOICE = re.compile(r"^\(?\s*([A-D])\s*(?:[).:]|$|\s)")
+_MARKED_CHOICE = re.compile(r"(?:\(([A-D])\)|\b([A-D])\))")
 
 
 def choice_letter(answer: str | None) -> str | None:
@@ -160,4 +161,7 @@ def choice_letter(answer: str | None) -> str | None:
     a = re.sub(r"\\(?:text|mathrm|textbf)\{([^}]*)\}", r"\1", answer)
     a = a.replace("*", "").replace("$", "").strip()
     m = _CHOICE.match(a)
-    return m.group(1) if m else None
+    if m:
+        return m.group(1)
+    marked = [m.group(1) or m.group(2) for m in _MARKED_CHOICE.finditer(a)]  # "the answer is (C)": one letter only
+    return marked[0] if len(set(marked)) == 1 else None
