@@ -157,7 +157,7 @@ class DecontamConfig:
     ngram: int = 8                            # word n-gram length (paper: 8)
     benchmarks: list[str] = field(default_factory=list)  # aime24 aime_2022_2023 math500 gpqa_diamond livecodebench, or jsonl paths
     dedup: bool = True                        # exact dedup of normalised question text
-    cross_source: bool = False                # each source vs the sources before it (released collection code; drops boilerplate-sharing AIME, see README)
+    cross_source: bool = False                # each source vs the sources before it (released collection code; off: see README, real pools)
 
 
 @dataclass
