@@ -69,8 +69,7 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
         "temperature": spec.temperature, "seed": int(e.seed) if spec.temperature > 0 else None,
         "accept_max_thinking": spec.accept_max_thinking,
         "max_tries": int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1,
-        "aime_text": e.aime_text,
-    }
+    }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
 
 
 def settings_key(spec_settings: str, row: dict, spec: RunSpec) -> str:
