@@ -1,4 +1,4 @@
-"""Metrics from the cached generations, and the three reports: metrics.json, results.md, scaling.png."""
+"""Metrics from the cached generations, and the reports: metrics.json, results.md (Tables 1, 3, 4), scaling.png, figure4.png."""
 
 from __future__ import annotations
 
