@@ -224,7 +224,9 @@ def write_results_md(metrics: dict, path: Path) -> Path:
     text = "\n\n".join([
         "# Results", "## Table 1 layout: accuracy (%) ± standard error over questions",
         "Paper numbers (s1-32B / Qwen2.5-32B-Instruct) sit beside the setting they reproduce only; its "
-        "\"with budget forcing\" numbers are Wait extrapolation, so thinking-cap rows have none.",
+        "\"with budget forcing\" numbers are Wait extrapolation, so thinking-cap rows have none."
+        + ("" if _is_paper_model(metrics) else " This run evaluates other models: the paper's numbers are reference "
+           "only."),
         table1(metrics),
         "## Table 3 layout: test-time scaling metrics",
         (f"{metrics['control_definition']} Scaling: average slope over all budget pairs, in "
@@ -235,6 +237,12 @@ def write_results_md(metrics: dict, path: Path) -> Path:
         "## All runs", results_table(metrics), ""])
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _is_paper_model(metrics: dict) -> bool:
+    from s1.report.paper import PAPER_MODELS
+
+    return any(r.get("model_path") in PAPER_MODELS for r in metrics["rows"])
 
 
 def plot_figure4(metrics: dict, path: Path) -> Path:
