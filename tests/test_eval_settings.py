@@ -299,3 +299,18 @@ def test_paper_s1_plans_every_method_on_the_three_benchmarks(tmp_path):
     assert [r.budget for r in by[("trained", "bf")]] == [500, 1000, 2000, 4000, 8000, 16000]
     assert {("trained", m) for m in ("class_conditional", "rejection_sampling", "token_conditional_prompt",
                                      "step_conditional_prompt_bf")} <= set(by)
+
+
+def test_table3_pairs_the_papers_numbers_with_its_own_methods_only():
+    from s1.eval.report import table3
+
+    scaling = [{"model": m, "method": meth, "benchmark": b, "budgets": 4, "control_range": [0, 16000],
+                "control": 100.0, "scaling": 1.0, "performance": 50.0}
+               for m, meth, b in [("trained", "bf", "aime24"), ("trained", "bf", "math500"),
+                                  ("trained", "token_conditional_prompt", "aime24"),
+                                  ("token_model", "token_conditional", "aime24")]]
+    lines = table3({"scaling": scaling, "rows": []}).splitlines()[2:]
+    assert lines[0].endswith("| 100% / 15 / 56.7 |")          # budget forcing on AIME24
+    assert lines[1].endswith("| – |")                          # the paper's Table 3 is AIME24 only
+    assert lines[2].endswith("| – |")                          # prompt-only is not the paper's method
+    assert lines[3].endswith("| 40% / -24 / 40.0 |")

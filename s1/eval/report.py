@@ -175,14 +175,34 @@ def table1(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+PAPER_TABLE3_METHODS = {   # our method → the paper's Table 3 row (AIME24); prompt-only variants have none
+    "bf": "budget forcing", "token_conditional": "token-conditional control",
+    "token_conditional_bf": "token-conditional + budget forcing", "step_conditional": "step-conditional control",
+    "step_conditional_bf": "step-conditional + budget forcing", "class_conditional": "class-conditional control",
+    "rejection_sampling": "rejection sampling",
+}
+
+
+def paper_table3_cell(s: dict) -> str:
+    """The paper's Control / Scaling / Performance for this method on AIME24, or "–"."""
+    from s1.report.paper import TABLE3
+
+    name = PAPER_TABLE3_METHODS.get(s["method"])
+    if s["benchmark"] != "aime24" or name is None or s["model"] == "base":
+        return "–"
+    c, sc, p = TABLE3[name]
+    return f"{c}% / {sc} / {p}"
+
+
 def table3(metrics: dict) -> str:
-    """Paper Table 3 layout: Control / Scaling / Performance per method (and benchmark)."""
-    lines = ["| method | benchmark | budgets | [a_min, a_max] | Control (%) | Scaling | Performance (%) |",
-             "|---|---|---|---|---|---|---|"]
+    """Paper Table 3 layout: Control / Scaling / Performance per method (and benchmark), the paper's beside the
+    matching method on AIME24 only."""
+    lines = ["| method | benchmark | budgets | [a_min, a_max] | Control (%) | Scaling | Performance (%) | "
+             "paper (Control / Scaling / Performance) |", "|---|---|---|---|---|---|---|---|"]
     for s in metrics["scaling"]:
         f = (lambda x, d=1: "–" if x is None else f"{x:.{d}f}")
         lines.append(f"| {s['model']} · {s['method']} | {s['benchmark']} | {s['budgets']} | {s.get('control_range')} | "
-                     f"{f(s['control'], 0)} | {f(s['scaling'])} | {f(s['performance'])} |")
+                     f"{f(s['control'], 0)} | {f(s['scaling'])} | {f(s['performance'])} | {paper_table3_cell(s)} |")
     no_fit = [r for r in metrics["rows"] if r["method"] == "rejection_sampling"]
     if no_fit:
         lines += ["", "Rejection sampling: questions with no sample inside the budget within the try limit "

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from s1.eval.report import PAPER_COLUMNS, _paper_cell, paper_table1_row, table1_settings, table4_rows
+from s1.eval.report import PAPER_COLUMNS, _paper_cell, paper_table1_row, paper_table3_cell, table1_settings, table4_rows
 from s1.report import paper
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
@@ -193,11 +193,12 @@ def evaluation_section(d: Path) -> list[Block]:
                                           "scaling")])
     if m.get("scaling"):
         t3 = [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), str(s.get("control_range")),
-               _fmt(s.get("control"), 0), _fmt(s.get("scaling")), _fmt(s.get("performance"))] for s in m["scaling"]]
+               _fmt(s.get("control"), 0), _fmt(s.get("scaling")), _fmt(s.get("performance")), paper_table3_cell(s)]
+              for s in m["scaling"]]
         blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
                    Para(f"{m.get('control_definition', '')} Scaling in {m.get('scaling_unit', '?')}."),
                    Table(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling",
-                          "Performance (%)"], t3),
+                          "Performance (%)", "paper (AIME24)"], t3),
                    Para("Paper (AIME24): " + "; ".join(f"{k} {c}% / {s} / {p}"
                                                        for k, (c, s, p) in paper.TABLE3.items()) + ".")]
         no_fit = [r for r in rows if r["method"] == "rejection_sampling"]
