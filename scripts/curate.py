@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from s1.cluster import dispatch
-from s1.curate.decontam import build_index, decontaminate, dedup
+from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
 from s1.curate.difficulty import (
     add_reference_answers,
     add_thinking_lengths,
@@ -64,8 +64,10 @@ def curate(cfg: DictConfig) -> dict:
     funnel.note("gold_answers", add_gold_answers(pool))                                 # boxed / bare / metadata / none
     pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
     pool = funnel.add("quality", pool, apply_quality_rules(pool, c.quality))            # API errors, images, [asy], ...
-    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram)
+    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram, cfg.paths.shared_pool_dir)
     pool = funnel.add("decontam", pool, decontaminate(pool, index, run.path / "decontam_matches.jsonl"))
+    if c.decontam.cross_source:                                                          # later source vs earlier ones
+        pool = funnel.add("cross_source", pool, cross_source(pool, c.decontam.ngram, run.path / "cross_source.jsonl"))
     if c.decontam.dedup:
         pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
     pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,

@@ -25,9 +25,16 @@ def check_eval_config(cfg) -> None:
     for key, value, low in (("eval.num_samples", e.num_samples, 1), ("eval.max_new_tokens", e.max_new_tokens, 1),
                             ("eval.batch_size", e.batch_size, 1), ("eval.budget_forcing.num_waits",
                             e.budget_forcing.num_waits, 0), ("eval.budget_forcing.answer_max_tokens",
-                            e.budget_forcing.answer_max_tokens, 1), ("eval.tokens_per_step", e.tokens_per_step, 1)):
-        if value < low:
+                            e.budget_forcing.answer_max_tokens, 1), ("eval.tokens_per_step", e.tokens_per_step, 1),
+                            ("eval.rejection_max_tries", e.rejection_max_tries, 1),
+                            ("eval.extrapolation_waits", e.extrapolation_waits, 1)):
+        if value is not None and value < low:   # answer_max_tokens None = the rest of the total (public code)
             raise ConfigError(key, value, f"must be >= {low}")
+    if e.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
+        raise ConfigError("eval.dtype", e.dtype, "use float32 (the paper's evaluation), bfloat16, float16, auto, or "
+                          "null for model.dtype")
+    if e.majority_model not in ("base", "trained"):
+        raise ConfigError("eval.majority_model", e.majority_model, "use base (paper Fig. 4) or trained")
     if e.temperature < 0:
         raise ConfigError("eval.temperature", e.temperature, "use 0 (greedy, the paper) or a positive temperature")
     if e.backend != "openai" and _looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():

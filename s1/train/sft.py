@@ -20,6 +20,7 @@ from transformers import TrainerCallback
 from s1.train.format import build_examples, load_records
 from s1.train.launch import gradient_accumulation, world_size
 from s1.train.memory import model_shape
+from s1.train.transforms import apply_transform
 
 log = logging.getLogger("s1")
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense bf16
@@ -148,7 +149,9 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
                                               trust_remote_code=cfg.model.trust_remote_code)
     t = cfg.train
     records = load_records(t.dataset, split=t.dataset_split, revision=t.dataset_revision)  # file, folder or hub id
+    records = apply_transform(records, t.get("transform"), tokenizer, t.trace_column)  # Table 3 control sets
     examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column)
+    data_report["transform"] = t.get("transform") or "none"
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))
         log.info("training data: %d of %d records, %d truncated at %d tokens, %d dropped (prompt fills the block)",
