@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from s1.cluster import pipeline
-from s1.cluster.checks import check_submission, parse_slurm_time
+from s1.cluster.checks import check_partition, check_submission, parse_slurm_time
 from s1.cluster.render import job_script, render_template
 from s1.cluster.submit import submit_stage
 from s1.runtime import ConfigError
@@ -119,22 +120,45 @@ def test_missing_input_and_missing_sbatch(tmp_path, monkeypatch):
         check_submission(cfg, "train")
     assert e.value.key == "train.dataset" and "make pipeline" in e.value.fix
     # in a chain it is curate's job to write it (whether a Slurm controller runs here is not this test's business)
-    monkeypatch.setattr("s1.cluster.checks.check_partition", lambda partition: None)
+    monkeypatch.setattr("s1.cluster.checks.check_slurm_here", lambda cfg: None)
     check_submission(cfg, "train", upstream=("curate",))
     monkeypatch.undo()
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError) as e:
         check_submission(cfg, "curate")
-    assert e.value.key == "cluster.kind" and "slurm/local/start.sh" in e.value.fix and "cluster=local" in e.value.fix
+    assert e.value.key == "cluster.kind" and "make slurm-up" in e.value.fix and "cluster=local" in e.value.fix
 
 
 def test_a_silent_controller_is_not_reported_as_a_bad_partition(tmp_path, monkeypatch):
-    from s1.cluster.checks import check_partition
-
     fake = tmp_path / "scontrol"  # Slurm installed, controller stopped: what `scontrol ping` then prints
     fake.write_text("#!/bin/sh\necho 'Slurmctld(primary) at localhost is DOWN'\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(ConfigError) as e:
         check_partition("gpu")
-    assert e.value.key == "cluster.kind" and "DOWN" in e.value.fix and "slurm/local/start.sh" in e.value.fix
+    assert e.value.key == "cluster.kind" and "DOWN" in e.value.fix and "make slurm-up" in e.value.fix
+
+
+def test_a_hung_controller_times_out(tmp_path, monkeypatch):
+    """scontrol, squeue and sacct that never answer: a SlurmError naming the command within the limit, no hang."""
+    from s1.cluster import slurm
+
+    for prog in ("scontrol", "squeue", "sacct", "sbatch"):
+        (tmp_path / prog).write_text("#!/bin/sh\nexec sleep 30\n")
+        (tmp_path / prog).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "COMMAND_TIMEOUT_S", 0.5)
+    t = time.monotonic()
+    with pytest.raises(slurm.SlurmError, match="scontrol show job -o 7` did not answer in 0.5 s"):
+        slurm.job_info("7")
+    with pytest.raises(slurm.SlurmError, match="scontrol ping` did not answer"):
+        check_partition("local")
+    assert time.monotonic() - t < 10
+
+
+def test_tests_never_set_up_slurm_themselves(repo):
+    """Installing packages, writing /etc and starting daemons is `make slurm-up`'s job (and .ci/run's), not a test's."""
+    forbidden = ('"apt' + '-get"', "install" + " -y", "start" + ".sh\"", "/etc/" + "slurm", "munge" + "d")
+    for path in sorted((repo / "tests").glob("*.py")):
+        text = path.read_text()
+        assert not [w for w in forbidden if w in text], f"{path.name} sets up Slurm itself"
