@@ -162,3 +162,70 @@ def test_tests_never_set_up_slurm_themselves(repo):
     for path in sorted((repo / "tests").glob("*.py")):
         text = path.read_text()
         assert not [w for w in forbidden if w in text], f"{path.name} sets up Slurm itself"
+
+
+def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
+    """A run whose stages finished (their contract outputs + inputs.json), as the stages leave it, without running
+    them: what `make pipeline` and `make status` read."""
+    from s1.cluster.outputs import record_inputs
+
+    cfgs = {s: compose(s, tmp_path, "experiment=demo", *overrides) for s in ("curate", "train", "eval")}
+    for stage, files in (("curate", ["s1k.jsonl"]), ("train", ["final/config.json", "final/model.safetensors"]),
+                         ("eval", ["metrics.json"])):
+        out = Path(cfgs[stage][stage].output_dir)
+        (out / "final").mkdir(parents=True, exist_ok=True)
+        from omegaconf import OmegaConf
+
+        OmegaConf.save(cfgs[stage], out / "config.yaml", resolve=True)
+        for name in files:
+            (out / name).write_text('{"question": "q"}\n')
+        record_inputs(cfgs[stage], stage)
+    return cfgs
+
+
+def test_a_stage_notices_changed_inputs_not_only_its_own_section(tmp_path, capsys):
+    """The README's ablation re-curated into the same run: train must not count as finished, nor must a model change
+    skip curate and train."""
+    from s1.cluster.outputs import stage_finished
+
+    cfgs = fake_finished_run(tmp_path)
+    assert pipeline.stages_to_run(cfgs) == []
+    # curate re-ran (other diversity method) and wrote another s1K: train and eval are stale, curate is not
+    (Path(cfgs["curate"].curate.output_dir) / "s1k.jsonl").write_text('{"question": "other"}\n')
+    done, why = stage_finished(cfgs["train"], "train")
+    assert not done and "train.dataset (file)" in why
+    assert pipeline.stages_to_run(cfgs) == ["train", "eval"]
+    # another model: every stage reads it
+    other = {s: compose(s, tmp_path, "experiment=demo", "model.dtype=bfloat16") for s in cfgs}
+    for stage in ("curate", "train", "eval"):
+        done, why = stage_finished(other[stage], stage)
+        assert not done and "model.dtype" in why, (stage, why)
+    # its own section still counts
+    done, why = stage_finished(compose("curate", tmp_path, "experiment=demo", "curate.diversity.method=random"),
+                               "curate")
+    assert not done and "curate.diversity" in why
+
+
+def test_status_shows_every_stage_of_a_local_run(tmp_path, capsys):
+    """make status on a run made with cluster=local: done / failed / not started with the outputs, no Slurm needed."""
+    import json
+
+    from s1.cluster import PROCESS_FILE
+    from s1.cluster.status import print_status
+
+    cfgs = fake_finished_run(tmp_path)
+    run_dir = Path(cfgs["curate"].run.dir)
+    eval_dir = Path(cfgs["eval"].eval.output_dir)
+    (eval_dir / "metrics.json").unlink()
+    (eval_dir / PROCESS_FILE).write_text(json.dumps({"pid": 2**22 + 7, "host": __import__("socket").gethostname(),
+                                                     "started": 0, "ended": None}))  # no such pid: killed
+    rows = {r["stage"]: r for r in print_status(run_dir)}
+    out = capsys.readouterr().out
+    assert rows["curate"]["state"] == "done" and str(run_dir / "curate" / "s1k.jsonl") in out
+    assert rows["train"]["state"] == "done"
+    assert rows["eval"]["state"].startswith("failed: killed") and "metrics.json missing" in rows["eval"]["outputs"]
+    assert "no Slurm jobs recorded" not in out
+    import shutil
+
+    shutil.rmtree(eval_dir)
+    assert {r["stage"]: r["state"] for r in print_status(run_dir)}["eval"] == "not started"

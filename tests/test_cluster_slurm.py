@@ -94,8 +94,8 @@ def test_failed_curate_never_runs_train_or_eval(local_slurm, tmp_path, capsys):
         assert infos[jobs[stage]["job_id"]].state == "CANCELLED"
         assert not Path(jobs[stage]["log"]).exists()  # never started
     out = status_output(run_dir)
-    lines = {line.split()[0]: line for line in out.splitlines() if len(line.split()) > 2 and line.split()[1].isdigit()}
-    assert "FAILED" in lines["curate"] and "missing" in lines["curate"]
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] in (["curate"], ["train"], ["eval"])}
+    assert "failed" in lines["curate"] and "FAILED" in lines["curate"] and "missing" in lines["curate"]
     assert "CANCELLED" in lines["train"] and "CANCELLED" in lines["eval"]
     assert "simulated curate failure" in out  # the failed job's log tail
     assert f"train (job {jobs['train']['job_id']}) never ran" in out

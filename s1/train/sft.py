@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
+from s1.cluster.outputs import changed_inputs, record_inputs
 from s1.train.format import build_examples, load_records
 from s1.train.launch import gradient_accumulation, world_size
 from s1.train.memory import model_shape
@@ -140,9 +142,17 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
 
     out = Path(cfg.train.output_dir)
     final = out / "final"
-    if (out / "train_summary.json").exists() and (final / "config.json").exists():
+    changed = changed_inputs(cfg, "train")  # None: never finished here; []: finished with these very inputs
+    if changed == [] and (out / "train_summary.json").exists() and (final / "config.json").exists():
         log.info("already trained: %s (delete %s to train again)", final, out)
         return final
+    if changed:  # the data, model or settings differ from the finished run: its model and checkpoints are stale
+        log.warning("train: inputs changed since %s was trained (%s): training again from the start",
+                    out, ", ".join(changed))
+        if is_main_process():
+            for stale in ("train_summary.json", "train_log.jsonl", "inputs.json"):
+                (out / stale).unlink(missing_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name_or_path,
                                               trust_remote_code=cfg.model.trust_remote_code)
@@ -169,7 +179,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         train_dataset=Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]),
         callbacks=[logger, *callbacks],
     )
-    checkpoint = resume_checkpoint(cfg, out / "checkpoints")
+    checkpoint = None if changed else resume_checkpoint(cfg, out / "checkpoints")
     if checkpoint:
         log.info("resuming from %s", checkpoint)
         if is_main_process():
@@ -188,6 +198,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
                    "world_size": world_size(cfg), "gradient_accumulation": gradient_accumulation(cfg),
                    "data": {k: v for k, v in data_report.items() if k != "dropped"}}
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        record_inputs(cfg, "train")  # last: finished with these inputs
     return final
 
 
