@@ -52,6 +52,7 @@ def fingerprint(path: Path) -> str:
 def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
     """What the stage reads now: config values (resolved) and fingerprints of local input files."""
     config = {stage: OmegaConf.to_container(cfg[stage], resolve=True)}
+    config[stage].pop("output_dir", None)  # where the outputs go is not an input (a moved run stays finished)
     for key in STAGE_READS[stage]:
         node = OmegaConf.select(cfg, key)
         config[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node

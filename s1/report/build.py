@@ -156,8 +156,10 @@ def _memory_plan(cfg, summary: dict) -> list[Block]:
         plan = plan_memory(cfg)
     except Exception as e:  # the planner needs a model config it may not reach offline
         return [Para(f"Memory plan unavailable: {e}")]
-    observed = summary.get("peak_memory_gb")
-    seen = f"{observed:.1f} GB" if observed else "not measured (CPU run)"
+    observed = summary.get("peak_memory_gb")  # GiB reserved by the CUDA allocator on rank 0 (train_summary.json)
+    rss = summary.get("peak_rss_gb")
+    seen = (f"{observed:.1f} GB reserved on rank 0" if observed is not None else
+            f"no GPU (CPU run; peak resident memory {rss:.2f} GB)" if rss else "not recorded")
     return [Heading("Memory plan", 3),
             Para(f"Planner estimate per GPU: {plan.per_gpu_gb:.1f} GB (fits: {plan.fits}); observed peak: {seen}.")]
 

@@ -51,6 +51,34 @@ def peak_memory_gib() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
 
 
+def peak_memory() -> dict:
+    """What this process used at its peak. GPU: the caching allocator's reserved bytes (what the planner's
+    estimate must cover: allocations + fragmentation), the allocated part, and the device's own figure
+    (used = total - free, CUDA context included) at the end. CPU: the process's peak resident set."""
+    import resource
+
+    import torch
+
+    out = {"peak_memory_gb": None, "peak_memory_allocated_gb": None, "device_used_gb_at_end": None,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # ru_maxrss: KiB on Linux
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        out |= {"peak_memory_gb": torch.cuda.max_memory_reserved() / 2**30,
+                "peak_memory_allocated_gb": torch.cuda.max_memory_allocated() / 2**30,
+                "device_used_gb_at_end": (total - free) / 2**30}
+    return out
+
+
+def distributed_facts(trainer) -> dict:
+    """How training really ran, from torch.distributed and the DeepSpeed engine (not from the config)."""
+    import torch.distributed as dist
+
+    on = dist.is_available() and dist.is_initialized()
+    engine = getattr(trainer, "deepspeed", None)
+    return {"world_size": dist.get_world_size() if on else 1, "backend": dist.get_backend() if on else None,
+            "deepspeed_zero_stage": engine.zero_optimization_stage() if engine is not None else None}
+
+
 class TrainLog(TrainerCallback):
     """Per logging step: loss, lr, grad norm, tokens/s and MFU into train_log.jsonl (main process only)."""
 
@@ -196,6 +224,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         summary = {"final": str(final), "train_loss": result.training_loss, "steps": result.global_step,
                    "resumed_from": checkpoint, "wall_s": time.perf_counter() - started,
                    "world_size": world_size(cfg), "gradient_accumulation": gradient_accumulation(cfg),
+                   "distributed": distributed_facts(trainer), **peak_memory(),
                    "data": {k: v for k, v in data_report.items() if k != "dropped"}}
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
         record_inputs(cfg, "train")  # last: finished with these inputs
