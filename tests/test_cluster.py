@@ -229,3 +229,9 @@ def test_status_shows_every_stage_of_a_local_run(tmp_path, capsys):
 
     shutil.rmtree(eval_dir)
     assert {r["stage"]: r["state"] for r in print_status(run_dir)}["eval"] == "not started"
+    # curate re-ran with other results (the README's ablation in the same run): train is stale, eval's model with it
+    (run_dir / "curate" / "s1k.jsonl").write_text('{"question": "other"}\n')
+    (run_dir / "train" / PROCESS_FILE).write_text(json.dumps({"pid": 1, "host": "x", "started": 0, "ended": 1}))
+    states = {r["stage"]: r for r in print_status(run_dir)}
+    assert states["curate"]["state"] == "done" and states["train"]["state"] == "stale"
+    assert "train.dataset (file)" in states["train"]["outputs"]

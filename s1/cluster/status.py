@@ -84,10 +84,10 @@ def stage_row(run_dir: Path, stage: str, record: dict | None) -> dict:
         row["state"] = "failed" if info.state != "CANCELLED" else "cancelled"
     elif process and process.startswith("running"):
         row["state"] = process
+    elif "inputs changed" in why:  # it finished, with other inputs than today's
+        row["state"] = "stale"
     elif process:
         row["state"] = "failed" if process == "ended" else f"failed: {process}"
-    elif "inputs changed" in why:
-        row["state"] = "stale"
     else:
         row["state"] = "failed" if record else "not finished"
     return row
@@ -96,7 +96,11 @@ def stage_row(run_dir: Path, stage: str, record: dict | None) -> dict:
 def stage_rows(run_dir: str | Path) -> list[dict]:
     run_dir = Path(run_dir)
     jobs = latest_jobs(run_dir)
-    return [stage_row(run_dir, stage, jobs.get(stage)) for stage in STAGES]
+    rows = [stage_row(run_dir, stage, jobs.get(stage)) for stage in STAGES]
+    for before, row in zip(rows, rows[1:]):  # done, but from an upstream stage that is not: make pipeline redoes it
+        if row["state"] == "done" and not before["state"].startswith("done"):
+            row["state"] = f"done (but {before['stage']} is not)"
+    return rows
 
 
 def print_status(run_dir: str | Path) -> list[dict]:
