@@ -210,7 +210,7 @@ def _verify_here(pairs: list[tuple[str, str]], timeout_s: float) -> list[bool]:
     verdicts = []
     for a, r in pairs:
         box: list[bool] = []
-        t = threading.Thread(target=lambda a=a, r=r: box.append(_verify_worker(a, r, None)), daemon=True)
+        t = threading.Thread(target=lambda a=a, r=r, box=box: box.append(_verify_worker(a, r, None)), daemon=True)
         t.start()
         t.join(timeout_s * 2 + 2)
         if not box:

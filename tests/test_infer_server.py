@@ -3,8 +3,8 @@ answered before any generation)."""
 
 from __future__ import annotations
 
-import json
 import http.client
+import json
 
 import pytest
 
