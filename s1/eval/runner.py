@@ -7,8 +7,8 @@ from itertools import groupby
 from typing import Any
 
 from s1.eval.cache import GenerationCache, record_key
-from s1.eval.methods import RunSpec
 from s1.grading import extract_answer, is_correct
+from s1.eval.methods import RunSpec
 from s1.infer import build_prompt, generate, load_engine
 
 log = logging.getLogger("s1.eval")
