@@ -173,3 +173,11 @@ def test_grading_leaves_no_process_running():
     assert is_correct("\\boxed{\\frac{2}{4}}", "0.5")
     assert grade_many([r for r, _, _ in NEEDS_MATH_VERIFY], [ref for _, ref, _ in NEEDS_MATH_VERIFY]) == [True, False]
     assert not multiprocessing.active_children() and set(_children_of(os.getpid())) <= before
+
+
+def test_grading_inside_datasets_map_with_two_processes():
+    datasets = pytest.importorskip("datasets")
+    rows = datasets.Dataset.from_list([{"response": r, "reference": ref} for r, ref, _ in NEEDS_MATH_VERIFY] * 2)
+    graded = rows.map(lambda row: {"correct": is_correct(row["response"], row["reference"], timeout_s=2.0)},
+                      num_proc=2, load_from_cache_file=False)
+    assert graded["correct"] == [want for _, _, want in NEEDS_MATH_VERIFY] * 2
