@@ -137,22 +137,29 @@ def _verify_worker(answer: str, reference: str, timeout_s: float | None) -> bool
         return False
 
 
-def _import_in_parent() -> None:
-    """Import math-verify here once, so forked workers start with it loaded (no per-call import)."""
+_PARENT_WARM = False
+
+
+def _warm_parent() -> None:
+    """Pay math-verify's import and first-parse cost once in this process (main thread: its alarms work there),
+    so forked workers start warm; elsewhere only import it."""
+    global _PARENT_WARM
+    if _PARENT_WARM:
+        return
+    _PARENT_WARM = True
     try:
-        import math_verify  # noqa: F401
-    except ImportError:  # the real checks raise it in the worker, with its message
+        if threading.current_thread() is threading.main_thread():
+            _verify_worker("1", "1", 5.0)
+        else:
+            import math_verify  # noqa: F401
+    except Exception:  # noqa: BLE001 - e.g. math-verify missing: the real checks raise it in the worker
         pass
 
 
 def _worker_start() -> None:
     """Keep the cyclic GC off the objects inherited from the parent (walking them copies every page torch's fork
-    shares), and pay math-verify's first-parse cost before the first real check."""
+    shares)."""
     gc.freeze()
-    try:
-        _verify_worker("1", "1", 5.0)
-    except Exception:  # noqa: BLE001 - e.g. math-verify missing: the real checks raise it as before
-        pass
 
 
 def _can_have_children() -> bool:
@@ -235,7 +242,7 @@ def grade_many(responses: list[str], references: list[str], *, integer_answer: b
         verdicts.append(quick_verdict(ans, str(ref), integer_answer))
     todo = [i for i, v in enumerate(verdicts) if v is None]
     if todo:
-        _import_in_parent()
+        _warm_parent()
         pairs = [(answers[i], str(references[i])) for i in todo]
         if _can_have_children():
             got = _verify_in_pool(pairs, timeout_s, workers)
