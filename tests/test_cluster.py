@@ -167,6 +167,8 @@ def test_tests_never_set_up_slurm_themselves(repo):
 def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
     """A run whose stages finished (their contract outputs + inputs.json), as the stages leave it, without running
     them: what `make pipeline` and `make status` read."""
+    from omegaconf import OmegaConf
+
     from s1.cluster.outputs import record_inputs
 
     cfgs = {s: compose(s, tmp_path, "experiment=demo", *overrides) for s in ("curate", "train", "eval")}
@@ -174,8 +176,6 @@ def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
                          ("eval", ["metrics.json"])):
         out = Path(cfgs[stage][stage].output_dir)
         (out / "final").mkdir(parents=True, exist_ok=True)
-        from omegaconf import OmegaConf
-
         OmegaConf.save(cfgs[stage], out / "config.yaml", resolve=True)
         for name in files:
             (out / name).write_text('{"question": "q"}\n')

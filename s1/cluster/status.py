@@ -22,7 +22,7 @@ from s1.runtime import STAGES
 LOG_TAIL_LINES = 15
 
 
-def stage_config(run_dir: Path, stage: str, record: dict | None) -> DictConfig | None:
+def stage_config(run_dir: Path, stage: str) -> DictConfig | None:
     """The config the stage last ran (or was submitted) with: the newer of <stage>/config.yaml and the Slurm copy."""
     paths = [p for p in (run_dir / stage / "config.yaml", slurm_dir(run_dir) / f"{stage}.config.yaml") if p.exists()]
     if not paths:
@@ -63,7 +63,7 @@ def stage_row(run_dir: Path, stage: str, record: dict | None) -> dict:
                 "reason": info.reason if info and info.reason not in ("None", "(null)") else row["reason"],
                 "exit": info.exit_code if info else "",
                 "log": record["log"] if Path(record["log"]).exists() else "(not written: never started)"}
-    cfg = stage_config(run_dir, stage, record)
+    cfg = stage_config(run_dir, stage)
     if cfg is None:
         return row
     cwd = Path.cwd()
