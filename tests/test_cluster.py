@@ -235,3 +235,7 @@ def test_status_shows_every_stage_of_a_local_run(tmp_path, capsys):
     states = {r["stage"]: r for r in print_status(run_dir)}
     assert states["curate"]["state"] == "done" and states["train"]["state"] == "stale"
     assert "train.dataset (file)" in states["train"]["outputs"]
+    from s1.cluster.status import unfinished_notes  # what the report prints above its sections
+
+    notes = unfinished_notes(run_dir)
+    assert notes[0].startswith("train: stale") and "train.dataset (file)" in notes[0] and len(notes) == 2

@@ -103,6 +103,11 @@ def stage_rows(run_dir: str | Path) -> list[dict]:
     return rows
 
 
+def unfinished_notes(run_dir: str | Path) -> list[str]:
+    """One line per stage whose outputs are not what its inputs say now (for the report: no silent mixing)."""
+    return [f"{r['stage']}: {r['state']} — {r['outputs']}" for r in stage_rows(run_dir) if r["state"] != "done"]
+
+
 def print_status(run_dir: str | Path) -> list[dict]:
     rows = stage_rows(run_dir)
     print(f"run {Path(run_dir).absolute()}")
