@@ -13,7 +13,7 @@ export S1_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint curate train eval pipeline status report bench clean
+.PHONY: install demo test lint curate train eval pipeline status report bench clean slurm-up slurm-down
 
 install: $(STAMP)
 
@@ -61,6 +61,14 @@ bench: install
 	$(PY) bench/curate_throughput.py
 	$(PY) bench/bf_overhead.py
 	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
+
+# A one-node Slurm on this machine for `make pipeline ARGS="cluster=local_slurm"` and the Slurm tests (root:
+# installs Debian's slurm + munge if missing, writes /etc/slurm/slurm.conf); slurm-down stops only what it started.
+slurm-up:
+	bash slurm/local/start.sh
+
+slurm-down:
+	bash slurm/local/stop.sh
 
 clean:
 	rm -rf runs outputs .pytest_cache .ruff_cache

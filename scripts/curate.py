@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 from s1.cluster import dispatch
+from s1.cluster.outputs import record_inputs
 from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
 from s1.curate.difficulty import (
     add_reference_answers,
@@ -79,8 +80,10 @@ def curate(cfg: DictConfig) -> dict:
                                                       endpoint=endpoint))
     s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
     export(s1k, run.path, c.push_to_hub)
-    return write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
-                               extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+    report = write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
+                                 extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+    record_inputs(cfg, "curate")                                                        # finished with these inputs
+    return report
 
 
 def _judge(endpoint):

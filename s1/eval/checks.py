@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from s1.infer import BACKENDS
-from s1.runtime import ConfigError
+from s1.runtime import ConfigError, looks_local
 
 
 def check_eval_config(cfg) -> None:
@@ -37,10 +37,7 @@ def check_eval_config(cfg) -> None:
         raise ConfigError("eval.majority_model", e.majority_model, "use base (paper Fig. 4) or trained")
     if e.temperature < 0:
         raise ConfigError("eval.temperature", e.temperature, "use 0 (greedy, the paper) or a positive temperature")
-    if e.backend != "openai" and _looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():
+    if e.backend != "openai" and looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():
         raise ConfigError("eval.model_path", e.model_path, "no HF model there: train first (make train), or point "
                           "eval.model_path at a checkpoint folder or hub name (e.g. simplescaling/s1-32B)")
 
-
-def _looks_local(p: str) -> bool:
-    return p.startswith((".", "/", "~")) or Path(p).exists() or p.count("/") != 1

@@ -28,6 +28,11 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     blocks: list[Block] = [Heading(f"s1 reproduction report: {run.name}", 1),
                            Para(f"Run directory: {run}. Generated from the stage outputs; "
                                 "the paper's numbers are shown for reference.")]
+    from s1.cluster.status import unfinished_notes
+
+    if notes := unfinished_notes(run):  # e.g. curate re-ran after train: the sections below disagree
+        blocks += [Para("Not every stage is up to date with its inputs (make status RUN=... shows the same): "
+                        + "; ".join(notes) + ".")]
     blocks += curation_section(run / "curate")
     blocks += training_section(run / "train")
     blocks += evaluation_section(run / "eval")
@@ -156,8 +161,10 @@ def _memory_plan(cfg, summary: dict) -> list[Block]:
         plan = plan_memory(cfg)
     except Exception as e:  # the planner needs a model config it may not reach offline
         return [Para(f"Memory plan unavailable: {e}")]
-    observed = summary.get("peak_memory_gb")
-    seen = f"{observed:.1f} GB" if observed else "not measured (CPU run)"
+    observed = summary.get("peak_memory_gb")  # GiB reserved by the CUDA allocator on rank 0 (train_summary.json)
+    rss = summary.get("peak_rss_gb")
+    seen = (f"{observed:.1f} GB reserved on rank 0" if observed is not None else
+            f"no GPU (CPU run; peak resident memory {rss:.2f} GB)" if rss else "not recorded")
     return [Heading("Memory plan", 3),
             Para(f"Planner estimate per GPU: {plan.per_gpu_gb:.1f} GB (fits: {plan.fits}); observed peak: {seen}.")]
 
