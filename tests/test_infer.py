@@ -238,3 +238,25 @@ def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
     except ImportError:
         with pytest.raises(ImportError, match=r"\[gpu\]"):
             load_engine("vllm", str(tiny_model_dir))
+
+
+def test_dynamic_cache_round_trip_and_forward_use_it(engine):
+    """The backend's only contact with transformers' cache classes: build from per-layer tensors (public update()),
+    read back (public iteration), and the forward pass really extends the cache it is given (the argument's name
+    changed in 5.20). Fails loudly on a transformers version that changes any of the three."""
+    import transformers
+
+    from s1.infer.transformers_backend import _cache_from_layers, _layers_of
+
+    cfg = engine.model.config
+    heads, dim = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    layers = [(torch.randn(2, heads, 5, dim), torch.randn(2, heads, 5, dim)) for _ in range(cfg.num_hidden_layers)]
+    cache = _cache_from_layers(layers, cfg)
+    back = _layers_of(cache)
+    assert len(back) == len(layers), f"transformers {transformers.__version__}: DynamicCache iteration changed"
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(layers, back))
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    engine.model(input_ids=ids, attention_mask=torch.ones(2, 8, dtype=torch.long), position_ids=torch.arange(5, 8)[None].repeat(2, 1),
+                 use_cache=True, **{engine._cache_arg: cache})
+    assert cache.get_seq_length() == 8, (f"transformers {transformers.__version__}: the model ignored "
+                                         f"{engine._cache_arg}=; fix TransformersEngine._cache_arg")
