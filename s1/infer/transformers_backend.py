@@ -112,7 +112,8 @@ class TransformersEngine:
         self.max_context = max_context
         self.max_cached = max_cached
         self.states: OrderedDict[str, _State] = OrderedDict()
-        self.stats = {"fed_tokens": 0, "reused_tokens": 0}
+        self.stats = {"fed_tokens": 0, "reused_tokens": 0, "generated_tokens": 0}
+        self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
@@ -145,17 +146,23 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def _continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        rows = [self._start(r) for r in requests]
+        # a branch (fork_from) starts from another key's state as it was before this batch changes it
+        forks = {r.key: self.states.get(r.fork_from) for r in requests if r.key and r.fork_from}
+        rows = [self._start(r, forks.get(r.key)) for r in requests]
         self._generate([r for r in rows if not r.done])
         return [self._finish(r) for r in rows]
 
-    def _start(self, req: Request) -> _Row:
+    def _start(self, req: Request, fork: _State | None = None) -> _Row:
         """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
 
         The text is always encoded whole, exactly as a fresh run would encode it, so the continuation is the
-        fresh run's continuation; only the forward passes over the unchanged prefix are saved.
+        fresh run's continuation; only the forward passes over the unchanged prefix are saved. A branch (fork)
+        reuses the state it was forked from instead of its own (stale) one; cached tensors are never written to,
+        so branches share them.
         """
         st = self.states.pop(req.key, None) if req.key else None
+        if req.fork_from:
+            st = fork
         row = _Row(request=req, ids=self.encode(req.text), generated=[])
         if st is not None:
             common = _common_prefix_len(st.ids, row.ids)
@@ -163,7 +170,7 @@ class TransformersEngine:
             if keep > 0:
                 row.kv = [(kk[:, :, :keep], vv[:, :, :keep]) for kk, vv in st.kv]
                 self.stats["reused_tokens"] += keep
-            row.generator = st.generator
+            row.generator = None if req.fork_from else st.generator
         if row.generator is None and req.temperature > 0:
             row.generator = torch.Generator(device=self.device).manual_seed(req.seed or 0)
         if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
@@ -270,5 +277,6 @@ class TransformersEngine:
             self.states[req.key] = _State(ids=ids, kv=r.kv, generator=r.generator)
             while len(self.states) > self.max_cached:
                 self.states.popitem(last=False)
+        self.stats["generated_tokens"] += len(r.generated)
         return Continuation(text=text, num_tokens=len(r.generated), stop_reason=r.reason or "length",
-                            matched_stop=matched)
+                            matched_stop=matched, token_ids=list(r.generated))
