@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 
 import pytest
 import torch
@@ -63,3 +64,41 @@ def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, 
         assert shared[key] == alone[key], key
     assert any(r["waits_used"] for r in alone.values() if r["method"] == "wait"), "waits should really happen"
     assert len({r["text"] for r in alone.values()}) > 20, "settings should differ"
+
+
+def test_shared_sweep_on_vllm_equals_one_setting_at_a_time(tiny_model_dir, tmp_path, monkeypatch):
+    """The same equivalence on vLLM (prefix caching instead of forked KV caches), where vLLM is installed."""
+    pytest.importorskip("vllm", reason="vLLM is not installed in this environment (it lives in the vLLM one)")
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from s1.infer import build_prompt, generate, load_engine
+    from s1.infer.budget_forcing import DEFAULTS, generate_sweep
+    from s1.infer.engine import Request
+
+    for k, v in {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
+                 "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "hd32"
+    shutil.copytree(tiny_model_dir, out)
+    config = AutoConfig.from_pretrained(out)
+    config.num_attention_heads, config.num_key_value_heads = 2, 1          # head_dim 32: vLLM's CPU attention needs >= 32
+    config.head_dim = config.hidden_size // 2
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    engine = load_engine("vllm", str(out), dtype="float32", max_context=512, enforce_eager=True,
+                         distributed_executor_backend="uni")
+    prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add 4, {i + 3} times. Last digit?") for i in range(4)]
+    settings = [{"max_thinking_tokens": c} for c in (6, 12, 20, 33)] + \
+        [{"max_thinking_tokens": None, "num_waits": w} for w in (1, 2, 4)]
+    free = engine.continue_batch([Request(prompts[0], 60, [])])[0].text     # a stop this model writes often
+    stop = Counter(free[i:i + 2] for i in range(len(free) - 1) if free[i:i + 2].isalpha()).most_common(1)[0][0]
+    bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5)
+    alone = [generate(engine, prompts, dict(bf, **st), max_new_tokens=70, batch_size=4, progress=False)
+             for st in settings]
+    shared = generate_sweep(engine, prompts, settings, bf, max_new_tokens=70, batch_size=4, progress=False)
+    assert shared == alone

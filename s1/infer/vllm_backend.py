@@ -20,6 +20,11 @@ class VLLMEngine:
         self.max_context = max_context
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
 
+    def decode(self, ids: list[int]) -> str:
+        """Generated ids as vLLM's text (a shared sweep cuts continuations): vLLM holds back an incomplete
+        multi-byte character at the end where a plain decode writes "\ufffd"."""
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False).rstrip("\ufffd")
+
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
         from vllm import SamplingParams
 
