@@ -91,7 +91,7 @@ def _cache_from_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], config) 
 
 def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer (keys, values) of a DynamicCache through its public iteration (the DDP round-trip protocol).
-    tests/test_infer.py::test_dynamic_cache_round_trip fails loudly if a transformers version changes it."""
+    tests/test_infer.py::test_dynamic_cache_round_trip_and_forward_use_it fails loudly if a transformers version changes it."""
     return [(layer[0], layer[1]) for layer in cache]
 
 
