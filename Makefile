@@ -60,6 +60,7 @@ report: install
 bench: install
 	$(PY) bench/curate_throughput.py
 	$(PY) bench/bf_overhead.py
+	$(PY) bench/sweep_sharing.py
 	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
 
 # A one-node Slurm on this machine for `make pipeline ARGS="cluster=local_slurm"` and the Slurm tests (root:

@@ -218,7 +218,8 @@ class BudgetForcingConfig:
     think_prefix: str = "<|im_start|>think\n"  # opens the thinking segment
     end_of_thinking: str = "<|im_start|>"     # stop string that ends thinking
     answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
-    answer_max_tokens: int = 1024             # separate cap for the answer phase
+    answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
+    min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     request_timeout_s: float = 600.0          # wall clock per sequence
 
 
@@ -257,6 +258,7 @@ class EvalConfig:
     base_url: Optional[str] = None            # backend=openai: e.g. http://127.0.0.1:8000/v1
     api_key_env: Optional[str] = None         # backend=openai: env var holding the key (never logged)
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args, e.g. {tensor_parallel_size: 8}
+    sweep_sharing: bool = True                # greedy sweeps (caps, waits) of one model: generate the shared thinking once per question
 
 
 @dataclass

@@ -22,6 +22,7 @@ from s1.data.benchmarks import choice_letter
 from s1.eval.methods import RunSpec
 from s1.grading import extract_answer, is_correct
 from s1.infer import build_prompt, generate, load_engine
+from s1.infer.budget_forcing import generate_sweep
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
@@ -114,11 +115,15 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
         engine = load_engine(e.backend, model_path, dtype=eval_dtype(cfg), trust_remote_code=cfg.model.trust_remote_code,
                              max_context=cfg.model.max_context, base_url=e.base_url, api_key_env=e.api_key_env,
                              **dict(e.engine_kwargs))
-        for spec in specs:
-            if todo[spec]:
-                log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
-                         len(todo[spec]))
-                made += run_spec(engine, spec, todo[spec], cache, cfg)
+        for group in sweep_groups(specs, bool(e.sweep_sharing)):
+            if len(group) > 1 and any(todo[s] for s in group):
+                made += run_sweep(engine, group, todo, cache, cfg)
+                continue
+            for spec in group:
+                if todo[spec]:
+                    log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
+                             len(todo[spec]))
+                    made += run_spec(engine, spec, todo[spec], cache, cfg)
         del engine
     return made
 
@@ -153,6 +158,50 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
         generate(engine, prompts, bf, max_new_tokens=e.max_new_tokens, temperature=spec.temperature,
                  batch_size=e.batch_size, seeds=seeds, on_result=on_result, progress=True)
         items = rejected
+    return made
+
+
+def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
+    """Specs that one shared sweep generates together: greedy, same prompt and samples, differing only in thinking
+    cap and waits (no_bf, bf at every cap, wait at every count). Sampled and other specs stay alone, as with
+    sharing off (eval.sweep_sharing=false)."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for i, s in enumerate(specs):
+        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None
+        key = (s.model, s.think, s.instruction, s.samples) if shareable else ("alone", i)
+        groups.setdefault(key, []).append(s)
+    return list(groups.values())
+
+
+def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, cfg) -> int:
+    """Generate several greedy specs as one shared sweep (s1.infer.generate_sweep): each question's common thinking
+    is generated once, each spec branches off for its own forced "Wait"s and answer. Writes exactly the records
+    run_spec would write (same keys and fields), only those the cache lacks."""
+    e = cfg.eval
+    bf = dict(e.budget_forcing)
+    items, seen = [], set()
+    for s in specs:                       # questions any spec still needs, in a stable order
+        for bench, row, k in todo[s]:
+            if (bench, row["id"], k) not in seen:
+                seen.add((bench, row["id"], k))
+                items.append((bench, row, k))
+    log.info("generating %s as one shared sweep of %d settings (%s): %d samples", specs[0].model, len(specs),
+             ", ".join(f"{s.method}={s.budget}" for s in specs), len(items))
+    first = specs[0]
+    prompts = [build_prompt(engine.tokenizer, _question(row, first), system=e.system_prompt, think=first.think,
+                            think_prefix=bf["think_prefix"]) for _, row, _ in items]
+    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits} for s in specs]
+    made = 0
+
+    def on_result(j: int, i: int, res) -> None:
+        nonlocal made
+        bench, row, k = items[i]
+        if key_of(specs[j], bench, row["id"], k) not in cache:
+            cache.append(make_record(specs[j], bench, row, k, res, timeout_s=e.grading_timeout_s))
+            made += 1
+
+    generate_sweep(engine, prompts, settings, bf, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+                   on_result=on_result)
     return made
 
 

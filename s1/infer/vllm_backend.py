@@ -18,6 +18,12 @@ class VLLMEngine:
                        max_model_len=max_context, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_context = max_context
+        self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
+
+    def decode(self, ids: list[int]) -> str:
+        """Generated ids as vLLM's text (a shared sweep cuts continuations): vLLM holds back an incomplete
+        multi-byte character at the end where a plain decode writes "\ufffd"."""
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False).rstrip("\ufffd")
 
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
         from vllm import SamplingParams
@@ -45,5 +51,5 @@ class VLLMEngine:
             else:                       # None or a stop token id: end of sequence
                 reason, matched = "eos", None
             results[i] = Continuation(text=o.text, num_tokens=len(o.token_ids), stop_reason=reason,
-                                      matched_stop=matched)
+                                      matched_stop=matched, token_ids=list(o.token_ids))
         return results
