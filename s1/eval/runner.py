@@ -168,7 +168,8 @@ def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
     groups: dict[tuple, list[RunSpec]] = {}
     for i, s in enumerate(specs):
         shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None
-        key = (s.model, s.think, s.instruction, s.samples) if shareable else ("alone", i)
+        overrides = tuple(sorted((k, str(v)) for k, v in dict(s.bf_overrides).items()))  # wait string, minimum ...
+        key = (s.model, s.think, s.instruction, s.samples, overrides) if shareable else ("alone", i)
         groups.setdefault(key, []).append(s)
     return list(groups.values())
 
@@ -178,7 +179,8 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
     is generated once, each spec branches off for its own forced "Wait"s and answer. Writes exactly the records
     run_spec would write (same keys and fields), only those the cache lacks."""
     e = cfg.eval
-    bf = dict(e.budget_forcing)
+    bf = specs[0].bf(dict(e.budget_forcing))   # one group shares every setting but the cap and the waits
+    hashes = [spec_settings_hash(s, cfg) for s in specs]
     items, seen = [], set()
     for s in specs:                       # questions any spec still needs, in a stable order
         for bench, row, k in todo[s]:
@@ -196,8 +198,9 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
     def on_result(j: int, i: int, res) -> None:
         nonlocal made
         bench, row, k = items[i]
-        if key_of(specs[j], bench, row["id"], k) not in cache:
-            cache.append(make_record(specs[j], bench, row, k, res, timeout_s=e.grading_timeout_s))
+        if key_of(specs[j], bench, row, k, hashes[j]) not in cache:
+            cache.append(make_record(specs[j], bench, row, k, res, settings=settings_key(hashes[j], row, specs[j]),
+                                     timeout_s=e.grading_timeout_s))
             made += 1
 
     generate_sweep(engine, prompts, settings, bf, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
