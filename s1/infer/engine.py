@@ -21,6 +21,7 @@ class Request:
     seed: int | None = None       # sampling seed (per sequence)
     key: str | None = None        # same key on the next round lets the engine reuse this sequence's KV cache
     deadline: float | None = None  # time.monotonic() after which the engine stops early (stop_reason "timeout")
+    fork_from: str | None = None  # start from the cached state of this key (a sweep branch); engines may ignore it
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Continuation:
     num_tokens: int               # tokens generated (including the ones that spelled the stop string)
     stop_reason: str              # "stop" | "eos" | "length" | "timeout"
     matched_stop: str | None = None
+    token_ids: list[int] | None = None  # the generated ids (stop string and end of sequence included), where known
 
 
 class Engine(Protocol):
