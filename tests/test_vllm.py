@@ -15,8 +15,8 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import CACHE
+
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.engine import Request
 

@@ -10,6 +10,7 @@ from s1.eval.cache import GenerationCache, record_key
 from s1.grading import extract_answer, is_correct
 from s1.eval.methods import RunSpec
 from s1.infer import build_prompt, generate, load_engine
+from s1.infer.engine_settings import engine_args
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
@@ -42,9 +43,8 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
         if not any(todo.values()):
             continue
         e = cfg.eval
-        engine = load_engine(e.backend, model_path, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
-                             max_context=cfg.model.max_context, base_url=e.base_url, api_key_env=e.api_key_env,
-                             **dict(e.engine_kwargs))
+        kw = {**engine_args(e.backend, e.engine, cfg.model, key="eval.engine"), **dict(e.engine_kwargs)}
+        engine = load_engine(e.backend, model_path, base_url=e.base_url, api_key_env=e.api_key_env, **kw)
         for spec in specs:
             if todo[spec]:
                 log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
