@@ -90,9 +90,13 @@ $(VLLM_STAMP): pyproject.toml
 test-vllm: vllm-env
 	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py -q $(ARGS)
 
-# experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model.
-rehearsal: install real-model vllm-env
-	bash scripts/rehearsal.sh $(ARGS)
+# experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
+# all in .venv-vllm (it holds the whole project too).
+rehearsal: real-model vllm-env
+	$(VLLM_PY) scripts/curate.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/train.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/eval.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/report.py $(or $(RUN),runs/rehearsal)
 
 clean:
 	rm -rf runs outputs .pytest_cache .ruff_cache

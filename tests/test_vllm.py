@@ -130,7 +130,11 @@ def _free_port() -> int:
 @needs_vllm
 @pytest.mark.slow
 def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
-    """vLLM's own OpenAI server on 127.0.0.1 as the target of the `openai` backend: same tokens as transformers."""
+    """vLLM's own OpenAI server on 127.0.0.1 as the target of the `openai` backend: same tokens as transformers.
+
+    Every continuation here ends at a stop string: at a length cut inside a multi-byte character the server's text
+    holds the partial character back where the transformers backend keeps "\ufffd" (STACK_NOTES), and the
+    completions response carries text, not ids."""
     _, t = tiny_engines
     port = _free_port()
     env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
@@ -155,9 +159,12 @@ def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
         client = load_engine("openai", str(hd32_dir), base_url=f"http://127.0.0.1:{port}/v1", served_model="tiny",
                              max_context=2048)
         prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS[:2]]
-        bf = dict(max_thinking_tokens=10, num_waits=1, answer_max_tokens=6)
-        assert _summary(generate(client, prompts, bf, max_new_tokens=64, progress=False)) == \
-            _summary(generate(t, prompts, bf, max_new_tokens=64, progress=False))
+        free = generate(t, prompts[:1], dict(answer_max_tokens=16), max_new_tokens=96, progress=False)
+        bf = dict(max_thinking_tokens=300, num_waits=1, end_of_thinking=_frequent_char(free[0].thinking),
+                  answer_max_tokens=200)
+        local = generate(t, prompts, bf, max_new_tokens=600, progress=False)
+        assert all(r.outcome == "answered" and r.waits_used == 1 for r in local), "a continuation was cut"
+        assert _summary(generate(client, prompts, bf, max_new_tokens=600, progress=False)) == _summary(local)
     finally:
         proc.terminate()
         try:
@@ -176,8 +183,8 @@ def test_vllm_equals_transformers_on_the_real_model():
     t = load_engine("transformers", str(REAL_MODEL), dtype="float32", max_context=2048, cpu_threads=2)
     assert "<|im_start|>assistant" in build_prompt(t.tokenizer, "x")   # the real ChatML template
     prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS[1:]]
-    bf = dict(max_thinking_tokens=16, num_waits=1, end_of_thinking=".", answer_max_tokens=6)
-    a = generate(v, prompts, bf, max_new_tokens=48, progress=False)
-    b = generate(t, prompts, bf, max_new_tokens=48, progress=False)
+    bf = dict(max_thinking_tokens=12, num_waits=1, end_of_thinking=".", answer_max_tokens=4)
+    a = generate(v, prompts, bf, max_new_tokens=32, progress=False)
+    b = generate(t, prompts, bf, max_new_tokens=32, progress=False)
     assert _summary(a) == _summary(b)
-    assert all(r.thinking_tokens <= 16 for r in a)
+    assert all(r.thinking_tokens <= 12 for r in a)
