@@ -150,6 +150,7 @@ class DomainsConfig:
     msc_file: str = "${paths.repo}/data/msc.json"  # MSC code list (s1 repo's msc.json)
     label_field: str = "subject"              # metadata key or field with an existing label
     drop_unassigned: bool = False             # False: questions with no MSC code form one "Unassigned" domain
+    fallback: Optional[str] = None            # method=labels: classify the unlabelled with llm | embeddings; None = leave Unassigned
 
 
 @dataclass
@@ -186,7 +187,11 @@ class CurateConfig:
 
 @dataclass
 class TrainConfig:
-    dataset: str = "${run.dir}/curate/s1k.jsonl"  # curated records (jsonl or save_to_disk folder)
+    dataset: str = "${run.dir}/curate/s1k.jsonl"  # jsonl / parquet / save_to_disk folder, or a hub id (simplescaling/s1K-1.1)
+    dataset_split: str = "train"              # hub split (train.dataset is a hub id)
+    dataset_revision: Optional[str] = None    # hub revision (commit / tag); None = main
+    trace_column: str = "thinking_trajectories"  # the thinking text: a list column (first item used) or a string column
+    attempt_column: str = "attempt"           # the answer text (s1K-1.1: deepseek_attempt / gemini_attempt)
     output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
     learning_rate: float = 1e-5               # paper: 1e-5, cosine decay

@@ -16,6 +16,7 @@ the pool), so no model time is spent on benchmark copies and the sampler draws e
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -31,10 +32,10 @@ from s1.curate.difficulty import (
 from s1.curate.diversity import sample_diverse
 from s1.curate.domains import assign_domains
 from s1.curate.export import export
-from s1.curate.funnel import Funnel
+from s1.curate.funnel import EmptyStepError, Funnel
 from s1.curate.quality import apply_quality_rules
 from s1.curate.report import write_funnel_report
-from s1.curate.sources import load_pool
+from s1.curate.sources import add_gold_answers, load_pool
 from s1.curate.traces import generate_traces
 from s1.curate.validate import quarantine_invalid
 from s1.runtime import ConfigError, RunDir, prepare, run_stage
@@ -46,7 +47,9 @@ log = logging.getLogger("s1")
 def curate(cfg: DictConfig) -> dict:
     c = cfg.curate
     if not c.sources:
-        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo)")
+        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo); "
+                          "experiment=s1_1 curates nothing: it trains on s1K-1.1 as released (make train "
+                          "ARGS=experiment=s1_1)")
     run = RunDir.create(cfg, c.output_dir)
     funnel = Funnel(run.path)
     endpoint, server = None, None
@@ -89,6 +92,7 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
 
     pool = funnel.start("load", load_pool(c.sources, cfg.paths.benchmarks_dir))        # one schema, any source
     pool = funnel.add("validate", pool, quarantine_invalid(pool, c.quality.max_field_chars))
+    funnel.note("gold_answers", add_gold_answers(pool))                                 # boxed / bare / metadata / none
     pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
     pool = funnel.add("quality", pool, apply_quality_rules(pool, c.quality))            # API errors, images, [asy], ...
     index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram)
@@ -99,7 +103,7 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
                                  judge=_judge(endpoint))
     pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
     pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
-    pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"))             # for the seed set
+    pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=_judge(endpoint))  # seed set
     pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
                                                       endpoint=endpoint))
     s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
@@ -121,7 +125,11 @@ def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "curate")
     if dispatch(cfg, "curate"):
         return
-    summary = curate(cfg)
+    try:
+        summary = curate(cfg)
+    except EmptyStepError as e:  # a clear stop, not a traceback
+        print(f"curate stopped: {e}", file=sys.stderr)
+        sys.exit(1)
     last = summary["steps"][-1]
     log.info("s1K: %d questions, %d domains → %s", last["kept"], summary["num_domains"], cfg.curate.output_dir)
 

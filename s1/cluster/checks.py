@@ -114,7 +114,10 @@ def check_inputs(cfg: DictConfig, stage: str, upstream: tuple[str, ...]) -> None
         key, producer = UPSTREAM_INPUT[stage]
         value = str(OmegaConf.select(cfg, key))
         if producer not in upstream:
-            paths.append((key, value))
+            from s1.train.format import is_hub_id
+
+            if not (key == "train.dataset" and is_hub_id(value)):  # a hub id (simplescaling/s1K-1.1) is no path
+                paths.append((key, value))
         elif not _is_under(value, cfg[producer].output_dir):
             raise ConfigError(key, value, f"the {producer} job of this pipeline writes under "
                               f"{cfg[producer].output_dir}; point {key} there, or run {stage} on its own")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from s1.curate.cache import JsonlCache, content_key, slug
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
+from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
 
@@ -29,6 +30,13 @@ def column(rec: dict, name: str):
     if name in rec:
         return rec[name]
     return record_metadata(rec).get(name)
+
+
+def as_verdict(value) -> bool | None:
+    """A precomputed verdict column: bools, 0/1, or the notebook's "Yes"/"No" strings."""
+    if isinstance(value, str):
+        return {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}.get(value.strip().lower())
+    return bool(value)
 
 
 def integer_answer(rec: dict) -> bool:
@@ -41,14 +49,14 @@ def reference_models(cfg, model_cfg) -> list[str]:
 
 def add_reference_answers(pool: list[dict], cfg, model_cfg, cache_dir: Path, *, seed: int = 0,
                           judge=None) -> list[dict]:
-    """Sets rec["reference_correct"] = {model: bool}; precomputed columns win when configured."""
+    """Sets rec["reference_correct"] = {model: True/False/None (ungraded)}; precomputed columns win when configured."""
     todo = pool
     if cfg.use_existing_columns and cfg.existing_columns:
         todo = []
         for rec in pool:
             verdicts = {c: column(rec, c) for c in cfg.existing_columns}
             if all(v is not None for v in verdicts.values()):
-                rec["reference_correct"] = {c: bool(v) for c, v in verdicts.items()}
+                rec["reference_correct"] = {c: as_verdict(v) for c, v in verdicts.items()}
             else:
                 todo.append(rec)
         if len(todo) < len(pool):
@@ -68,7 +76,7 @@ def add_reference_answers(pool: list[dict], cfg, model_cfg, cache_dir: Path, *, 
 
 
 def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir: Path, *, seed: int,
-                     judge=None) -> dict[str, bool]:
+                     judge=None) -> dict[str, bool | None]:
     """{id: correct} for one reference model; generation and verdicts come from the cache when there."""
     cache = JsonlCache(Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl")
     missing = [r for r in records if r["id"] not in cache]
@@ -95,25 +103,39 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     return grade_cached(records, cache, cfg, judge=judge)
 
 
-def grade_cached(records: list[dict], cache: JsonlCache, cfg, judge=None) -> dict[str, bool]:
-    """Verdicts for cached responses; a verdict is reused while the reference answer is unchanged."""
-    todo = [r for r in records if cache.data[r["id"]].get("graded_answer") != r["answer"]]
+def graded_against(rec: dict, cfg) -> str:
+    """What a cached verdict was graded against: a verdict is reused while this is unchanged."""
+    if cfg.grader == "llm_judge":
+        return "judge:" + content_key(rec.get("solution") or "", rec.get("answer") or "")
+    return str(rec.get("answer"))
+
+
+def grade_cached(records: list[dict], cache: JsonlCache, cfg, judge=None) -> dict[str, bool | None]:
+    """Verdicts for cached responses (None = ungraded: judge failed or no gold answer; never cached)."""
+    todo = [r for r in records if cache.data[r["id"]].get("graded_against") != graded_against(r, cfg)]
     if todo:
         responses = [cache.data[r["id"]]["response"] for r in todo]
         verdicts = grade(responses, todo, cfg, judge=judge)
-        cache.put_many({r["id"]: {**cache.data[r["id"]], "correct": v, "graded_answer": r["answer"]}
-                        for r, v in zip(todo, verdicts)})
-    return {r["id"]: bool(cache.data[r["id"]]["correct"]) for r in records}
+        cache.put_many({r["id"]: {**cache.data[r["id"]], "correct": v, "graded_against": graded_against(r, cfg)}
+                        for r, v in zip(todo, verdicts) if v is not None})
+        fresh = {r["id"]: v for r, v in zip(todo, verdicts)}
+    else:
+        fresh = {}
+    return {r["id"]: fresh[r["id"]] if r["id"] in fresh else cache.data[r["id"]]["correct"] for r in records}
 
 
-def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bool]:
+def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bool | None]:
+    """True / False per response; None when it cannot be graded (judge failure, or no gold for math_verify)."""
     if cfg.grader == "llm_judge":
+        if judge is None:
+            raise ConfigError("curate.difficulty.grader", "llm_judge",
+                              "the LLM judge needs an endpoint: set curate.traces.base_url and curate.traces.model")
         return judge(responses, records)
     from s1.grading import grade_many
 
-    out = [False] * len(records)
+    out: list[bool | None] = [None] * len(records)
     for as_int in (False, True):  # grade_many takes one integer rule per call
-        idx = [i for i, r in enumerate(records) if integer_answer(r) == as_int]
+        idx = [i for i, r in enumerate(records) if integer_answer(r) == as_int and r.get("answer") is not None]
         if idx:
             got = grade_many([responses[i] for i in idx], [records[i]["answer"] for i in idx], integer_answer=as_int)
             for i, v in zip(idx, got):
@@ -122,37 +144,44 @@ def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bo
 
 
 def keep_if_unsolved(pool: list[dict]) -> StepResult:
-    """Drop a question any reference model answered correctly (paper: either Qwen2.5-7B or -32B)."""
+    """Drop a question any reference model answered correctly (paper: either Qwen2.5-7B or -32B).
+
+    A question some model's answer could not be graded for (judge call failed, no gold answer) is dropped as
+    "ungraded" unless another model solved it: unjudged questions never enter s1K; a rerun grades them again.
+    """
     kept, dropped = [], []
     for rec in pool:
-        solved = [m for m, ok in (rec.get("reference_correct") or {}).items() if ok]
+        verdicts = rec.get("reference_correct") or {}
+        solved = [m for m, ok in verdicts.items() if ok]
         if solved:
             dropped.append((rec, f"solved_by:{Path(solved[0]).name}"))
+        elif any(ok is None for ok in verdicts.values()):
+            dropped.append((rec, "ungraded"))
         else:
             kept.append(rec)
     return StepResult(kept, dropped)
 
 
-def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path) -> list[dict]:
-    """rec["teacher_correct"]: the trace's attempt vs the reference answer (notebook's isgeminicorrect)."""
+def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path, judge=None) -> list[dict]:
+    """rec["teacher_correct"]: the trace's attempt vs the reference (notebook's isgeminicorrect); None = no grade."""
     cache = JsonlCache(Path(cache_dir) / "teacher.jsonl")
     todo = []
     for rec in pool:
         pre = column(rec, cfg.teacher_column) if cfg.use_existing_columns else None
         if pre is not None:
             rec["teacher_correct"] = bool(pre)
-        elif not rec.get("attempt") or rec.get("answer") is None:
+        elif not rec.get("attempt") or (rec.get("answer") is None and cfg.grader != "llm_judge"):
             rec["teacher_correct"] = None  # no attempt or no reference: no grade (as the notebook)
         else:
-            key = content_key(rec["attempt"], rec["answer"])
+            key = content_key(rec["attempt"], graded_against(rec, cfg))
             hit = cache.get(key)
             if hit is None:
                 todo.append((rec, key))
             else:
                 rec["teacher_correct"] = hit["correct"]
     if todo:
-        verdicts = grade([r["attempt"] for r, _ in todo], [r for r, _ in todo], cfg)
-        cache.put_many({k: {"correct": v} for (_, k), v in zip(todo, verdicts)})
+        verdicts = grade([r["attempt"] for r, _ in todo], [r for r, _ in todo], cfg, judge=judge)
+        cache.put_many({k: {"correct": v} for (_, k), v in zip(todo, verdicts) if v is not None})
         for (rec, _), v in zip(todo, verdicts):
             rec["teacher_correct"] = v
     return pool

@@ -15,6 +15,7 @@ random / longest / diverse (uniform domain, uniform question) / full: Table 6.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import Counter, defaultdict
@@ -22,6 +23,7 @@ from collections import Counter, defaultdict
 from s1.curate.funnel import StepResult
 from s1.runtime import ConfigError
 
+log = logging.getLogger("s1.curate")
 METHODS = ("s1", "notebook", "random", "longest", "diverse", "full")
 
 
@@ -68,9 +70,24 @@ def sample_diverse(pool: list[dict], cfg) -> StepResult:
     elif cfg.method == "longest":
         chosen = sorted(pool, key=lambda r: (-r.get("thinking_length", 0), r["id"]))[:n]
     else:
+        warn_if_degenerate(pool)
         chosen = algorithm_1(pool, cfg, rng)
     ids = {r["id"] for r in chosen}
     return StepResult(chosen, [(r, "not_sampled") for r in pool if r["id"] not in ids])
+
+
+DEGENERATE_FRACTION = 0.5   # one domain holding more than half the pool: the uniform draw over domains is moot
+
+
+def warn_if_degenerate(pool: list[dict]) -> None:
+    """Algorithm 1 never runs on a degenerate domain set without saying so."""
+    counts = Counter(r.get("domain") for r in pool)
+    top, n_top = counts.most_common(1)[0] if counts else (None, 0)
+    if len(counts) < 2 or n_top > DEGENERATE_FRACTION * len(pool) or counts.get("Unassigned", 0) > 0.1 * len(pool):
+        log.warning("!!! diversity: degenerate domain set for Algorithm 1: %d domains, largest %r holds %d of %d "
+                    "(Unassigned %d): the domain-uniform draw becomes a draw by length. Fix the domains step "
+                    "(curate.domains.method=llm or fallback=llm|embeddings).", len(counts), top, n_top, len(pool),
+                    counts.get("Unassigned", 0))
 
 
 def algorithm_1(pool: list[dict], cfg, rng: random.Random) -> list[dict]:

@@ -2,10 +2,13 @@
 
 Three ways, by config (curate.domains.method):
 - labels: the pool's own labels (MATH subject, Omni-MATH domain path,
-  OlympiadBench subfield, TheoremQA subfield/field, synthetic metadata
-  "subject") mapped to 2020 MSC top-level codes by LABEL_TO_MSC; for a path
-  like "Mathematics -> Algebra -> Intermediate Algebra -> Inequalities" the
-  most specific part that maps wins.
+  OlympiadBench subfield, TheoremQA subfield/field, GPQA Subdomain, synthetic
+  metadata "subject"; from a mapped field or the metadata, JSON or the hub's
+  Python literal) mapped to 2020 MSC top-level codes by LABEL_TO_MSC; a label
+  that already is an MSC title or code ("Real functions", "26", "26-XX") maps
+  to itself; for a path like "Mathematics -> Algebra -> Inequalities" the most
+  specific part that maps wins. domains.fallback=llm|embeddings classifies
+  the records labels leave unassigned (NuminaMath, half the 59K pool, has none).
 - llm: a model reached through the OpenAI-compatible endpoint of
   curate.traces picks a code from data/msc.json (the paper used Claude with
   the same list); answers are cached per question.
@@ -25,12 +28,15 @@ from pathlib import Path
 
 from s1.curate.cache import JsonlCache
 from s1.curate.funnel import StepResult
-from s1.data.schema import record_metadata
+from s1.data.schema import record_metadata, source_family
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
 UNASSIGNED = "Unassigned"
 METHODS = ("labels", "llm", "embeddings")
+FALLBACKS = (None, "llm", "embeddings")
+UNASSIGNED_WARN_FRACTION = 0.10   # above this, Algorithm 1's uniform draw over domains is skewed: warn loudly
+LABEL_KEYS = ("subject", "subfield", "domain", "Subdomain", "field", "High-level domain")  # metadata keys tried
 
 # lower-cased label (one part of a path) → MSC code; judgement calls noted where a label spans codes
 LABEL_TO_MSC = {
@@ -69,6 +75,11 @@ LABEL_TO_MSC = {
     "condensed matter physics": "82", "statistical physics": "82", "relativity": "83",
     "fluid mechanics": "76", "thermodynamics": "80", "physics": "70",
     "biology": "92", "chemistry": "92", "astronomy": "85",
+    # GPQA Subdomain / High-level domain
+    "molecular biology": "92", "genetics": "92", "organic chemistry": "92", "inorganic chemistry": "92",
+    "chemistry (general)": "92", "physics (general)": "70", "quantum mechanics": "81",
+    "high-energy particle physics": "81", "astrophysics": "85", "electromagnetism and photonics": "78",
+    "relativistic mechanics": "83", "optics and acoustics": "78", "statistical mechanics": "82",
 }
 FINANCE_FIELDS = {"finance"}
 
@@ -81,50 +92,89 @@ def load_msc(path: str | Path) -> dict[str, str]:
     return {row["code"]: row["title"] for row in json.loads(p.read_text())}
 
 
-def label_of(rec: dict, label_field: str):
-    if rec.get("domain_label") is not None:
-        return rec["domain_label"]
+def candidate_labels(rec: dict, label_field: str) -> list:
+    """Labels a record carries, most trusted first: the mapped domain_label, then metadata keys."""
+    out = [rec["domain_label"]] if rec.get("domain_label") is not None else []
+    if rec.get(label_field) is not None and label_field not in ("question", "solution"):
+        out.append(rec[label_field])
     meta = record_metadata(rec)
-    for key in (label_field, "subject", "subfield", "domain", "field"):
-        if meta.get(key):
-            return meta[key]
-    return None
+    out += [meta[k] for k in dict.fromkeys((label_field, *LABEL_KEYS)) if meta.get(k)]
+    return out
 
 
-def code_for_label(label, field: str | None = None) -> str | None:
+def label_of(rec: dict, label_field: str):
+    labels = candidate_labels(rec, label_field)
+    return labels[0] if labels else None
+
+
+def msc_lookup(msc: dict[str, str]) -> dict[str, str]:
+    """lower-cased MSC title / code forms → code: a label that already is MSC maps to itself."""
+    out = {}
+    for code, title in msc.items():
+        for form in (code, f"{code}-xx", f"{code} {title}", title):
+            out[form.lower()] = code
+    return out
+
+
+def code_for_label(label, field: str | None = None, msc: dict[str, str] | None = None) -> str | None:
     """MSC code for a label, a path "A -> B -> C" (most specific part first), or a list of those."""
     if label is None:
         return None
     if isinstance(label, list):
-        codes = [code_for_label(x) for x in label]
+        codes = [code_for_label(x, field, msc) for x in label]
         return next((c for c in codes if c), None)
+    own = msc_lookup(msc) if msc else {}
+    whole = str(label).strip().lower()
+    if whole in own:
+        return own[whole]
     parts = [p.strip().lower() for p in re.split(r"->|/", str(label)) if p.strip()]
     for part in reversed(parts):
         if part == "derivatives" and field in FINANCE_FIELDS:
             part = "derivatives (finance)"
+        if part in own:
+            return own[part]
         if part in LABEL_TO_MSC:
             return LABEL_TO_MSC[part]
+    return None
+
+
+def label_code(rec: dict, label_field: str, msc: dict[str, str]) -> str | None:
+    field = str(record_metadata(rec).get("field", "")).lower()
+    for label in candidate_labels(rec, label_field):
+        code = code_for_label(label, field, msc)
+        if code:
+            return code
     return None
 
 
 def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> StepResult:
     if cfg.method not in METHODS:
         raise ConfigError("curate.domains.method", cfg.method, f"use one of {METHODS}")
+    fallback = getattr(cfg, "fallback", None)
+    if fallback not in FALLBACKS:
+        raise ConfigError("curate.domains.fallback", fallback, f"use one of {FALLBACKS}")
     msc = load_msc(cfg.msc_file)
     if cfg.method == "labels":
-        codes = [code_for_label(label_of(r, cfg.label_field), str(record_metadata(r).get("field", "")).lower())
-                 for r in pool]
-    elif cfg.method == "llm":
-        codes = llm_codes(pool, msc, endpoint, JsonlCache(Path(cache_dir) / "domains-llm.jsonl"))
+        codes = [label_code(r, cfg.label_field, msc) for r in pool]
+        how = ["label" if c else None for c in codes]
+        rest = [i for i, c in enumerate(codes) if c is None]
+        if fallback and rest:
+            extra = classify(fallback, [pool[i] for i in rest], msc, cfg, cache_dir, endpoint)
+            for i, c in zip(rest, extra):
+                codes[i], how[i] = c, fallback if c else None
     else:
-        codes = embedding_codes(pool, cfg.msc_file)
+        codes = classify(cfg.method, pool, msc, cfg, cache_dir, endpoint)
+        how = [cfg.method if c else None for c in codes]
     kept, dropped, unlabelled = [], [], Counter()
-    for rec, code in zip(pool, codes):
+    coverage: dict[str, Counter] = {}
+    for rec, code, by in zip(pool, codes, how):
         if code in msc:
             rec["domain"] = f"{code} {msc[code]}"
         else:
             rec["domain"] = UNASSIGNED
             unlabelled[str(label_of(rec, cfg.label_field))[:60]] += 1
+        rec["domain_how"] = by or "unassigned"
+        coverage.setdefault(source_family(rec), Counter())[rec["domain_how"]] += 1
         if rec["domain"] == UNASSIGNED and cfg.drop_unassigned:
             dropped.append((rec, "no_domain"))
         else:
@@ -133,12 +183,30 @@ def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> 
     log.info("domains: %d/%d assigned (%.1f%%), %d distinct; unassigned labels: %s", len(pool) - n_un, len(pool),
              100 * (len(pool) - n_un) / max(1, len(pool)), len({r["domain"] for r in pool}),
              dict(unlabelled.most_common(8)))
-    return StepResult(kept, dropped)
+    for src, c in sorted(coverage.items()):
+        log.info("domains %-24s %s", src, ", ".join(f"{k} {v}" for k, v in c.most_common()))
+    share = n_un / max(1, len(pool))
+    if share > UNASSIGNED_WARN_FRACTION:
+        log.warning("!!! domains: %.0f%% of the pool (%d of %d) is Unassigned (over %.0f%%): Algorithm 1 draws "
+                    "domains uniformly, so these questions form one outsized domain. Use curate.domains.method=llm "
+                    "(the paper) or curate.domains.fallback=llm|embeddings. Unassigned per source: %s", 100 * share,
+                    n_un, len(pool), 100 * UNASSIGNED_WARN_FRACTION,
+                    {s: c["unassigned"] for s, c in sorted(coverage.items()) if c["unassigned"]})
+    notes = {"coverage_by_source": {s: dict(c) for s, c in sorted(coverage.items())},
+             "unassigned_fraction": round(share, 4), "unassigned_labels": dict(unlabelled.most_common(20))}
+    return StepResult(kept, dropped, notes)
+
+
+def classify(method: str, records: list[dict], msc: dict[str, str], cfg, cache_dir: Path, endpoint) -> list:
+    if method == "llm":
+        return llm_codes(records, msc, endpoint, JsonlCache(Path(cache_dir) / "domains-llm.jsonl"))
+    return embedding_codes(records, cfg.msc_file)
 
 
 MSC_PROMPT = ("Classify the question into one Mathematics Subject Classification (MSC 2020) top-level code "
               "from the list below. Reply with the two-digit code only, e.g. \"Code: 11\".\n\n{codes}\n\n"
               "Question:\n{question}")
+MSC_REPLY = re.compile(r"\b(\d{2})\b")
 
 
 def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache) -> list[str | None]:
@@ -150,15 +218,22 @@ def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache
         msgs = [[{"role": "user", "content": MSC_PROMPT.format(codes=listing, question=r["question"])}] for r in todo]
 
         def save(i, reply, error):
-            cache.put_many({todo[i]["id"]: {"reply": reply.get("content", "") if reply else None}})
+            if reply is not None:  # a failed call is not cached: the next run asks again
+                cache.put_many({todo[i]["id"]: {"reply": reply.get("content", "")}})
 
-        endpoint.chat_many(msgs, on_result=save, desc="domains (llm)")
-    out = []
-    for r in pool:
-        reply = (cache.data.get(r["id"]) or {}).get("reply") or ""
-        m = re.search(r"\b(\d{2})\b", reply)
-        out.append(m.group(1) if m and m.group(1) in msc else None)
-    return out
+        failures = endpoint.chat_many(msgs, on_result=save, desc="domains (llm)")
+        if failures:
+            log.warning("domains (llm): %d of %d calls failed after retries: Unassigned now, asked again on the "
+                        "next run", failures, len(todo))
+    return [reply_code((cache.data.get(r["id"]) or {}).get("reply") or "", msc) for r in pool]
+
+
+def reply_code(reply: str, msc: dict[str, str]) -> str | None:
+    """The MSC code in a classifier's reply: a two-digit code from the list, else an MSC title it names."""
+    for m in MSC_REPLY.finditer(reply):
+        if m.group(1) in msc:
+            return m.group(1)
+    return code_for_label(reply.strip().strip(".").strip(), msc=msc)
 
 
 def embedding_codes(pool: list[dict], msc_file: str) -> list[str]:

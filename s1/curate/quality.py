@@ -36,7 +36,8 @@ def api_error(rec) -> bool:
 
 
 def missing_answer(rec) -> bool:
-    return is_na(rec.get("answer"))
+    """No gold answer and no reference solution: nothing to grade against (an LLM judge reads the solution)."""
+    return is_na(rec.get("answer")) and is_na(rec.get("solution"))
 
 
 def missing_trace(rec) -> bool:

@@ -15,6 +15,7 @@ def write_funnel_report(funnel, s1k: list[dict], pool_lengths: list[int], out_di
     lengths = [r.get("thinking_length", 0) for r in s1k]
     summary = {
         "steps": funnel.steps,
+        "notes": funnel.notes,
         "sources": sources,
         "domains": dict(domains.most_common()),
         "num_domains": len(domains),
@@ -43,7 +44,22 @@ def funnel_markdown(steps: list[dict], sources: list[str], summary: dict) -> str
               f"max {t['s1k_thinking_max']:,}; pool mean {t['pool_thinking_mean']:.0f}).")
     lines += ["", totals, "",
               "Top domains: " + ", ".join(f"{d} ({n})" for d, n in list(summary["domains"].items())[:10]), ""]
+    lines += _table("Gold answers per source (how the grader's reference was found; none = only an LLM judge "
+                    "reading the solution can grade it)", summary.get("notes", {}).get("gold_answers"))
+    coverage = next((st["notes"]["coverage_by_source"] for st in steps
+                     if st["step"] == "domains" and "notes" in st), None)
+    lines += _table("Domain coverage per source (how each question got its MSC domain)", coverage)
     return "\n".join(lines)
+
+
+def _table(title: str, table: dict | None) -> list[str]:
+    """{row: {column: count}} as a markdown table (nothing when absent)."""
+    if not table:
+        return []
+    cols = sorted({c for row in table.values() for c in row})
+    out = [f"{title}:", "", "| source | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    out += [f"| {r} | " + " | ".join(str(v.get(c, 0)) for c in cols) + " |" for r, v in sorted(table.items())]
+    return out + [""]
 
 
 def _plots(steps, sources, domains, lengths, pool_lengths, out_dir: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from s1.data.schema import make_record
+from s1.data.schema import GOLD_SOURCES, gold_answer, make_record, parse_metadata, source_family
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -121,13 +121,9 @@ def normalise(row: dict[str, Any], src, name: str) -> dict[str, Any]:
     fmap = {f: f for f in MAPPABLE if f in row}
     fmap.update(src.field_map)
     got = {f: row.get(s) for f, s in fmap.items()}
-    meta = got.get("metadata")
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            meta = {"metadata": meta}
-    meta = dict(meta) if isinstance(meta, dict) else {}
+    raw_meta = got.get("metadata")
+    meta = parse_metadata(raw_meta)  # the hub's Python-literal string, or JSON
+    meta = dict(meta) if meta is not None else {"metadata": raw_meta}
     used = set(fmap.values())
     meta.update({k: v for k, v in row.items() if k not in used})
     traces = got.get("thinking_trajectories")
@@ -152,3 +148,24 @@ def normalise(row: dict[str, Any], src, name: str) -> dict[str, Any]:
     if got.get("domain_label") is not None:
         rec["domain_label"] = got["domain_label"]
     return rec
+
+
+def add_gold_answers(pool: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """rec["answer"] = the gold answer (None when there is none) and rec["gold_source"] = how it was found.
+
+    A source's own answer column wins unless it is empty or NA ("NA", "none", ...); else gold_answer(): last \\boxed{} of the solution, a bare-answer
+    solution, the metadata's answer. Returns {source family (source_type's dataset): {how: count}} for the funnel.
+    """
+    from s1.curate.quality import is_na
+
+    counts: dict[str, dict[str, int]] = {}
+    for rec in pool:
+        if not is_na(rec.get("answer")):
+            rec["gold_source"] = "answer_column"
+        else:
+            rec["answer"], rec["gold_source"] = gold_answer(rec)
+        per = counts.setdefault(source_family(rec), dict.fromkeys(GOLD_SOURCES, 0))
+        per[rec["gold_source"]] += 1
+    for src, per in sorted(counts.items()):
+        log.info("gold answers %-24s %s", src, ", ".join(f"{k} {v}" for k, v in per.items() if v))
+    return counts

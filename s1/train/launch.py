@@ -77,9 +77,10 @@ def check_train_config(cfg: DictConfig) -> None:
         raise ConfigError("train.wandb_mode", "online", "export WANDB_API_KEY first, or use train.wandb_mode=offline")
     if t.resume not in ("auto", "never") and not Path(t.resume).is_dir():
         raise ConfigError("train.resume", t.resume, "use auto, never, or an existing checkpoint folder")
-    if cfg.cluster.kind == "local" and not Path(t.dataset).exists():
-        raise ConfigError("train.dataset", t.dataset,
-                          "no such file or folder; run `make curate` first or point train.dataset at s1k.jsonl")
+    if cfg.cluster.kind == "local":
+        from s1.train.format import check_dataset
+
+        check_dataset(t.dataset)  # a jsonl / parquet / save_to_disk copy, or a hub id
 
 
 def config_path(cfg: DictConfig) -> Path:

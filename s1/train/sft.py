@@ -146,7 +146,9 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name_or_path,
                                               trust_remote_code=cfg.model.trust_remote_code)
-    examples, data_report = build_examples(load_records(cfg.train.dataset), tokenizer, cfg.train.block_size)
+    t = cfg.train
+    records = load_records(t.dataset, split=t.dataset_split, revision=t.dataset_revision)  # file, folder or hub id
+    examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column)
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))
         log.info("training data: %d of %d records, %d truncated at %d tokens, %d dropped (prompt fills the block)",
