@@ -123,6 +123,7 @@ class TracesConfig:
     temperature: float = 0.0
     serve_model: Optional[str] = None         # local model dir: serve it here (s1.infer.server) for traces, judge, domains; base_url is then ignored
     serve_backend: str = "transformers"       # engine behind serve_model: transformers | vllm
+    serve_thinking: bool = False              # served model thinks first ("<|im_start|>think", s1 style); False = plain chat template
     engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for serve_model
 
 

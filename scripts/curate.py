@@ -79,7 +79,8 @@ def _serve(cfg: DictConfig, traces: DictConfig):
     engine = load_engine(traces.serve_backend, traces.serve_model,
                          **engine_args(traces.serve_backend, traces.engine, cfg.model, key="curate.traces.engine"))
     name = traces.model or "served"
-    server, url = serve_in_thread(engine, name, think_tokens=traces.max_tokens, answer_tokens=traces.max_tokens)
+    think = traces.max_tokens if traces.serve_thinking else 0
+    server, url = serve_in_thread(engine, name, think_tokens=think, answer_tokens=traces.max_tokens)
     served = OmegaConf.merge(traces, {"base_url": url, "model": name, "api_key_env": None})
     log.info("serving %s (%s) for traces / judge / domains at %s", traces.serve_model, traces.serve_backend,
              served.base_url)

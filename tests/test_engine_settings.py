@@ -85,3 +85,29 @@ def test_difficulty_reference_models_get_the_engine_settings(tiny_model_dir, tmp
         rows = [json.loads(line) for f in (tmp_path / name).glob("*.jsonl") for line in f.open()]
         lengths[name] = [row["value"]["num_tokens"] if "value" in row else row["num_tokens"] for row in rows]
     assert max(lengths["narrow"]) <= 3 < max(lengths["wide"])
+
+
+@pytest.mark.slow
+def test_served_instruct_model_replies_through_its_chat_template(tiny_model_dir):
+    """curate.traces.serve_model with serve_thinking=false: the server answers with the plain chat template."""
+    import urllib.request
+
+    from s1.infer import load_engine
+    from s1.infer.engine import Request
+    from s1.infer.server import serve_in_thread
+
+    engine = load_engine("transformers", str(tiny_model_dir), dtype="float32", max_context=1024)
+    server, url = serve_in_thread(engine, "m", think_tokens=0, answer_tokens=6)
+    try:
+        messages = [{"role": "user", "content": "Is 7 prime? Reply Yes or No."}]
+        body = json.dumps({"model": "m", "messages": messages, "max_tokens": 6}).encode()
+        req = urllib.request.Request(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            reply = json.loads(resp.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    prompt = engine.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    want = engine.continue_batch([Request(prompt, 6, stop=["<|im_end|>"])])[0]
+    assert reply["choices"][0]["message"]["content"] == want.text and "<|im_start|>think" not in want.text
+    assert reply["usage"]["completion_tokens"] == want.num_tokens
