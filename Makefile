@@ -16,7 +16,8 @@ export S1_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint curate train eval pipeline status report bench clean real-model vllm-env test-vllm rehearsal
+.PHONY: install demo test lint curate train eval pipeline status report bench clean slurm-up slurm-down real-model \
+	vllm-env test-vllm rehearsal
 
 install: $(STAMP)
 
@@ -63,6 +64,7 @@ report: install
 bench: install
 	$(PY) bench/curate_throughput.py
 	$(PY) bench/bf_overhead.py
+	$(PY) bench/sweep_sharing.py
 	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
 
 # A real Qwen2.5 model dir (safetensors + tokenizer + chat template) under the cache; skipped when present.
@@ -97,6 +99,14 @@ rehearsal: real-model vllm-env
 	$(VLLM_PY) scripts/train.py experiment=rehearsal $(ARGS)
 	$(VLLM_PY) scripts/eval.py experiment=rehearsal $(ARGS)
 	$(VLLM_PY) scripts/report.py $(or $(RUN),runs/rehearsal)
+
+# A one-node Slurm on this machine for `make pipeline ARGS="cluster=local_slurm"` and the Slurm tests (root:
+# installs Debian's slurm + munge if missing, writes /etc/slurm/slurm.conf); slurm-down stops only what it started.
+slurm-up:
+	bash slurm/local/start.sh
+
+slurm-down:
+	bash slurm/local/stop.sh
 
 clean:
 	rm -rf runs outputs .pytest_cache .ruff_cache

@@ -2,11 +2,16 @@
 
 Runs the non-model stages of scripts/curate.py (load, validate, quality, decontam vs AIME24 + MATH500,
 dedup, difficulty from precomputed reference-model columns, thinking length with the real Qwen tokenizer,
-domains from labels, diversity, export) three times: cold (no caches), warm (rerun with another sampling
-seed: per-record work cached by content hash), cold on a 5.9K-record pool. Making the pool is not timed.
+domains from labels, diversity, export). Every measurement runs in a fresh process of its own (imports and
+start-up not timed; nothing carried over in memory):
+- cold: no caches, and the pool file's pages dropped from the OS page cache first (posix_fadvise DONTNEED,
+  no root needed; the line says whether the kernel took it), at 3 sizes: N/10, N/sqrt(10), N;
+- warm: a rerun on N with another sampling seed (per-record work cached by content hash; pool in page cache).
+Making the pools is not timed.
 
   .venv/bin/python bench/curate_throughput.py [--records 59029] [--keep]
-Last line: curate_59k_cold_s=<s> curate_59k_warm_s=<s> scale_ratio_10x=<t59k/t5.9k>
+Last line: curate_59k_cold_s=<s> curate_59k_warm_s=<s> scale_ratio_10x=<t(N)/t(N/10)> scale_exponent=<b>
+  (b: least-squares slope of log time over log records across the 3 sizes; 1.0 = linear)
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +79,19 @@ def make_pool(path: Path, n: int, seed: int = 0, trace_chars: int = 14_000) -> N
             f.write(json.dumps(row) + "\n")
 
 
+def drop_from_page_cache(path: Path) -> str:
+    """Ask the kernel to drop the file's cached pages (clean pages go; no root needed)."""
+    try:
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    except (AttributeError, OSError) as e:
+        return f"pool NOT dropped from the page cache ({e}): cold = fresh process only"
+    return "pool dropped from the page cache (posix_fadvise DONTNEED)"
+
+
 def run_curate(pool: Path, runs: Path, name: str, seed: int) -> float:
+    """In this process: one curate run, timed from after the imports and config."""
     from curate import curate
     from hydra import compose, initialize_config_dir
 
@@ -92,24 +112,48 @@ def run_curate(pool: Path, runs: Path, name: str, seed: int) -> float:
     return dt
 
 
+def measure(pool: Path, runs: Path, name: str, seed: int, cold: bool) -> float:
+    """One measurement in a fresh process; cold: the pool's pages dropped from the page cache first."""
+    note = drop_from_page_cache(pool) if cold else "warm: pool left in the page cache"
+    print(f"{name} ({pool.name}): {note}", flush=True)
+    proc = subprocess.run([sys.executable, __file__, "--measure", str(pool), str(runs), name, str(seed)],
+                          check=True, capture_output=True, text=True)
+    print(proc.stdout.rstrip("\n").rsplit("\n", 1)[0], flush=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def scale_exponent(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of log(seconds) over log(records): 1.0 means time grows linearly with the pool."""
+    xs, ys = [math.log(n) for n, _ in points], [math.log(t) for _, t in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=59029)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (pool + runs)")
+    ap.add_argument("--measure", nargs=4, metavar=("POOL", "RUNS", "NAME", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.measure:  # the child: one run, its seconds on the last line
+        pool, runs, name, seed = args.measure
+        print(run_curate(Path(pool), Path(runs), name, int(seed)))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="curate_bench_"))
     try:
-        big, small = tmp / "pool59k.jsonl", tmp / "pool5900.jsonl"
+        sizes = [args.records // 10, round(args.records / math.sqrt(10)), args.records]
+        pools = {n: tmp / f"pool{n}.jsonl" for n in sizes}
         t = time.perf_counter()
-        make_pool(big, args.records)
-        make_pool(small, args.records // 10, seed=1)
-        print(f"pool: {big.stat().st_size / 1e9:.2f} GB, {args.records} records (made in "
-              f"{time.perf_counter() - t:.0f} s, not timed)", flush=True)
-        cold = run_curate(big, tmp / "runs", "big", seed=0)
-        warm = run_curate(big, tmp / "runs", "big", seed=1)
-        small_cold = run_curate(small, tmp / "runs", "small", seed=0)
-        print(f"curate_59k_cold_s={cold:.1f} curate_59k_warm_s={warm:.1f} scale_ratio_10x={cold / small_cold:.2f}")
+        for i, (n, path) in enumerate(pools.items()):
+            make_pool(path, n, seed=i)
+        print(f"pools: {', '.join(f'{n} records {p.stat().st_size / 1e9:.2f} GB' for n, p in pools.items())} "
+              f"(made in {time.perf_counter() - t:.0f} s, not timed)", flush=True)
+        cold = {n: measure(pools[n], tmp / "runs", f"cold{n}", seed=0, cold=True) for n in sizes}
+        warm = measure(pools[sizes[-1]], tmp / "runs", f"cold{sizes[-1]}", seed=1, cold=False)
+        ratio = cold[sizes[-1]] / cold[sizes[0]]
+        print(f"curate_59k_cold_s={cold[sizes[-1]]:.1f} curate_59k_warm_s={warm:.1f} scale_ratio_10x={ratio:.2f} "
+              f"scale_exponent={scale_exponent(list(cold.items())):.2f}")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -169,8 +169,9 @@ class DiversityConfig:
 @dataclass
 class DecontamConfig:
     ngram: int = 8                            # word n-gram length (paper: 8)
-    benchmarks: list[str] = field(default_factory=list)  # jsonl files (problem field) or hub names
+    benchmarks: list[str] = field(default_factory=list)  # aime24 aime_2022_2023 math500 gpqa_diamond livecodebench, or jsonl paths
     dedup: bool = True                        # exact dedup of normalised question text
+    cross_source: bool = False                # each source vs the sources before it (released collection code; off: see README, real pools)
 
 
 @dataclass
@@ -193,6 +194,7 @@ class TrainConfig:
     dataset_revision: Optional[str] = None    # hub revision (commit / tag); None = main
     trace_column: str = "thinking_trajectories"  # the thinking text: a list column (first item used) or a string column
     attempt_column: str = "attempt"           # the answer text (s1K-1.1: deepseek_attempt / gemini_attempt)
+    transform: Optional[str] = None           # None | token_conditional | step_conditional: paper Table 3's control models (s1/train/transforms.py)
     output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
     learning_rate: float = 1e-5               # paper: 1e-5, cosine decay
@@ -229,7 +231,8 @@ class BudgetForcingConfig:
     think_prefix: str = "<|im_start|>think\n"  # opens the thinking segment
     end_of_thinking: str = "<|im_start|>"     # stop string that ends thinking
     answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
-    answer_max_tokens: int = 1024             # separate cap for the answer phase
+    answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
+    min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     request_timeout_s: float = 600.0          # wall clock per sequence
 
 
@@ -248,11 +251,17 @@ class EvalConfig:
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)
     output_dir: str = "${run.dir}/eval"       # generations cache, metrics, tables, plots
     include_base_model: bool = True           # also evaluate model.name_or_path without budget forcing (Table 1 base row)
-    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf bf wait token_conditional[_bf] step_conditional[_bf] class_conditional rejection_sampling majority
+    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf bf wait extrapolation_strings token_/step_conditional[_prompt][_bf] class_conditional rejection_sampling majority
     wait_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 6])  # method "wait": suppressed ends of thinking (paper Fig. 4a)
     tokens_per_step: int = 100                # step_conditional: thinking tokens per stated step (budget / this = steps)
-    rejection_max_tries: int = 8              # rejection_sampling: samples per question until one fits the budget
-    majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question
+    rejection_max_tries: int = 8              # rejection_sampling: safety limit on samples per question; a question with no fit is scored wrong and counted
+    majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question (paper: up to 64)
+    majority_model: str = "base"              # method "majority": base (paper Fig. 4: Qwen2.5-32B-Instruct) | trained
+    extrapolation_strings: list[str] = field(default_factory=lambda: ["Wait", "Hmm", "Alternatively", ""])  # method "extrapolation_strings" (paper Table 4); "" = suppress only
+    extrapolation_waits: int = 2              # method "extrapolation_strings": suppressed ends of thinking per string (paper: 2)
+    token_conditional_model: Optional[str] = None  # checkpoint trained with train.transform=token_conditional (methods token_conditional[_bf])
+    step_conditional_model: Optional[str] = None   # checkpoint trained with train.transform=step_conditional (methods step_conditional[_bf])
+    dtype: Optional[str] = None               # weights dtype for generation; None = model.dtype (paper's eval: float32)
     sampling_temperature: float = 1.0         # rejection_sampling / majority: the paper samples at 1.0
     system_prompt: Optional[str] = None       # None = Qwen's default system prompt (the training format)
     seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling seed (per sample: seed + index)
@@ -263,6 +272,7 @@ class EvalConfig:
     api_key_env: Optional[str] = None         # backend=openai: env var holding the key (never logged)
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args passed verbatim, e.g. {enforce_eager: true}
     engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for the evaluated models
+    sweep_sharing: bool = True                # greedy sweeps (caps, waits) of one model: generate the shared thinking once per question
 
 
 @dataclass

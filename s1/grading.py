@@ -4,17 +4,19 @@ Extraction follows the paper: the last \\boxed{...} (or \\fbox{...}), else the
 text after the last "Answer:". Equivalence is math-verify's (LaTeX / sympy),
 plus AIME's integer rule ("016" equals "16") and letter matching for multiple
 choice. math-verify times out with signal.alarm, which only works in a main
-thread, so every check runs in a worker process of a small pool: a worker that
-overruns its time limit is killed and the answer counts as wrong.
+thread, so every check runs in a worker process of a small pool that lives
+for one call: a worker that overruns its time limit is killed and the answer
+counts as wrong, and nothing is left running when the call returns. Inside a
+daemonic process (which may not start processes) the checks run in-process.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
 import multiprocessing
 import re
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -120,11 +122,11 @@ def quick_verdict(answer: str | None, reference: str, integer_answer: bool = Fal
     return None
 
 
-def _verify_worker(answer: str, reference: str, timeout_s: float) -> bool:
-    """Runs in a worker process's main thread, where math-verify's signal.alarm timeouts work."""
+def _verify_worker(answer: str, reference: str, timeout_s: float | None) -> bool:
+    """math-verify on one pair. timeout_s needs a main thread (math-verify's signal.alarm); None: no limit here."""
     from math_verify import parse, verify
 
-    t = max(1, round(timeout_s))
+    t = None if timeout_s is None else max(1, round(timeout_s))
     try:
         gold = parse(f"${reference}$", parsing_timeout=t)
         pred = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=t)
@@ -135,47 +137,101 @@ def _verify_worker(answer: str, reference: str, timeout_s: float) -> bool:
         return False
 
 
-def _warm_worker() -> None:
-    """Worker start-up: keep the cyclic GC off the objects inherited from the parent (walking them copies every
-    page torch's fork shares), and pay math-verify's import and first-parse cost before the first real check."""
-    gc.freeze()
+_PARENT_WARM = False
+
+
+def _warm_parent() -> None:
+    """Pay math-verify's import and first-parse cost once in this process (main thread: its alarms work there),
+    so forked workers start warm; elsewhere only import it."""
+    global _PARENT_WARM
+    if _PARENT_WARM:
+        return
+    _PARENT_WARM = True
     try:
-        _verify_worker("1", "1", 5.0)
-    except Exception:  # noqa: BLE001 - e.g. math-verify missing: the real checks raise it as before
+        if threading.current_thread() is threading.main_thread():
+            _verify_worker("1", "1", 5.0)
+        else:
+            import math_verify  # noqa: F401
+    except Exception:  # noqa: BLE001 - e.g. math-verify missing: the real checks raise it in the worker
         pass
 
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_WORKERS = 0
+def _worker_start() -> None:
+    """Keep the cyclic GC off the objects inherited from the parent (walking them copies every page torch's fork
+    shares)."""
+    gc.freeze()
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    global _POOL, _POOL_WORKERS
-    if _POOL is None or _POOL_WORKERS < workers:
-        _shutdown_pool()
+def _can_have_children() -> bool:
+    """Daemonic processes (multiprocessing.Pool or datasets.map(num_proc=...) workers) may not start processes."""
+    return not multiprocessing.current_process().daemon
+
+
+def _stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
+    """Shut the pool down and wait for its workers; kill them first when one is stuck in a check."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    if kill:
+        for p in procs:
+            p.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+
+
+def _verify_in_pool(pairs: list[tuple[str, str]], timeout_s: float, workers: int) -> list[bool]:
+    """math-verify in worker processes that live for this call only: a check that overruns its time limit is
+    killed and counts as wrong; when this returns, no worker is left."""
+    verdicts: list[bool | None] = [None] * len(pairs)
+    todo = list(range(len(pairs)))
+    while todo:
         # fork: workers start in milliseconds and only run sympy, never torch
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                    initializer=_warm_worker)
-        _POOL_WORKERS = workers
-    return _POOL
+        pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))), initializer=_worker_start,
+                                   mp_context=multiprocessing.get_context("fork"))
+        hung = False
+        try:
+            futures = {i: pool.submit(_verify_worker, *pairs[i], timeout_s) for i in todo}
+            for i in todo:
+                try:
+                    # queued futures wait behind at most `workers` running ones, each bounded by timeout_s
+                    verdicts[i] = futures[i].result(timeout=timeout_s * 2 + 2)
+                except FutureTimeout:
+                    log.warning("grading timed out after %.0f s (answer %r...): counted wrong", timeout_s,
+                                pairs[i][0][:60])
+                    verdicts[i], hung = False, True
+                    break
+                except BrokenProcessPool:
+                    verdicts[i], hung = False, True
+                    break
+        finally:
+            _stop_pool(pool, kill=hung)  # a stuck worker never returns: kill it, regrade the rest on a fresh pool
+        todo = [i for i in todo if verdicts[i] is None]
+    return [bool(v) for v in verdicts]
 
 
-def _shutdown_pool(kill: bool = False) -> None:
-    global _POOL
-    if _POOL is not None:
-        if kill:
-            for p in list(getattr(_POOL, "_processes", {}).values()):
-                p.kill()
-        _POOL.shutdown(wait=not kill, cancel_futures=True)
-        _POOL = None
-
-
-atexit.register(_shutdown_pool)
+def _verify_here(pairs: list[tuple[str, str]], timeout_s: float) -> list[bool]:
+    """Where no process may be started (a daemonic worker): in this process. In its main thread math-verify's
+    own signal.alarm limits hold (timeout_s per parse and per verify); in another thread each check runs in a
+    daemon thread that is abandoned, counted wrong, after timeout_s * 2 + 2 seconds."""
+    if threading.current_thread() is threading.main_thread():
+        return [_verify_worker(a, r, timeout_s) for a, r in pairs]
+    verdicts = []
+    for a, r in pairs:
+        box: list[bool] = []
+        t = threading.Thread(target=lambda a=a, r=r, box=box: box.append(_verify_worker(a, r, None)), daemon=True)
+        t.start()
+        t.join(timeout_s * 2 + 2)
+        if not box:
+            log.warning("grading timed out after %.0f s (answer %r...): counted wrong", timeout_s, a[:60])
+        verdicts.append(bool(box and box[0]))
+    return verdicts
 
 
 def grade_many(responses: list[str], references: list[str], *, integer_answer: bool = False,
                timeout_s: float = 5.0, workers: int = 2) -> list[bool]:
-    """is_correct for many pairs; each math-verify check has `timeout_s` seconds, then it counts as wrong."""
+    """is_correct for many pairs; each math-verify check has `timeout_s` seconds, then it counts as wrong.
+
+    Callable from any process (a multiprocessing child, a daemonic pool worker, a thread): worker processes
+    are started for this call and gone when it returns."""
     if len(responses) != len(references):
         raise ValueError(f"grade_many: {len(responses)} responses but {len(references)} references")
     verdicts: list[bool | None] = []
@@ -185,25 +241,15 @@ def grade_many(responses: list[str], references: list[str], *, integer_answer: b
         answers.append(ans)
         verdicts.append(quick_verdict(ans, str(ref), integer_answer))
     todo = [i for i, v in enumerate(verdicts) if v is None]
-    while todo:
-        pool = _pool(workers)
-        futures = {i: pool.submit(_verify_worker, answers[i], str(references[i]), timeout_s) for i in todo}
-        hung = None
-        for i in todo:
-            try:
-                # queued futures wait behind at most `workers` running ones, each bounded by timeout_s
-                verdicts[i] = futures[i].result(timeout=timeout_s * 2 + 2)
-            except FutureTimeout:
-                log.warning("grading timed out after %.0f s (answer %r...): counted wrong", timeout_s, answers[i][:60])
-                verdicts[i], hung = False, i
-                break
-            except BrokenProcessPool:
-                verdicts[i], hung = False, i
-                break
-        if hung is None:
-            break
-        _shutdown_pool(kill=True)  # a stuck worker never returns: kill it, regrade the rest on a fresh pool
-        todo = [i for i in todo if verdicts[i] is None]
+    if todo:
+        _warm_parent()
+        pairs = [(answers[i], str(references[i])) for i in todo]
+        if _can_have_children():
+            got = _verify_in_pool(pairs, timeout_s, workers)
+        else:
+            got = _verify_here(pairs, timeout_s)
+        for i, ok in zip(todo, got):
+            verdicts[i] = ok
     return [bool(v) for v in verdicts]
 
 

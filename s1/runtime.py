@@ -107,7 +107,7 @@ def prepare_model(cfg: DictConfig) -> None:
         if m.build_tiny not in SIZES:
             raise ConfigError("model.build_tiny", m.build_tiny, f"use one of {sorted(SIZES)} or null")
         ensure_tiny_model(m.name_or_path, size=m.build_tiny, seed=0)
-    elif _looks_local(m.name_or_path) and not Path(m.name_or_path).exists():
+    elif looks_local(m.name_or_path) and not Path(m.name_or_path).exists():
         fix = "no such folder; give a hub name or an existing model folder"
         if Path(m.name_or_path).name == "qwen2.5-0.5b-local":
             fix = "the real Qwen2.5 0.5B is not built yet: run `make real-model` (scripts/fetch_real_model.py)"
@@ -116,8 +116,12 @@ def prepare_model(cfg: DictConfig) -> None:
         log.warning("trust_remote_code is ON for model %s: its repository code will run", m.name_or_path)
 
 
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name and Path(name).parts[0] in (".cache", "runs")
+def looks_local(name: str) -> bool:
+    """A model/dataset name that must be a folder here, not a hub id: starts with . / ~, exists, or is not of the
+    hub's `name` / `owner/name` form (one slash at most; runs/… and .cache/… are ours). The one rule for train, curate and eval."""
+    name = str(name)
+    return (name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1 or "\\" in name
+            or Path(name).parts[:1] in (("runs",), (".cache",)))
 
 
 @dataclass

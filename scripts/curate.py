@@ -22,7 +22,8 @@ import hydra
 from omegaconf import DictConfig
 
 from s1.cluster import dispatch
-from s1.curate.decontam import build_index, decontaminate, dedup
+from s1.cluster.outputs import record_inputs
+from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
 from s1.curate.difficulty import (
     add_reference_answers,
     add_thinking_lengths,
@@ -96,8 +97,10 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
     funnel.note("gold_answers", add_gold_answers(pool))                                 # boxed / bare / metadata / none
     pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
     pool = funnel.add("quality", pool, apply_quality_rules(pool, c.quality))            # API errors, images, [asy], ...
-    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram)
+    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram, cfg.paths.shared_pool_dir)
     pool = funnel.add("decontam", pool, decontaminate(pool, index, run.path / "decontam_matches.jsonl"))
+    if c.decontam.cross_source:                                                          # later source vs earlier ones
+        pool = funnel.add("cross_source", pool, cross_source(pool, c.decontam.ngram, run.path / "cross_source.jsonl"))
     if c.decontam.dedup:
         pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
     pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
@@ -109,8 +112,10 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
                                                       endpoint=endpoint))
     s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
     export(s1k, run.path, c.push_to_hub)
-    return write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
-                               extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+    report = write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
+                                 extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+    record_inputs(cfg, "curate")                                                        # finished with these inputs
+    return report
 
 
 def _judge(endpoint):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from s1.cluster import pipeline
-from s1.cluster.checks import check_submission, parse_slurm_time
+from s1.cluster.checks import check_partition, check_submission, parse_slurm_time
 from s1.cluster.render import job_script, render_template
 from s1.cluster.submit import submit_stage
 from s1.runtime import ConfigError
@@ -119,22 +120,122 @@ def test_missing_input_and_missing_sbatch(tmp_path, monkeypatch):
         check_submission(cfg, "train")
     assert e.value.key == "train.dataset" and "make pipeline" in e.value.fix
     # in a chain it is curate's job to write it (whether a Slurm controller runs here is not this test's business)
-    monkeypatch.setattr("s1.cluster.checks.check_partition", lambda partition: None)
+    monkeypatch.setattr("s1.cluster.checks.check_slurm_here", lambda cfg: None)
     check_submission(cfg, "train", upstream=("curate",))
     monkeypatch.undo()
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError) as e:
         check_submission(cfg, "curate")
-    assert e.value.key == "cluster.kind" and "slurm/local/start.sh" in e.value.fix and "cluster=local" in e.value.fix
+    assert e.value.key == "cluster.kind" and "make slurm-up" in e.value.fix and "cluster=local" in e.value.fix
 
 
 def test_a_silent_controller_is_not_reported_as_a_bad_partition(tmp_path, monkeypatch):
-    from s1.cluster.checks import check_partition
-
     fake = tmp_path / "scontrol"  # Slurm installed, controller stopped: what `scontrol ping` then prints
     fake.write_text("#!/bin/sh\necho 'Slurmctld(primary) at localhost is DOWN'\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(ConfigError) as e:
         check_partition("gpu")
-    assert e.value.key == "cluster.kind" and "DOWN" in e.value.fix and "slurm/local/start.sh" in e.value.fix
+    assert e.value.key == "cluster.kind" and "DOWN" in e.value.fix and "make slurm-up" in e.value.fix
+
+
+def test_a_hung_controller_times_out(tmp_path, monkeypatch):
+    """scontrol, squeue and sacct that never answer: a SlurmError naming the command within the limit, no hang."""
+    from s1.cluster import slurm
+
+    for prog in ("scontrol", "squeue", "sacct", "sbatch"):
+        (tmp_path / prog).write_text("#!/bin/sh\nexec sleep 30\n")
+        (tmp_path / prog).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "COMMAND_TIMEOUT_S", 0.5)
+    t = time.monotonic()
+    with pytest.raises(slurm.SlurmError, match="scontrol show job -o 7` did not answer in 0.5 s"):
+        slurm.job_info("7")
+    with pytest.raises(slurm.SlurmError, match="scontrol ping` did not answer"):
+        check_partition("local")
+    assert time.monotonic() - t < 10
+
+
+def test_tests_never_set_up_slurm_themselves(repo):
+    """Installing packages, writing /etc and starting daemons is `make slurm-up`'s job (and .ci/run's), not a test's."""
+    forbidden = ('"apt' + '-get"', "install" + " -y", "start" + ".sh\"", "/etc/" + "slurm", "munge" + "d")
+    for path in sorted((repo / "tests").glob("*.py")):
+        text = path.read_text()
+        assert not [w for w in forbidden if w in text], f"{path.name} sets up Slurm itself"
+
+
+def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
+    """A run whose stages finished (their contract outputs + inputs.json), as the stages leave it, without running
+    them: what `make pipeline` and `make status` read."""
+    from omegaconf import OmegaConf
+
+    from s1.cluster.outputs import record_inputs
+
+    cfgs = {s: compose(s, tmp_path, "experiment=demo", *overrides) for s in ("curate", "train", "eval")}
+    for stage, files in (("curate", ["s1k.jsonl"]), ("train", ["final/config.json", "final/model.safetensors"]),
+                         ("eval", ["metrics.json"])):
+        out = Path(cfgs[stage][stage].output_dir)
+        (out / "final").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfgs[stage], out / "config.yaml", resolve=True)
+        for name in files:
+            (out / name).write_text('{"question": "q"}\n')
+        record_inputs(cfgs[stage], stage)
+    return cfgs
+
+
+def test_a_stage_notices_changed_inputs_not_only_its_own_section(tmp_path, capsys):
+    """The README's ablation re-curated into the same run: train must not count as finished, nor must a model change
+    skip curate and train."""
+    from s1.cluster.outputs import stage_finished
+
+    cfgs = fake_finished_run(tmp_path)
+    assert pipeline.stages_to_run(cfgs) == []
+    # curate re-ran (other diversity method) and wrote another s1K: train and eval are stale, curate is not
+    (Path(cfgs["curate"].curate.output_dir) / "s1k.jsonl").write_text('{"question": "other"}\n')
+    done, why = stage_finished(cfgs["train"], "train")
+    assert not done and "train.dataset (file)" in why
+    assert pipeline.stages_to_run(cfgs) == ["train", "eval"]
+    # another model: every stage reads it
+    other = {s: compose(s, tmp_path, "experiment=demo", "model.dtype=bfloat16") for s in cfgs}
+    for stage in ("curate", "train", "eval"):
+        done, why = stage_finished(other[stage], stage)
+        assert not done and "model.dtype" in why, (stage, why)
+    # its own section still counts
+    done, why = stage_finished(compose("curate", tmp_path, "experiment=demo", "curate.diversity.method=random"),
+                               "curate")
+    assert not done and "curate.diversity" in why
+
+
+def test_status_shows_every_stage_of_a_local_run(tmp_path, capsys):
+    """make status on a run made with cluster=local: done / failed / not started with the outputs, no Slurm needed."""
+    import json
+
+    from s1.cluster import PROCESS_FILE
+    from s1.cluster.status import print_status
+
+    cfgs = fake_finished_run(tmp_path)
+    run_dir = Path(cfgs["curate"].run.dir)
+    eval_dir = Path(cfgs["eval"].eval.output_dir)
+    (eval_dir / "metrics.json").unlink()
+    (eval_dir / PROCESS_FILE).write_text(json.dumps({"pid": 2**22 + 7, "host": __import__("socket").gethostname(),
+                                                     "started": 0, "ended": None}))  # no such pid: killed
+    rows = {r["stage"]: r for r in print_status(run_dir)}
+    out = capsys.readouterr().out
+    assert rows["curate"]["state"] == "done" and str(run_dir / "curate" / "s1k.jsonl") in out
+    assert rows["train"]["state"] == "done"
+    assert rows["eval"]["state"].startswith("failed: killed") and "metrics.json missing" in rows["eval"]["outputs"]
+    assert "no Slurm jobs recorded" not in out
+    import shutil
+
+    shutil.rmtree(eval_dir)
+    assert {r["stage"]: r["state"] for r in print_status(run_dir)}["eval"] == "not started"
+    # curate re-ran with other results (the README's ablation in the same run): train is stale, eval's model with it
+    (run_dir / "curate" / "s1k.jsonl").write_text('{"question": "other"}\n')
+    (run_dir / "train" / PROCESS_FILE).write_text(json.dumps({"pid": 1, "host": "x", "started": 0, "ended": 1}))
+    states = {r["stage"]: r for r in print_status(run_dir)}
+    assert states["curate"]["state"] == "done" and states["train"]["state"] == "stale"
+    assert "train.dataset (file)" in states["train"]["outputs"]
+    from s1.cluster.status import unfinished_notes  # what the report prints above its sections
+
+    notes = unfinished_notes(run_dir)
+    assert notes[0].startswith("train: stale") and "train.dataset (file)" in notes[0] and len(notes) == 2

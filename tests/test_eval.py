@@ -67,24 +67,28 @@ def _lines(path):
 def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir):
     # one uninterrupted run with the paper's baselines
     args = _eval_args(tmp_path, tiny_model_dir, "full") + [
-        ("eval.methods=[no_bf,bf,token_conditional,step_conditional_bf,class_conditional,rejection_sampling,"
-        "majority]"), "eval.majority_k=[1,2]", "eval.rejection_max_tries=2", "eval.tokens_per_step=4"]
+        ("eval.methods=[no_bf,bf,wait,extrapolation_strings,token_conditional_prompt,step_conditional_prompt_bf,"
+        "class_conditional,rejection_sampling,majority]"), "eval.majority_k=[1,2]", "eval.rejection_max_tries=2",
+        "eval.tokens_per_step=4", "eval.wait_counts=[1]", "eval.extrapolation_strings=[Wait,'']"]
     proc = run_script("eval.py", *args)
     out = tmp_path / "full" / "eval"
-    for f in ("config.yaml", "generations.jsonl", "metrics.json", "results.md", "scaling.png"):
+    for f in ("config.yaml", "generations.jsonl", "metrics.json", "results.md", "scaling.png", "figure4.png"):
         assert (out / f).exists(), f
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {(r["model"], r["method"]) for r in metrics["rows"]}
-    assert {("base", "no_bf"), ("trained", "no_bf"), ("trained", "bf"), ("trained", "token_conditional"),
-            ("trained", "step_conditional_bf"), ("trained", "class_conditional"), ("trained", "rejection_sampling"),
-            ("trained", "majority")} <= methods
+    assert {("base", "no_bf"), ("trained", "no_bf"), ("trained", "bf"), ("trained", "token_conditional_prompt"),
+            ("trained", "step_conditional_prompt_bf"), ("trained", "class_conditional"),
+            ("trained", "rejection_sampling"), ("base", "majority"), ("trained", "wait"),
+            ("trained", "extrapolation_strings")} <= methods
+    bf_control = next(s for s in metrics["scaling"] if s["method"] == "bf")
+    assert bf_control["control_range"] == [0, 16] and bf_control["control"] == 100.0   # caps hold: paper's Control
     bf_rows = {r["budget"]: r for r in metrics["rows"] if r["method"] == "bf"}
     assert bf_rows[4]["avg_thinking_tokens"] <= 4 and bf_rows[16]["avg_thinking_tokens"] <= 16
     assert all(sum(r["outcomes"].values()) == 6 * r["samples_per_question"] for r in metrics["rows"]
                if r["method"] != "majority")
     assert "| model | method | budget |" in proc.stdout            # the table is printed
     md = (out / "results.md").read_text()
-    assert "Table 1" in md and "Table 3" in md and "Control" in md
+    assert "Table 1" in md and "Table 3" in md and "Table 4" in md and "Control" in md and "Wait" in md
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     # rerun: nothing generated, same metrics (re-scored from the cache)
     lines_before = len(_lines(out / "generations.jsonl"))
@@ -110,7 +114,8 @@ def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir):
     assert 8 <= n_killed < total, "the kill should land mid-run"
     run_script("eval.py", *killed)
     recs = _lines(gen)
-    keys = [(r["model"], r["benchmark"], r["question_id"], r["method"], r["budget"], r["sample"]) for r in recs]
+    keys = [(r["model"], r["benchmark"], r["question_id"], r["method"], r["budget"], r["sample"], r["settings"])
+            for r in recs]
     assert len(keys) == len(set(keys)) == total
     resumed = json.loads((tmp_path / "b" / "eval" / "metrics.json").read_text())
     full = json.loads((tmp_path / "a" / "eval" / "metrics.json").read_text())

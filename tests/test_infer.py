@@ -229,3 +229,90 @@ def test_openai_backend_against_a_real_local_server(engine, chatty_model_dir, mo
         server.shutdown()
         server.server_close()
 
+
+
+def test_dynamic_cache_round_trip_and_forward_use_it(engine):
+    """The backend's only contact with transformers' cache classes: build from per-layer tensors (public update()),
+    read back (public iteration), and the forward pass really extends the cache it is given (the argument's name
+    changed in 5.20). Fails loudly on a transformers version that changes any of the three."""
+    import transformers
+
+    from s1.infer.transformers_backend import _cache_from_layers, _layers_of
+
+    cfg = engine.model.config
+    heads, dim = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    layers = [(torch.randn(2, heads, 5, dim), torch.randn(2, heads, 5, dim)) for _ in range(cfg.num_hidden_layers)]
+    cache = _cache_from_layers(layers, cfg)
+    back = _layers_of(cache)
+    assert len(back) == len(layers), f"transformers {transformers.__version__}: DynamicCache iteration changed"
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(layers, back))
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    engine.model(input_ids=ids, attention_mask=torch.ones(2, 8, dtype=torch.long), position_ids=torch.arange(5, 8)[None].repeat(2, 1),
+                 use_cache=True, **{engine._cache_arg: cache})
+    assert cache.get_seq_length() == 8, (f"transformers {transformers.__version__}: the model ignored "
+                                         f"{engine._cache_arg}=; fix TransformersEngine._cache_arg")
+
+
+SWEEP = [{"max_thinking_tokens": c} for c in (6, 12, 20, 33)] + \
+    [{"max_thinking_tokens": None, "num_waits": w} for w in (1, 2, 4)]   # the demo's shape: 4 caps + Wait x1/x2/x4
+
+
+@pytest.mark.parametrize("stop", [" two", "<|im_start|>"])
+def test_shared_sweep_equals_one_setting_at_a_time(engine, stop):
+    """Every setting of a shared greedy sweep equals its own run field by field, and the sweep generates far fewer
+    tokens than the settings one by one. " two" is a stop the chatty model writes often, so waits really happen."""
+    from s1.infer.budget_forcing import generate_sweep
+
+    prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add 4, {i + 3} times. Last digit?") for i in range(4)]
+    bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5)   # short answers, as the demo's
+    before = engine.stats["generated_tokens"]
+    alone = [generate(engine, prompts, dict(bf, **st), max_new_tokens=70, batch_size=3, progress=False)
+             for st in SWEEP]
+    alone_tokens = engine.stats["generated_tokens"] - before
+    seen = []
+    before = engine.stats["generated_tokens"]
+    shared = generate_sweep(engine, prompts, SWEEP, bf, max_new_tokens=70, batch_size=3, progress=False,
+                            on_result=lambda j, i, r: seen.append((j, i, r)))
+    shared_tokens = engine.stats["generated_tokens"] - before
+    assert shared == alone
+    assert sorted((j, i) for j, i, _ in seen) == [(j, i) for j in range(len(SWEEP)) for i in range(4)]
+    assert all(r == shared[j][i] for j, i, r in seen)
+    if stop == " two":
+        assert {r.waits_used for r in alone[-1]} - {0}, "the stop string should really trigger waits"
+    largest = max(sum(r.thinking_tokens + r.answer_tokens for r in rs) for rs in alone)
+    assert shared_tokens <= 1.5 * largest < alone_tokens
+
+
+def test_min_thinking_tokens_suppresses_early_ends(engine):
+    def script(req, i):
+        if req.text.endswith("Answer:"):
+            return Continuation(" 6", 2, "eos")
+        if req.max_new_tokens < 6:
+            return Continuation("3+4"[:req.max_new_tokens], req.max_new_tokens, "length")
+        return Continuation("3+4=7\n", 6, "stop", "<|im_start|>")
+    r, reqs = _run(engine, script, max_thinking_tokens=100, min_thinking_tokens=15)
+    assert r.thinking_tokens == 18 and r.waits_used == 2 and r.outcome == "answered"
+    r, _ = _run(engine, script, max_thinking_tokens=100, min_thinking_tokens=15, num_waits=3)
+    assert r.thinking_tokens == 24 and r.waits_used == 3
+    r, _ = _run(engine, script, max_thinking_tokens=10, min_thinking_tokens=50)   # the cap wins over the minimum
+    assert r.thinking_tokens == 10 and r.outcome == "forced"
+
+
+def test_answer_uses_the_rest_of_the_total_unless_capped(engine):
+    def script(req, i):
+        if "<|im_start|>answer" in req.text:
+            return Continuation("x" * req.max_new_tokens, req.max_new_tokens, "length")
+        return Continuation("1+1=2\n" * 10, 60, "stop", "<|im_start|>")
+    r, reqs = _run(engine, script, max_thinking_tokens=100)
+    assert DEFAULTS["answer_max_tokens"] is None and reqs[-1].max_new_tokens == 1000 - 60
+    r, reqs = _run(engine, script, max_thinking_tokens=100, answer_max_tokens=7)
+    assert reqs[-1].max_new_tokens == 7 and r.outcome == "no_answer"
+
+
+def test_bad_budget_forcing_values_name_the_key(engine):
+    with pytest.raises(ValueError, match=r"budget_forcing.min_thinking_tokens=-1"):
+        _run(engine, lambda req, i: Continuation("", 1, "eos"), min_thinking_tokens=-1)
+    from s1.infer.budget_forcing import generate_sweep
+
+    with pytest.raises(ValueError, match=r"max_thinking_tokens=0"):
+        generate_sweep(engine, ["x"], [{"max_thinking_tokens": 0}], max_new_tokens=5, progress=False)

@@ -39,7 +39,7 @@ def test_report_has_every_section_from_the_stage_outputs(report):
     assert "| epochs | 5 |" not in md  # the demo's 9 epochs differ from the paper's 5 and are marked
     assert re.search(r"\| trained without budget forcing \| \d+\.\d ± \d+\.\d \| 300 × 1 \|", md)
     for png in ("curate/funnel.png", "curate/domains.png", "curate/lengths.png", "train/loss.png",
-                "train/lr.png", "eval/scaling.png"):
+                "train/lr.png", "eval/scaling.png", "eval/figure4.png"):
         assert f"]({png})" in md, png
 
 
@@ -79,3 +79,23 @@ def test_partial_run_names_the_missing_stages(demo_run, tmp_path):
 def test_missing_run_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run dir .* not found: give the folder"):
         build_report(tmp_path / "nope")
+
+
+@pytest.mark.slow
+def test_eval_section_pairs_paper_numbers_and_shows_tables_3_4_and_figure4(tmp_path, tiny_model_dir):
+    from conftest import REPO, run_script
+
+    gpqa = REPO / "tests" / "data" / "gpqa_sample.csv"
+    run_script("eval.py", "model=tiny", f"eval.benchmarks=[synthetic,{gpqa}]", "eval.limit=2", "eval.budgets=[4,16]",
+               "eval.max_new_tokens=24", "eval.batch_size=8", "eval.budget_forcing.answer_max_tokens=4",
+               "eval.methods=[no_bf,bf,wait,extrapolation_strings,majority]", "eval.wait_counts=[1]",
+               "eval.majority_k=[1,2]", "eval.extrapolation_strings=[Wait,'']", f"paths.runs_dir={tmp_path}",
+               "run.name=r", f"eval.model_path={tiny_model_dir}", f"model.name_or_path={tiny_model_dir}")
+    md, _ = build_report(tmp_path / "r")
+    text = md.read_text()
+    header = next(ln for ln in text.splitlines() if ln.startswith("| setting | gpqa_sample pass@1"))
+    assert header.endswith("| paper row |")       # synthetic / a 4-question GPQA file are not the paper's sets
+    assert "### Table 4 layout" in text and '| 2× "Wait" |' in text and "| 2× without string |" in text
+    assert "| trained with budget forcing (1× Wait) |" in text and "](eval/figure4.png)" in text
+    assert re.search(r"\| trained with budget forcing \(T=4\) \|.*\| – \|$", text, re.M)
+    assert "a_min = 0 unless budget forcing sets a minimum" in text

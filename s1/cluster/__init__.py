@@ -3,13 +3,20 @@ s1.cluster.pipeline for the chain, s1.cluster.status for where a run stands."""
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import socket
 import sys
+import time
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from s1.cluster.render import IN_JOB_ENV
 from s1.runtime import ConfigError
+
+PROCESS_FILE = "process.json"
 
 
 def dispatch(cfg: DictConfig, stage: str) -> bool:
@@ -19,6 +26,7 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
     so there dispatch returns False and the stage does its work.
     """
     if cfg.cluster.kind != "slurm" or os.environ.get(IN_JOB_ENV):
+        record_process(cfg, stage)  # the stage runs in this process: `make status` shows it running / failed
         return False
     from hydra.core.hydra_config import HydraConfig
 
@@ -41,3 +49,19 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
         if infos[job_id] is None or infos[job_id].state != "COMPLETED":
             sys.exit(1)
     return True
+
+
+def record_process(cfg: DictConfig, stage: str) -> Path:
+    """<output_dir>/process.json: this process runs the stage (pid, host, start); `ended` is filled in at exit."""
+    path = Path(cfg[stage].output_dir) / PROCESS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "ended": None,
+              "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    path.write_text(json.dumps(record))
+
+    def ended() -> None:
+        if path.exists() and json.loads(path.read_text()).get("pid") == record["pid"]:
+            path.write_text(json.dumps(record | {"ended": time.time()}))
+
+    atexit.register(ended)
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,9 +48,6 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
     """Everything that can be known before sbatch. `upstream`: stages submitted before this one in the same chain."""
     c = cfg.cluster
     notes = []
-    if not c.dry_run and shutil.which("sbatch") is None:
-        raise ConfigError("cluster.kind", c.kind, "sbatch is not on PATH: submit from a Slurm login node, start the "
-                          "local test cluster (bash slurm/local/start.sh), or run here with cluster=local")
     key = f"cluster.stage_time.{stage}" if c.stage_time[stage] else "cluster.time"
     try:
         parse_slurm_time(stage_time(c, stage))
@@ -91,9 +87,19 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
         except ConfigError as e:
             if not (e.key == "eval.model_path" and "train" in upstream):
                 raise
-    if not c.dry_run and c.partition:
-        check_partition(c.partition)
+    if not c.dry_run:  # the config first (it is what the user edits), then whether Slurm is here
+        check_slurm_here(cfg)
     return notes
+
+
+def check_slurm_here(cfg: DictConfig) -> None:
+    """sbatch on PATH, a controller that answers, the partition known to it."""
+    c = cfg.cluster
+    if shutil.which("sbatch") is None:
+        raise ConfigError("cluster.kind", c.kind, "sbatch is not on PATH: submit from a Slurm login node, start the "
+                          "local test cluster (make slurm-up: sudo bash slurm/local/start.sh), or run here with cluster=local")
+    if c.partition:
+        check_partition(c.partition)
 
 
 def check_inputs(cfg: DictConfig, stage: str, upstream: tuple[str, ...]) -> None:
@@ -146,15 +152,17 @@ def check_memory(cfg: DictConfig) -> list[str]:
 
 
 def check_partition(partition: str) -> None:
+    from s1.cluster.slurm import run_slurm
+
     if shutil.which("scontrol") is None:
         return
-    ping = subprocess.run(["scontrol", "ping"], check=False, capture_output=True, text=True)
+    ping = run_slurm(["scontrol", "ping"])
     if "UP" not in ping.stdout:  # installed but no controller answers: not a partition problem
         raise ConfigError("cluster.kind", "slurm", "the Slurm controller does not answer (scontrol ping: "
                           f"{(ping.stdout or ping.stderr).strip()[:120]}); start it (on this machine: "
-                          "bash slurm/local/start.sh) or run here with cluster=local")
-    proc = subprocess.run(["scontrol", "show", "partition", partition], check=False, capture_output=True, text=True)
+                          "make slurm-up, i.e. sudo bash slurm/local/start.sh) or run here with cluster=local")
+    proc = run_slurm(["scontrol", "show", "partition", partition])
     if proc.returncode != 0:
-        known = subprocess.run(["sinfo", "-h", "-o", "%R"], check=False, capture_output=True, text=True).stdout.split()
+        known = run_slurm(["sinfo", "-h", "-o", "%R"]).stdout.split()
         raise ConfigError("cluster.partition", partition,
                           f"no such partition on this cluster; use one of {sorted(set(known))} (sinfo lists them)")

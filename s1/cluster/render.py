@@ -16,8 +16,6 @@ from s1.runtime import REPO_ROOT
 
 TEMPLATES = REPO_ROOT / "slurm"
 IN_JOB_ENV = "S1_IN_SLURM_JOB"  # set by the templates: inside the job a stage runs instead of submitting
-# Shell variables the train launch command may hold; expanded per task, on each node.
-TASK_VARS = ("$SLURM_NODEID", "$MASTER_ADDR", "$MASTER_PORT")
 
 
 def render_template(text: str, values: dict[str, str], raw: tuple[str, ...] = ()) -> str:
@@ -61,22 +59,16 @@ def sbatch_options(cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
-def quote_launch_arg(arg: str) -> str:
-    """Quote one launcher argument but leave $SLURM_NODEID / $MASTER_ADDR / $MASTER_PORT expandable."""
-    parts = re.split("(" + "|".join(re.escape(v) for v in TASK_VARS) + ")", str(arg))
-    return "".join(f'"{p}"' if p in TASK_VARS else shlex.quote(p) for p in parts if p) or "''"
-
-
 def train_launch(cfg: DictConfig) -> str:
     """The per-node launch line: torchrun running s1.train.sft on the resolved config that
     build_launch_command writes to ${train.output_dir}/config.yaml (the same command cluster=local runs)."""
-    from s1.train.launch import build_launch_command, nproc_per_node
+    from s1.train.launch import build_launch_command, nproc_per_node, render_command
 
     cmd = build_launch_command(cfg, nnodes=int(cfg.cluster.nodes), nproc_per_node=nproc_per_node(cfg),
                                node_rank="$SLURM_NODEID", master_addr="$MASTER_ADDR", master_port="$MASTER_PORT")
     if cmd and cmd[0] == sys.executable:  # cluster.python: the interpreter the job's setup lines provide
         cmd = [python_path(cfg), *cmd[1:]]
-    return " ".join(quote_launch_arg(a) for a in cmd)
+    return render_command(cmd)
 
 
 def job_script(cfg: DictConfig, stage: str, overrides: list[str]) -> str:

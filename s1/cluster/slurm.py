@@ -31,6 +31,20 @@ class JobInfo:
         return self.state in TERMINAL
 
 
+# Seconds any scontrol/squeue/sacct/sinfo call may take; a controller that answers slower is treated as down.
+COMMAND_TIMEOUT_S = 30.0
+
+
+def run_slurm(cmd: list[str], timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    """Run a Slurm client command with a time limit; SlurmError (naming the command) when it does not answer."""
+    limit = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"`{' '.join(cmd)}` did not answer in {limit:g} s: the Slurm controller is down or "
+                         "overloaded (scontrol ping); try again later") from None
+
+
 def available() -> bool:
     return shutil.which("sbatch") is not None
 
@@ -41,7 +55,7 @@ def sbatch(script: Path, dependency: str | None = None) -> str:
     if dependency:
         cmd += [f"--dependency={dependency}", "--kill-on-invalid-dep=yes"]
     cmd.append(str(script))
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    proc = run_slurm(cmd, timeout_s=max(120.0, COMMAND_TIMEOUT_S))
     if proc.returncode != 0:
         raise SlurmError(f"sbatch {script} failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout.strip().split(";")[0]  # "id;cluster" on federated clusters
@@ -59,18 +73,17 @@ def parse_scontrol(line: str) -> dict[str, str]:
 def job_info(job_id: str) -> JobInfo | None:
     """The job's state from scontrol (finished jobs stay for MinJobAge), else squeue, else sacct; None if unknown."""
     if shutil.which("scontrol"):
-        proc = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], check=False, capture_output=True, text=True)
+        proc = run_slurm(["scontrol", "show", "job", "-o", str(job_id)])
         if proc.returncode == 0 and proc.stdout.strip():
             f = parse_scontrol(proc.stdout.strip().splitlines()[0])
             return JobInfo(job_id, f.get("JobState", "UNKNOWN"), f.get("Reason", ""), f.get("ExitCode", ""), "scontrol")
     if shutil.which("squeue"):
-        proc = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T|%r"], check=False, capture_output=True, text=True)
+        proc = run_slurm(["squeue", "-h", "-j", str(job_id), "-o", "%T|%r"])
         if proc.returncode == 0 and proc.stdout.strip():
             state, _, reason = proc.stdout.strip().splitlines()[0].partition("|")
             return JobInfo(job_id, state, reason, "", "squeue")
     if shutil.which("sacct"):  # only where accounting storage exists; prints an error elsewhere
-        proc = subprocess.run(["sacct", "-n", "-P", "-X", "-j", str(job_id), "-o", "State,ExitCode"],
-                              check=False, capture_output=True, text=True)
+        proc = run_slurm(["sacct", "-n", "-P", "-X", "-j", str(job_id), "-o", "State,ExitCode"])
         if proc.returncode == 0 and proc.stdout.strip():
             state, _, code = proc.stdout.strip().splitlines()[0].partition("|")
             return JobInfo(job_id, state.split()[0], "", code, "sacct")

@@ -1,64 +1,130 @@
-"""make status RUN=<run dir>: each stage's latest Slurm job — state, reason, exit code, log — and its outputs.
+"""make status RUN=<run dir>: every stage of a run, run here or on Slurm — done / running / failed / stale /
+not started — with its outputs, its Slurm job (state, reason, exit code, log) if it had one.
 
     python -m s1.cluster.status runs/demo
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from s1.cluster import slurm
-from s1.cluster.outputs import stage_finished
+from s1.cluster import PROCESS_FILE, slurm
+from s1.cluster.outputs import STAGE_OUTPUTS, stage_finished
 from s1.cluster.submit import latest_jobs, slurm_dir
 from s1.runtime import STAGES
 
 LOG_TAIL_LINES = 15
 
 
+def stage_config(run_dir: Path, stage: str) -> DictConfig | None:
+    """The config the stage last ran (or was submitted) with: the newer of <stage>/config.yaml and the Slurm copy."""
+    paths = [p for p in (run_dir / stage / "config.yaml", slurm_dir(run_dir) / f"{stage}.config.yaml") if p.exists()]
+    if not paths:
+        return None
+    return OmegaConf.load(max(paths, key=lambda p: p.stat().st_mtime))
+
+
+def local_process(out: Path) -> str | None:
+    """'running' / 'failed' from <output_dir>/process.json (written by the stage's process), None without one."""
+    path = out / PROCESS_FILE
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    if rec.get("ended"):
+        return "ended"
+    if rec.get("host") != socket.gethostname():
+        return f"running? (pid {rec['pid']} on {rec.get('host')})"
+    try:
+        os.kill(int(rec["pid"]), 0)
+    except ProcessLookupError:
+        return f"killed (pid {rec['pid']} is gone)"
+    except PermissionError:
+        pass
+    return f"running (pid {rec['pid']})"
+
+
+def stage_row(run_dir: Path, stage: str, record: dict | None) -> dict:
+    row = {"stage": stage, "state": "not started", "job": "", "slurm": "", "reason": "", "exit": "",
+           "outputs": "", "log": "", "after": ""}
+    info = None
+    if record:
+        try:
+            info = slurm.job_info(record["job_id"])
+        except slurm.SlurmError as e:
+            row["reason"] = str(e)[:80]
+        row |= {"job": record["job_id"], "after": record.get("dependency") or "",
+                "slurm": info.state if info else "UNKNOWN (not in scontrol/squeue; finished long ago?)",
+                "reason": info.reason if info and info.reason not in ("None", "(null)") else row["reason"],
+                "exit": info.exit_code if info else "",
+                "log": record["log"] if Path(record["log"]).exists() else "(not written: never started)"}
+    cfg = stage_config(run_dir, stage)
+    if cfg is None:
+        return row
+    cwd = Path.cwd()
+    try:  # relative paths in the config are relative to where the stage ran
+        os.chdir(record.get("workdir", cwd) if record else cwd)
+        out = Path(cfg[stage].output_dir).absolute()
+        done, why = stage_finished(cfg, stage)
+        process = local_process(out)
+    finally:
+        os.chdir(cwd)
+    if done:
+        row["state"], row["outputs"] = "done", ", ".join(str(out / s.split("|")[0]) for s in STAGE_OUTPUTS[stage])
+        return row
+    row["outputs"] = why
+    if info and not info.done:
+        row["state"] = "queued" if info.state == "PENDING" else "running"
+    elif info and info.state != "COMPLETED":
+        row["state"] = "failed" if info.state != "CANCELLED" else "cancelled"
+    elif process and process.startswith("running"):
+        row["state"] = process
+    elif "inputs changed" in why:  # it finished, with other inputs than today's
+        row["state"] = "stale"
+    elif process:
+        row["state"] = "failed" if process == "ended" else f"failed: {process}"
+    else:
+        row["state"] = "failed" if record else "not finished"
+    return row
+
+
 def stage_rows(run_dir: str | Path) -> list[dict]:
-    rows = []
-    for stage, record in latest_jobs(run_dir).items():
-        info = slurm.job_info(record["job_id"])
-        config = slurm_dir(run_dir) / f"{stage}.config.yaml"
-        outputs = "?"
-        if config.exists():
-            cwd = Path.cwd()
-            try:  # relative output dirs are relative to where the job ran
-                os.chdir(record.get("workdir", cwd))
-                outputs = "done" if stage_finished(OmegaConf.load(config), stage)[0] else "missing"
-            finally:
-                os.chdir(cwd)
-        rows.append({"stage": stage, "job": record["job_id"],
-                     "state": info.state if info else "UNKNOWN (not in scontrol/squeue; finished long ago?)",
-                     "reason": info.reason if info and info.reason not in ("None", "(null)") else "",
-                     "exit": info.exit_code if info else "", "outputs": outputs,
-                     "log": record["log"] if Path(record["log"]).exists() else "(not written: never started)",
-                     "after": record.get("dependency") or ""})
-    return sorted(rows, key=lambda r: STAGES.index(r["stage"]) if r["stage"] in STAGES else 99)
+    run_dir = Path(run_dir)
+    jobs = latest_jobs(run_dir)
+    rows = [stage_row(run_dir, stage, jobs.get(stage)) for stage in STAGES]
+    for before, row in zip(rows, rows[1:]):  # done, but from an upstream stage that is not: make pipeline redoes it
+        if row["state"] == "done" and not before["state"].startswith("done"):
+            row["state"] = f"done (but {before['stage']} is not)"
+    return rows
+
+
+def unfinished_notes(run_dir: str | Path) -> list[str]:
+    """One line per stage whose outputs are not what its inputs say now (for the report: no silent mixing)."""
+    return [f"{r['stage']}: {r['state']} — {r['outputs']}" for r in stage_rows(run_dir) if r["state"] != "done"]
 
 
 def print_status(run_dir: str | Path) -> list[dict]:
     rows = stage_rows(run_dir)
-    if not rows:
-        print(f"no Slurm jobs recorded in {slurm_dir(run_dir) / 'jobs.jsonl'} (submitted with cluster=slurm?)")
-        return rows
     print(f"run {Path(run_dir).absolute()}")
-    cols = ["stage", "job", "state", "reason", "exit", "after", "outputs", "log"]
+    cols = ["stage", "state", "job", "slurm", "reason", "exit", "after", "outputs"]
+    if not any(r["job"] for r in rows):
+        cols = ["stage", "state", "outputs"]  # ran here, no Slurm jobs recorded
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip())
     for r in rows:
-        log = Path(r["log"])
-        if r["state"] in slurm.TERMINAL - {"COMPLETED", "CANCELLED"} and log.exists():
+        log = Path(r["log"]) if r["log"] else None
+        if r["slurm"] in slurm.TERMINAL - {"COMPLETED", "CANCELLED"} and log and log.exists():
             tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-            print(f"\n{r['stage']} (job {r['job']}) {r['state']}; last lines of {log}:")
+            print(f"\n{r['stage']} (job {r['job']}) {r['slurm']}; last lines of {log}:")
             print("\n".join("  " + line for line in tail))
-        elif r["reason"] == "DependencyNeverSatisfied" or (r["state"] == "CANCELLED" and r["after"]):
+        elif r["reason"] == "DependencyNeverSatisfied" or (r["slurm"] == "CANCELLED" and r["after"]):
             print(f"\n{r['stage']} (job {r['job']}) never ran: its dependency {r['after']} failed")
     return rows
 

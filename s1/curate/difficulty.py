@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from s1.curate.cache import JsonlCache, content_key, slug
+from s1.cache import JsonlCache, content_key, slug
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
 from s1.runtime import ConfigError

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from s1.curate.cache import JsonlCache
+from s1.cache import JsonlCache
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata, source_family
 from s1.runtime import ConfigError

@@ -15,7 +15,7 @@ import logging
 import re
 from pathlib import Path
 
-from s1.curate.cache import JsonlCache, slug
+from s1.cache import JsonlCache, slug
 from s1.data.schema import first_trace
 
 log = logging.getLogger("s1.curate")

@@ -1,4 +1,11 @@
-"""Evaluation sets by name or path: the shipped AIME24 / MATH500, the synthetic test set, any jsonl, hub sets.
+"""Evaluation sets by name or path: the shipped AIME24 / MATH500, GPQA Diamond, the synthetic test set, any jsonl.
+
+GPQA Diamond (198 questions) is gated by its authors and not shipped: `gpqa_diamond`
+reads `<benchmarks_dir>/gpqa_diamond.csv` when present (the CSV of the GPQA release,
+same columns as the hub), else the hub (`Idavidrein/gpqa`, subset `gpqa_diamond`,
+needs HF_TOKEN after accepting its terms). Any `*.csv` path in that shape works too.
+The four options are shuffled with a fixed seed per question, written as the
+released s1 evaluation does ("A) ...", one per line) and the answer is a letter.
 
 Curation decontaminates against the same sets evaluation scores on, so both
 load them here. Every benchmark is a list of {id, problem, answer, ...} dicts.
@@ -7,10 +14,14 @@ load them here. Every benchmark is a list of {id, problem, answer, ...} dicts.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 SHIPPED = {"aime24": "aime24.jsonl", "math500": "math500.jsonl"}
+GPQA_NAME, GPQA_HUB, GPQA_SUBSET, GPQA_SIZE = "gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", 198
+GPQA_SHUFFLE_SEED = 0         # option order: fixed, so every run and rerun grades the same letters
+GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 SYNTHETIC_TEST_SIZE = 300     # held-out questions for the demo
 SYNTHETIC_TEST_SEED = 1234
 
@@ -39,6 +50,8 @@ def load_benchmark(name_or_path: str, benchmarks_dir: str | Path, aime_text: str
             for r in rows:
                 r["problem_original"] = r["problem"]
                 r["problem"] = r.get(aime_text) or r["problem"]
+    elif name_or_path == GPQA_NAME or name_or_path.endswith(".csv"):
+        rows = load_gpqa(name_or_path, benchmarks_dir)
     elif name_or_path.endswith((".jsonl", ".json")):
         path = Path(name_or_path)
         if not path.exists():
@@ -59,7 +72,7 @@ def load_benchmark(name_or_path: str, benchmarks_dir: str | Path, aime_text: str
 
 def benchmark_name(name_or_path: str) -> str:
     """Short name for tables: 'aime24', 'math500', 'synthetic', or a file's stem."""
-    return name_or_path if "/" not in name_or_path and not name_or_path.endswith(".jsonl") else Path(
+    return name_or_path if "/" not in name_or_path and not name_or_path.endswith((".jsonl", ".csv")) else Path(
         name_or_path).stem
 
 
@@ -76,27 +89,79 @@ def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _load_hub_benchmark(name: str) -> list[dict[str, Any]]:
-    """Hub sets (e.g. Idavidrein/gpqa, gpqa_diamond): multiple choice becomes problem + letter answer."""
     import datasets
 
     if "gpqa" in name.lower():
-        ds = datasets.load_dataset(name, "gpqa_diamond", split="train")
-        return [_gpqa_row(r, i) for i, r in enumerate(ds)]
+        return load_gpqa(GPQA_NAME, "")
     ds = datasets.load_dataset(name, split="test")
     return [dict(r) for r in ds]
 
 
-def _gpqa_row(r: dict[str, Any], i: int) -> dict[str, Any]:
+def load_gpqa(name_or_path: str, benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+    """GPQA rows (hub or CSV, GPQA's own columns) → {id, problem, answer letter, choices, multiple_choice}."""
+    import csv
+
+    local = Path(name_or_path) if name_or_path.endswith(".csv") else Path(benchmarks_dir) / f"{GPQA_NAME}.csv"
+    if local.exists():
+        with open(local, encoding="utf-8", newline="") as f:
+            raw = list(csv.DictReader(f))
+        origin = str(local)
+    elif name_or_path.endswith(".csv"):
+        raise FileNotFoundError(f"GPQA file {local} not found (a CSV with columns {list(GPQA_COLUMNS)})")
+    else:
+        import datasets
+
+        try:
+            raw = [dict(r) for r in datasets.load_dataset(GPQA_HUB, GPQA_SUBSET, split="train")]
+        except Exception as e:
+            raise FileNotFoundError(
+                f"GPQA Diamond: no {local} and the hub set {GPQA_HUB}/{GPQA_SUBSET} could not be read ({e}); "
+                f"accept its terms on the hub and set HF_TOKEN (run.offline=false), or put gpqa_diamond.csv "
+                f"from the GPQA release in paths.benchmarks_dir") from None
+        origin = f"{GPQA_HUB}/{GPQA_SUBSET}"
+    missing = [c for c in GPQA_COLUMNS if raw and c not in raw[0]]
+    if missing:
+        raise ValueError(f"GPQA {origin}: columns {missing} missing; expected the GPQA release's {list(GPQA_COLUMNS)}")
+    if name_or_path == GPQA_NAME and len(raw) != GPQA_SIZE:
+        import logging
+
+        logging.getLogger("s1.data").warning("GPQA Diamond from %s has %d questions, the paper's has %d",
+                                             origin, len(raw), GPQA_SIZE)
+    return [gpqa_row(r, i) for i, r in enumerate(raw)]
+
+
+def gpqa_row(r: dict[str, Any], i: int, seed: int = GPQA_SHUFFLE_SEED) -> dict[str, Any]:
+    """One question with its 4 options in a fixed shuffled order; the answer is the correct option's letter."""
     import random
 
     choices = [r["Correct Answer"], r["Incorrect Answer 1"], r["Incorrect Answer 2"], r["Incorrect Answer 3"]]
+    choices = [str(c).strip() for c in choices]
+    qid = str(r.get("Record ID") or f"gpqa-{i}")
     order = list(range(4))
-    random.Random(i).shuffle(order)  # fixed per question so reruns grade the same letters
-    letters = "ABCD"
-    body = "\n".join(f"({letters[k]}) {choices[j].strip()}" for k, j in enumerate(order))
+    random.Random(f"{seed}/{qid}").shuffle(order)
+    body = "\n".join(f"{LETTERS[k]}) {choices[j]}" for k, j in enumerate(order))
     return {
-        "id": f"gpqa-{i}",
-        "problem": f"{r['Question'].strip()}\n\n{body}",
-        "answer": letters[order.index(0)],
+        "id": qid,
+        "problem": f"{str(r['Question']).strip()}\n\n{body}",
+        "answer": LETTERS[order.index(0)],
+        "choices": [choices[j] for j in order],
         "multiple_choice": True,
     }
+
+
+LETTERS = "ABCD"
+_CHOICE = re.compile(r"^\(?\s*([A-D])\s*(?:[).:]|$|\s)")
+_MARKED_CHOICE = re.compile(r"(?:\(([A-D])\)|\b([A-D])\))")
+
+
+def choice_letter(answer: str | None) -> str | None:
+    """The option letter of an extracted answer: "C", "(C)", "C) 7", "\\text{C}", "**C**" → "C"; else None."""
+    if not answer:
+        return None
+    a = re.sub(r"\\(?:text|mathrm|textbf)\{([^}]*)\}", r"\1", answer)
+    a = a.replace("*", "").replace("$", "").strip()
+    m = _CHOICE.match(a)
+    if m:
+        return m.group(1)
+    marked = [m.group(1) or m.group(2) for m in _MARKED_CHOICE.finditer(a)]  # "the answer is (C)": one letter only
+    return marked[0] if len(set(marked)) == 1 else None

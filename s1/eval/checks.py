@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from s1.infer import BACKENDS
-from s1.runtime import ConfigError
+from s1.infer.budget_forcing import bf_options
+from s1.runtime import ConfigError, looks_local
 
 
 def check_eval_config(cfg) -> None:
@@ -22,18 +23,21 @@ def check_eval_config(cfg) -> None:
         if b is not None and (not isinstance(b, int) or b <= 0):
             raise ConfigError("eval.budgets", list(e.budgets), "thinking budgets are positive token counts or null "
                               "(no cap), e.g. [500,1000,null]")
+    bf_options(e.budget_forcing, "eval.budget_forcing")    # waits, minimum, answer cap: errors name the key
     for key, value, low in (("eval.num_samples", e.num_samples, 1), ("eval.max_new_tokens", e.max_new_tokens, 1),
-                            ("eval.batch_size", e.batch_size, 1), ("eval.budget_forcing.num_waits",
-                            e.budget_forcing.num_waits, 0), ("eval.budget_forcing.answer_max_tokens",
-                            e.budget_forcing.answer_max_tokens, 1), ("eval.tokens_per_step", e.tokens_per_step, 1)):
+                            ("eval.batch_size", e.batch_size, 1), ("eval.tokens_per_step", e.tokens_per_step, 1),
+                            ("eval.rejection_max_tries", e.rejection_max_tries, 1),
+                            ("eval.extrapolation_waits", e.extrapolation_waits, 1)):
         if value < low:
             raise ConfigError(key, value, f"must be >= {low}")
+    if e.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
+        raise ConfigError("eval.dtype", e.dtype, "use float32 (the paper's evaluation), bfloat16, float16, auto, or "
+                          "null for model.dtype")
+    if e.majority_model not in ("base", "trained"):
+        raise ConfigError("eval.majority_model", e.majority_model, "use base (paper Fig. 4) or trained")
     if e.temperature < 0:
         raise ConfigError("eval.temperature", e.temperature, "use 0 (greedy, the paper) or a positive temperature")
-    if e.backend != "openai" and _looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():
+    if e.backend != "openai" and looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():
         raise ConfigError("eval.model_path", e.model_path, "no HF model there: train first (make train), or point "
                           "eval.model_path at a checkpoint folder or hub name (e.g. simplescaling/s1-32B)")
 
-
-def _looks_local(p: str) -> bool:
-    return p.startswith((".", "/", "~")) or Path(p).exists() or p.count("/") != 1

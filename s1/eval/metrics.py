@@ -6,9 +6,11 @@ over k samples (ties: the earliest answer), pass@k the unbiased estimator
 1 - C(n-c, k) / C(n, k).
 
 Scaling metrics over budgets with accuracies f(a), where a is the average
-number of thinking tokens actually used at that budget (s1 §4):
-- Control = fraction of budgets whose used thinking tokens stay within
-  [a_min, a_max], the smallest and largest requested budget;
+number of thinking tokens actually used at that budget (s1 §3.2):
+- Control = fraction of runs whose used thinking tokens stay within
+  [a_min, a_max]: a_max is the largest budget the method was asked for, and
+  a_min is 0 unless the method sets a minimum (paper: "we usually only
+  constrain a_max"; a minimum only where budget forcing enforces one);
 - Scaling = average slope (f(b) - f(a)) / (b - a) over all pairs a < b,
   in accuracy points per 1,000 thinking tokens (SCALING_UNIT);
 - Performance = max accuracy.
@@ -73,6 +75,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "avg_answer_tokens": _mean(r["answer_tokens"] for r in records),
         "avg_waits": _mean(r.get("waits_used", 0) for r in records),
         "outcomes": {k: outcomes.get(k, 0) for k in ("answered", "forced", "no_answer", "timeout")},
+        "no_fit_within_tries": sum(not r.get("accepted", True) for r in records),  # rejection sampling: scored wrong
     }
     if n > 1:
         out[f"maj@{n}"] = 100 * _mean(majority_correct([r["extracted"] for r in rs][:n], [r["correct"] for r in rs][:n])
@@ -81,14 +84,16 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def scaling_metrics(points: list[tuple[float, float]], a_min: float, a_max: float) -> dict[str, float | None]:
-    """Control / Scaling / Performance from (avg thinking tokens used, accuracy %) points of one method."""
+def scaling_metrics(points: list[tuple[float, float]], a_min: float, a_max: float | None) -> dict[str, float | None]:
+    """Control / Scaling / Performance from (avg thinking tokens used, accuracy %) points of one method.
+
+    a_max None: the method was given no maximum, so Control is undefined (None)."""
     if not points:
         return {"control": None, "scaling": None, "performance": None}
-    control = sum(a_min <= a <= a_max for a, _ in points) / len(points)
+    control = None if a_max is None else sum(a_min <= a <= a_max for a, _ in points) / len(points)
     slopes = [(fb - fa) / (b - a) * 1000 for (a, fa), (b, fb) in combinations(sorted(points), 2) if b > a]
     return {
-        "control": 100 * control,
+        "control": None if control is None else 100 * control,
         "scaling": sum(slopes) / len(slopes) if slopes else None,
         "performance": max(f for _, f in points),
     }

@@ -1,19 +1,37 @@
-"""Generate what the cache lacks, grade each generation as it finishes, and append it to the cache."""
+"""Generate what the cache lacks, grade each generation as it finishes, and append it to the cache.
+
+Cache keys name every setting that can change a generation (`generation_settings`):
+the model's weights and tokenizer files, dtype, backend, every budget-forcing
+string and cap, sampling temperature and seed, the rendered question (so the
+AIME text variant, the GPQA option order and any control instruction are in
+it) and the system prompt. A rerun with any of them changed generates anew;
+an identical rerun re-scores from the file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from itertools import groupby
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from s1.eval.cache import GenerationCache, record_key
-from s1.grading import extract_answer, is_correct
+from s1.cache import GenerationCache, content_key, record_key
+from s1.data.benchmarks import choice_letter
 from s1.eval.methods import RunSpec
+from s1.grading import extract_answer, is_correct
 from s1.infer import build_prompt, generate, load_engine
+from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
+NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
+               "merges.txt", "chat_template.jinja", "special_tokens_map.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+EDGE_BYTES = 1 << 20      # weights fingerprint: size + first and last MiB of each file (a full hash of 64 GB is minutes)
 
 
 def model_id(spec: RunSpec) -> str:
@@ -21,45 +39,102 @@ def model_id(spec: RunSpec) -> str:
     return f"{spec.model}:{spec.model_path}"
 
 
-def key_of(spec: RunSpec, bench: str, qid: str, sample: int) -> str:
-    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": qid, "method": spec.method,
-                       "budget": spec.budget, "sample": sample})
+@lru_cache(maxsize=32)
+def model_fingerprint(path: str) -> str:
+    """Identity of a model's weights and tokenizer: a local folder's files, or a hub name (with @revision if any)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"hub:{path}"
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.name in MODEL_FILES:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        elif f.suffix in WEIGHT_SUFFIXES and f.is_file():
+            size = f.stat().st_size
+            h.update(f"{f.name}\0{size}\0".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(EDGE_BYTES))
+                if size > EDGE_BYTES:
+                    fh.seek(max(EDGE_BYTES, size - EDGE_BYTES))
+                    h.update(fh.read())
+    return h.hexdigest()[:16]
 
 
-def missing(spec: RunSpec, benches: dict[str, list[dict]], cache: GenerationCache) -> list[tuple[str, dict, int]]:
-    return [(b, row, k) for b, rows in benches.items() for row in rows for k in range(spec.samples)
-            if key_of(spec, b, row["id"], k) not in cache]
+def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
+    """Every setting of this run that can change what the model writes (the question text is added per row)."""
+    e = cfg.eval
+    bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS}
+    return {
+        "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
+        "max_context": int(cfg.model.max_context), "system_prompt": e.system_prompt, "think": spec.think,
+        "instruction": spec.instruction, "budget_forcing": bf, "max_new_tokens": int(e.max_new_tokens),
+        "temperature": spec.temperature, "seed": int(e.seed) if spec.temperature > 0 else None,
+        "accept_max_thinking": spec.accept_max_thinking,
+        "max_tries": int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1,
+    }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
+
+
+def settings_key(spec_settings: str, row: dict, spec: RunSpec) -> str:
+    return content_key(spec_settings, _question(row, spec))
+
+
+def spec_settings_hash(spec: RunSpec, cfg) -> str:
+    return content_key(json.dumps(generation_settings(spec, cfg), sort_keys=True, default=str))
+
+
+def eval_dtype(cfg) -> str:
+    return str(cfg.eval.get("dtype") or cfg.model.dtype)
+
+
+def key_of(spec: RunSpec, bench: str, row: dict, sample: int, settings: str) -> str:
+    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
+                       "budget": spec.budget, "sample": sample, "settings": settings_key(settings, row, spec)})
+
+
+def expected_records(spec: RunSpec, benches: dict[str, list[dict]], records: dict[str, dict], cfg):
+    """(bench, row, sample, cached record or None) for every generation this run needs, under today's settings."""
+    settings = spec_settings_hash(spec, cfg)
+    return [(b, row, k, records.get(key_of(spec, b, row, k, settings)))
+            for b, rows in benches.items() for row in rows for k in range(spec.samples)]
 
 
 def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: GenerationCache, cfg) -> int:
     """Generate every missing (run, benchmark, question, sample); one engine per model, loaded only if needed."""
     made = 0
-    for model_path, specs in groupby(runs, key=lambda s: s.model_path):
-        specs = list(specs)
-        todo = {s: missing(s, benches, cache) for s in specs}
+    by_model: dict[str, list[RunSpec]] = {}
+    for s in runs:
+        by_model.setdefault(s.model_path, []).append(s)
+    for model_path, specs in by_model.items():
+        todo = {s: [(b, row, k) for b, row, k, rec in expected_records(s, benches, cache.records, cfg) if rec is None]
+                for s in specs}
         skipped = sum(s.samples * sum(len(r) for r in benches.values()) for s in specs) - sum(map(len, todo.values()))
         if skipped:
             log.info("%s: %d generations already cached, skipped", model_path, skipped)
         if not any(todo.values()):
             continue
         e = cfg.eval
-        kw = {**engine_args(e.backend, e.engine, cfg.model, key="eval.engine"), **dict(e.engine_kwargs)}
+        kw = {**engine_args(e.backend, e.engine, cfg.model, key="eval.engine", default_dtype=eval_dtype(cfg)),
+              **dict(e.engine_kwargs)}
         engine = load_engine(e.backend, model_path, base_url=e.base_url, api_key_env=e.api_key_env, **kw)
-        for spec in specs:
-            if todo[spec]:
-                log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
-                         len(todo[spec]))
-                made += run_spec(engine, spec, todo[spec], cache, cfg)
+        for group in sweep_groups(specs, bool(e.sweep_sharing)):
+            if len(group) > 1 and any(todo[s] for s in group):
+                made += run_sweep(engine, group, todo, cache, cfg)
+                continue
+            for spec in group:
+                if todo[spec]:
+                    log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
+                             len(todo[spec]))
+                    made += run_spec(engine, spec, todo[spec], cache, cfg)
         del engine
     return made
 
 
 def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: GenerationCache, cfg) -> int:
     e = cfg.eval
-    bf = dict(e.budget_forcing)
-    bf.update(max_thinking_tokens=spec.max_thinking_tokens, num_waits=spec.num_waits)
+    bf = spec.bf(dict(e.budget_forcing))
+    settings = spec_settings_hash(spec, cfg)
     made = 0
-    tries = e.rejection_max_tries if spec.accept_max_thinking is not None else 1
+    tries = int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1
     for attempt in range(tries):
         if not items:
             break
@@ -76,13 +151,58 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
             if not fits and attempt < tries - 1:
                 rejected.append(items[i])
                 return
-            cache.append(make_record(spec, bench, row, k, res, tries=attempt + 1, accepted=fits,
-                                     timeout_s=e.grading_timeout_s))
+            # the try limit ran out: the last sample is kept for the record but marked, scored wrong and counted
+            cache.append(make_record(spec, bench, row, k, res, settings=settings_key(settings, row, spec),
+                                     tries=attempt + 1, accepted=fits, timeout_s=e.grading_timeout_s))
             made += 1
 
         generate(engine, prompts, bf, max_new_tokens=e.max_new_tokens, temperature=spec.temperature,
                  batch_size=e.batch_size, seeds=seeds, on_result=on_result, progress=True)
         items = rejected
+    return made
+
+
+def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
+    """Specs that one shared sweep generates together: greedy, same prompt and samples, differing only in thinking
+    cap and waits (no_bf, bf at every cap, wait at every count). Sampled and other specs stay alone, as with
+    sharing off (eval.sweep_sharing=false)."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for i, s in enumerate(specs):
+        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None
+        key = (s.model, s.think, s.instruction, s.samples) if shareable else ("alone", i)
+        groups.setdefault(key, []).append(s)
+    return list(groups.values())
+
+
+def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, cfg) -> int:
+    """Generate several greedy specs as one shared sweep (s1.infer.generate_sweep): each question's common thinking
+    is generated once, each spec branches off for its own forced "Wait"s and answer. Writes exactly the records
+    run_spec would write (same keys and fields), only those the cache lacks."""
+    e = cfg.eval
+    bf = dict(e.budget_forcing)
+    items, seen = [], set()
+    for s in specs:                       # questions any spec still needs, in a stable order
+        for bench, row, k in todo[s]:
+            if (bench, row["id"], k) not in seen:
+                seen.add((bench, row["id"], k))
+                items.append((bench, row, k))
+    log.info("generating %s as one shared sweep of %d settings (%s): %d samples", specs[0].model, len(specs),
+             ", ".join(f"{s.method}={s.budget}" for s in specs), len(items))
+    first = specs[0]
+    prompts = [build_prompt(engine.tokenizer, _question(row, first), system=e.system_prompt, think=first.think,
+                            think_prefix=bf["think_prefix"]) for _, row, _ in items]
+    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits} for s in specs]
+    made = 0
+
+    def on_result(j: int, i: int, res) -> None:
+        nonlocal made
+        bench, row, k = items[i]
+        if key_of(specs[j], bench, row["id"], k) not in cache:
+            cache.append(make_record(specs[j], bench, row, k, res, timeout_s=e.grading_timeout_s))
+            made += 1
+
+    generate_sweep(engine, prompts, settings, bf, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+                   on_result=on_result)
     return made
 
 
@@ -96,14 +216,24 @@ def hash_seed(seed: int, qid: str, sample: int, attempt: int) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(f"{qid}/{sample}/{attempt}".encode())) % (2**31)
 
 
-def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, tries: int = 1, accepted: bool = True,
-                timeout_s: float = 5.0) -> dict[str, Any]:
-    integer = bench in INTEGER_ANSWER_BENCHMARKS
+def grade(text: str, row_or_reference, bench: str, timeout_s: float = 5.0, multiple_choice: bool | None = None) -> bool:
+    """Multiple choice (GPQA): the chosen letter against the reference letter; else the math grader."""
+    reference = row_or_reference["answer"] if isinstance(row_or_reference, dict) else row_or_reference
+    if multiple_choice is None:
+        multiple_choice = bool(isinstance(row_or_reference, dict) and row_or_reference.get("multiple_choice"))
+    if multiple_choice:
+        return choice_letter(extract_answer(text)) == reference
+    return is_correct(text, reference, integer_answer=bench in INTEGER_ANSWER_BENCHMARKS, timeout_s=timeout_s)
+
+
+def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, settings: str = "", tries: int = 1,
+                accepted: bool = True, timeout_s: float = 5.0) -> dict[str, Any]:
+    mc = bool(row.get("multiple_choice"))
     return {
         "model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
-        "budget": spec.budget, "sample": sample, "model_label": spec.model,
-        "reference": row["answer"], "extracted": extract_answer(res.text),
-        "correct": is_correct(res.text, row["answer"], integer_answer=integer, timeout_s=timeout_s),
+        "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
+        "reference": row["answer"], "multiple_choice": mc, "extracted": extract_answer(res.text),
+        "correct": accepted and grade(res.text, row, bench, timeout_s),
         "outcome": res.outcome, "thinking_tokens": res.thinking_tokens, "answer_tokens": res.answer_tokens,
         "waits_used": res.waits_used, "rounds": res.rounds, "tries": tries, "accepted": accepted,
         "text": res.text,
@@ -116,8 +246,13 @@ def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
 
     for bench in sorted({r["benchmark"] for r in cache.records.values()}):
         recs = [r for r in cache.records.values() if r["benchmark"] == bench]
-        verdicts = grade_many([r["text"] for r in recs], [r["reference"] for r in recs], timeout_s=timeout_s,
+        mc = [r for r in recs if r.get("multiple_choice")]
+        rest = [r for r in recs if not r.get("multiple_choice")]
+        verdicts = grade_many([r["text"] for r in rest], [r["reference"] for r in rest], timeout_s=timeout_s,
                               integer_answer=bench in INTEGER_ANSWER_BENCHMARKS, workers=workers)
-        for r, ok in zip(recs, verdicts):
-            r["correct"], r["extracted"] = ok, extract_answer(r["text"])
+        for r, ok in zip(rest, verdicts):
+            r["correct"], r["extracted"] = ok and r.get("accepted", True), extract_answer(r["text"])
+        for r in mc:
+            r["correct"] = r.get("accepted", True) and grade(r["text"], r["reference"], bench, multiple_choice=True)
+            r["extracted"] = extract_answer(r["text"])
     cache.rewrite()

@@ -1,11 +1,11 @@
 """Inference: budget forcing over any engine (transformers, vLLM, OpenAI-compatible server).
 
-    from s1.infer import load_engine, generate, build_prompt
+    from s1.infer import load_engine, generate, generate_sweep, build_prompt
 """
 
 from __future__ import annotations
 
-from s1.infer.budget_forcing import Phase, SequenceResult, generate
+from s1.infer.budget_forcing import Phase, SequenceResult, generate, generate_sweep
 from s1.infer.engine import Continuation, Engine, Request
 from s1.infer.prompts import build_prompt
 
@@ -33,4 +33,4 @@ def load_engine(backend: str, model_path: str, *, dtype: str = "auto", trust_rem
 
 
 __all__ = ["BACKENDS", "Continuation", "Engine", "Phase", "Request", "SequenceResult", "build_prompt",
-           "generate", "load_engine"]
+           "generate", "generate_sweep", "load_engine"]

@@ -11,16 +11,16 @@ from s1.runtime import ConfigError
 DTYPES = ("auto", "bfloat16", "float32", "float16")
 
 
-def engine_args(backend: str, engine, model, *, key: str) -> dict:
+def engine_args(backend: str, engine, model, *, key: str, default_dtype: str | None = None) -> dict:
     """dtype, max_context and trust_remote_code for any backend; tensor parallel size and GPU memory share for vLLM.
 
     `engine` is an EngineConfig (or dict / DictConfig), `model` the ModelConfig it refines (None fields fall back
-    to it), `key` the config path named in errors, e.g. "eval.engine".
+    to it, or to default_dtype first for the dtype, e.g. eval.dtype), `key` the config path named in errors.
     """
     get = engine.get if isinstance(engine, dict) else lambda k, d=None: getattr(engine, k, d)
     tp = int(get("tensor_parallel_size", 1))
     mem = float(get("gpu_memory_utilization", 0.9))
-    dtype = get("dtype") or model.dtype
+    dtype = get("dtype") or default_dtype or model.dtype
     max_len = get("max_model_len") or model.max_context
     if tp < 1:
         raise ConfigError(f"{key}.tensor_parallel_size", tp, "give 1 or more GPUs per model")

@@ -72,7 +72,13 @@ def make_server(engine, model_name: str, *, port: int = 0, api_key: str | None =
             route = self.path.rstrip("/")
             if route not in ("/v1/completions", "/v1/chat/completions"):
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
-            size = int(self.headers.get("Content-Length") or 0)
+            try:  # a negative or missing length would make rfile.read wait for the client to close
+                size = int(self.headers.get("Content-Length") or "")
+            except ValueError:
+                size = -1
+            if size < 0:
+                return self._send(400, {"error": {"message": "Content-Length must be a byte count >= 0, got "
+                                                  f"{self.headers.get('Content-Length')!r}"}})
             if size > MAX_BODY_BYTES:
                 return self._send(413, {"error": {"message": f"body over {MAX_BODY_BYTES} bytes"}})
             if n <= fail_first:

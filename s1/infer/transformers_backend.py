@@ -10,6 +10,7 @@ decoded together, in one prefill and then one token per step: their caches are p
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -57,20 +58,41 @@ def _common_prefix_len(a: list[int], b: list[int]) -> int:
 
 
 def _backend_decoder(tokenizer):
-    """The Rust tokenizer's own decode when it is exactly what tokenizer.decode(ids, skip_special_tokens=False,
-    clean_up_tokenization_spaces=False) runs; it skips transformers' per-call overhead, which is half the cost of the
-    stop-string check made after every sampled token. None when the class customises decoding."""
-    try:
-        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
-        from transformers.tokenization_utils_tokenizers import TokenizersBackend
-    except ImportError:
+    """The Rust tokenizer's own decode (public `backend_tokenizer`) when it equals tokenizer.decode(ids,
+    skip_special_tokens=False, clean_up_tokenization_spaces=False) on a probe of every added token and a spread of
+    ids; it skips transformers' per-call overhead, half the cost of the stop-string check made after every sampled
+    token. None when there is no backend tokenizer or the probe disagrees (the class customises decoding)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
         return None
-    cls = type(tokenizer)
-    if (isinstance(tokenizer, TokenizersBackend) and cls.decode is PreTrainedTokenizerBase.decode
-            and cls._decode is TokenizersBackend._decode):
-        backend = tokenizer._tokenizer
-        return lambda ids: backend.decode(ids, skip_special_tokens=False)
-    return None
+
+    def fast(ids):
+        return backend.decode(ids, skip_special_tokens=False)
+
+    vocab = len(tokenizer)
+    added = sorted(tokenizer.get_added_vocab().values())
+    spread = list(range(0, vocab, max(1, vocab // 997)))
+    probes = [added, spread, [i for pair in zip(spread, added * len(spread)) for i in pair][:400], [], spread[:1]]
+    for ids in probes:
+        if fast(ids) != tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False):
+            return None
+    return fast
+
+
+def _cache_from_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> object:
+    """A DynamicCache holding these per-layer (keys, values), built with the public update() call."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    for li, (k, v) in enumerate(layers):
+        cache.update(k, v, li)
+    return cache
+
+
+def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a DynamicCache through its public iteration (the DDP round-trip protocol).
+    tests/test_infer.py::test_dynamic_cache_round_trip_and_forward_use_it fails loudly if a transformers version changes it."""
+    return [(layer[0], layer[1]) for layer in cache]
 
 
 class TransformersEngine:
@@ -90,11 +112,16 @@ class TransformersEngine:
         self.max_context = max_context
         self.max_cached = max_cached
         self.states: OrderedDict[str, _State] = OrderedDict()
-        self.stats = {"fed_tokens": 0, "reused_tokens": 0}
+        self.stats = {"fed_tokens": 0, "reused_tokens": 0, "generated_tokens": 0, "forward_passes": 0}
+        self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
         self._backend_decode = _backend_decoder(self.tokenizer)
+        # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
+        # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
 
     def forget(self, keys: list[str]) -> None:
         for k in keys:
@@ -119,17 +146,23 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def _continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        rows = [self._start(r) for r in requests]
+        # a branch (fork_from) starts from another key's state as it was before this batch changes it
+        forks = {r.key: self.states.get(r.fork_from) for r in requests if r.key and r.fork_from}
+        rows = [self._start(r, forks.get(r.key)) for r in requests]
         self._generate([r for r in rows if not r.done])
         return [self._finish(r) for r in rows]
 
-    def _start(self, req: Request) -> _Row:
+    def _start(self, req: Request, fork: _State | None = None) -> _Row:
         """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
 
         The text is always encoded whole, exactly as a fresh run would encode it, so the continuation is the
-        fresh run's continuation; only the forward passes over the unchanged prefix are saved.
+        fresh run's continuation; only the forward passes over the unchanged prefix are saved. A branch (fork)
+        reuses the state it was forked from instead of its own (stale) one; cached tensors are never written to,
+        so branches share them.
         """
         st = self.states.pop(req.key, None) if req.key else None
+        if req.fork_from:
+            st = fork
         row = _Row(request=req, ids=self.encode(req.text), generated=[])
         if st is not None:
             common = _common_prefix_len(st.ids, row.ids)
@@ -137,7 +170,7 @@ class TransformersEngine:
             if keep > 0:
                 row.kv = [(kk[:, :, :keep], vv[:, :, :keep]) for kk, vv in st.kv]
                 self.stats["reused_tokens"] += keep
-            row.generator = st.generator
+            row.generator = None if req.fork_from else st.generator
         if row.generator is None and req.temperature > 0:
             row.generator = torch.Generator(device=self.device).manual_seed(req.seed or 0)
         if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
@@ -151,30 +184,33 @@ class TransformersEngine:
         tokens are right-padded to the longest feed (padding after a real token, so no query attends to nothing),
         and the mask hides both paddings, in the prefill and in every later decoding step.
         """
-        from transformers import DynamicCache
-
         past = [r.kv[0][0].shape[2] if r.kv else 0 for r in rows]
         feeds = [r.ids[p:] for r, p in zip(rows, past)]
         width, span = max(past), max(len(f) for f in feeds)
-        cache = DynamicCache(config=self.model.config)
+        layers = []
         if width:   # cached keys/values left-padded with zeros to the longest past; a fresh row is all padding
             ref = next(r.kv for r in rows if r.kv)
             kvs = [r.kv or [(k[:, :, :0], v[:, :, :0]) for k, v in ref] for r in rows]
             layers = [tuple(torch.cat([torch.nn.functional.pad(kv[li][j], (0, 0, width - p, 0))
                                        for kv, p in zip(kvs, past)]) for j in (0, 1))
                       for li in range(len(ref))]
-            cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
+        cache = _cache_from_layers(layers, self.model.config)
         mask = torch.zeros(len(rows), width + span, dtype=torch.long, device=self.device)
         for i, (p, f) in enumerate(zip(past, feeds)):
             mask[i, width - p:width + len(f)] = 1
         feed = torch.tensor([f + [f[-1]] * (span - len(f)) for f in feeds], device=self.device)
         pos = torch.tensor(past, device=self.device)[:, None] + torch.arange(span, device=self.device)
-        last = torch.tensor([[len(f) - 1] for f in feeds], device=self.device)
+        # logits only at each row's last fed token: a 1D tensor of positions means "these positions for every
+        # row" on every transformers 5 version (5.19 indexes with any tensor; 5.24 reads a 2D one per row)
+        keep = sorted({len(f) - 1 for f in feeds})
+        col = torch.tensor([keep.index(len(f) - 1) for f in feeds], device=self.device)
         self.stats["fed_tokens"] += sum(len(f) for f in feeds)
-        out = self.model(input_ids=feed, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
-                         logits_to_keep=last)
+        self.stats["forward_passes"] += 1
+        out = self.model(input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=torch.tensor(keep, device=self.device), **{self._cache_arg: cache})
+        logits = out.logits[torch.arange(len(rows), device=self.device), col]
         nxt = torch.tensor([len(r.ids) for r in rows], device=self.device)
-        return cache, mask, nxt, out.logits[:, -1]
+        return cache, mask, nxt, logits
 
     def _generate(self, rows: list[_Row]) -> None:
         """Greedy/sampled decoding of all rows together, one token per step; finished rows leave the batch."""
@@ -188,7 +224,7 @@ class TransformersEngine:
             for i, r in enumerate(rows):
                 if r.done:   # its cache: the real (unpadded) positions, all but the token just sampled
                     real = mask[i].bool()
-                    r.kv = [(layer.keys[i:i + 1, :, real], layer.values[i:i + 1, :, real]) for layer in cache.layers]
+                    r.kv = [(k[i:i + 1, :, real], v[i:i + 1, :, real]) for k, v in _layers_of(cache)]
             if not keep:
                 return
             if len(keep) < len(rows):
@@ -199,8 +235,9 @@ class TransformersEngine:
             mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
             last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
             out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
-                             cache=cache, use_cache=True)
+                             use_cache=True, **{self._cache_arg: cache})
             self.stats["fed_tokens"] += len(rows)
+            self.stats["forward_passes"] += 1
             logits = out.logits[:, -1]
             pos = pos + 1
 
@@ -242,5 +279,6 @@ class TransformersEngine:
             self.states[req.key] = _State(ids=ids, kv=r.kv, generator=r.generator)
             while len(self.states) > self.max_cached:
                 self.states.popitem(last=False)
+        self.stats["generated_tokens"] += len(r.generated)
         return Continuation(text=text, num_tokens=len(r.generated), stop_reason=r.reason or "length",
-                            matched_stop=matched)
+                            matched_stop=matched, token_ids=list(r.generated))

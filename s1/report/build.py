@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from s1.eval.report import table1_settings
+from s1.eval.report import PAPER_COLUMNS, _paper_cell, paper_table1_row, paper_table3_cell, table1_settings, table4_rows
 from s1.report import paper
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
@@ -28,6 +28,11 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     blocks: list[Block] = [Heading(f"s1 reproduction report: {run.name}", 1),
                            Para(f"Run directory: {run}. Generated from the stage outputs; "
                                 "the paper's numbers are shown for reference.")]
+    from s1.cluster.status import unfinished_notes
+
+    if notes := unfinished_notes(run):  # e.g. curate re-ran after train: the sections below disagree
+        blocks += [Para("Not every stage is up to date with its inputs (make status RUN=... shows the same): "
+                        + "; ".join(notes) + ".")]
     blocks += curation_section(run / "curate")
     blocks += training_section(run / "train")
     blocks += evaluation_section(run / "eval")
@@ -156,8 +161,10 @@ def _memory_plan(cfg, summary: dict) -> list[Block]:
         plan = plan_memory(cfg)
     except Exception as e:  # the planner needs a model config it may not reach offline
         return [Para(f"Memory plan unavailable: {e}")]
-    observed = summary.get("peak_memory_gb")
-    seen = f"{observed:.1f} GB" if observed else "not measured (CPU run)"
+    observed = summary.get("peak_memory_gb")  # GiB reserved by the CUDA allocator on rank 0 (train_summary.json)
+    rss = summary.get("peak_rss_gb")
+    seen = (f"{observed:.1f} GB reserved on rank 0" if observed is not None else
+            f"no GPU (CPU run; peak resident memory {rss:.2f} GB)" if rss else "not recorded")
     return [Heading("Memory plan", 3),
             Para(f"Planner estimate per GPU: {plan.per_gpu_gb:.1f} GB (fits: {plan.fits}); observed peak: {seen}.")]
 
@@ -174,28 +181,42 @@ def evaluation_section(d: Path) -> list[Block]:
     base_path = next((r["model_path"] for r in rows if r["model"] == "base"), "")
     is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
     header = ["setting", *[f"{b} pass@1 (%)" for b in benches], "n (questions × samples)"]
-    paper_cols = [b for b in benches if b in ("aime24", "math500")]
-    header += [f"paper {b}" for b in paper_cols]
+    paper_cols = [b for b in benches if b in PAPER_COLUMNS]
+    header += [f"paper {b}" for b in paper_cols] + ["paper row"]
     t1 = []
     for name, per in table1_settings(rows).items():
         cells = [f"{per[b]['accuracy']:.1f} ± {per[b]['stderr']:.1f}" if b in per else "–" for b in benches]
         n = next(iter(per.values()))
-        ref = _paper_row(name)
+        match = paper_table1_row(name)
         t1.append([name, *cells, f"{n['questions']} × {n['samples_per_question']}",
-                   *[(f"{ref[b]:.1f}" if ref else "–") for b in paper_cols]])
+                   *[(_paper_cell(match[1], b) if match else "–") for b in paper_cols], match[0] if match else "–"])
     blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(header, t1)]
     if paper_cols:
-        blocks.append(Para("Paper columns: s1-32B / Qwen2.5-32B-Instruct numbers from the paper's Table 1"
+        blocks.append(Para("Paper numbers sit beside the setting they reproduce only (the paper's \"with budget "
+                           "forcing\" row is Wait extrapolation, so thinking-cap rows have none)"
                            + ("" if is_paper else " — reference only: this run evaluates a different model") + "."))
-    blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)")])
+    blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)"),
+                          ("figure4.png", "Figure 4 layout: sequential (budget forcing) vs parallel (majority vote) "
+                                          "scaling")])
     if m.get("scaling"):
-        t3 = [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), _fmt(s.get("control"), 0),
-               _fmt(s.get("scaling")), _fmt(s.get("performance"))] for s in m["scaling"]]
+        t3 = [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), str(s.get("control_range")),
+               _fmt(s.get("control"), 0), _fmt(s.get("scaling")), _fmt(s.get("performance")), paper_table3_cell(s)]
+              for s in m["scaling"]]
         blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
-                   Para(f"Scaling in {m.get('scaling_unit', '?')}; Control range {m.get('control_range')}."),
-                   Table(["method", "benchmark", "budgets", "Control (%)", "Scaling", "Performance (%)"], t3),
+                   Para(f"{m.get('control_definition', '')} Scaling in {m.get('scaling_unit', '?')}."),
+                   Table(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling",
+                          "Performance (%)", "paper (AIME24)"], t3),
                    Para("Paper (AIME24): " + "; ".join(f"{k} {c}% / {s} / {p}"
                                                        for k, (c, s, p) in paper.TABLE3.items()) + ".")]
+        no_fit = [r for r in rows if r["method"] == "rejection_sampling"]
+        if no_fit:
+            blocks.append(Para("Rejection sampling, questions with no sample inside the budget within the try limit "
+                               "(scored wrong): " + ", ".join(f"{r['benchmark']} T={r['budget']}: "
+                                                              f"{r.get('no_fit_within_tries', 0)}" for r in no_fit)
+                               + "."))
+    if any(r["method"] == "extrapolation_strings" for r in rows):
+        blocks += [Heading("Table 4 layout: extrapolation strings (2 suppressed ends of thinking each)", 3),
+                   Table(*table4_rows(m))]
     outcomes = [[r["model"], r["method"], str(r["budget"]), r["benchmark"],
                  *[str(r["outcomes"].get(k, 0)) for k in ("answered", "forced", "no_answer", "timeout")]]
                 for r in rows]
@@ -203,16 +224,6 @@ def evaluation_section(d: Path) -> list[Block]:
                Table(["model", "method", "budget", "benchmark", "answered", "forced", "no answer", "timeout"],
                      outcomes)]
     return blocks
-
-
-def _paper_row(name: str) -> dict | None:
-    if name.startswith("base model"):
-        return paper.TABLE1["Qwen2.5-32B-Instruct"]
-    if "without budget forcing" in name:
-        return paper.TABLE1["s1-32B without budget forcing"]
-    if "with budget forcing" in name:
-        return paper.TABLE1["s1-32B with budget forcing"]
-    return None
 
 
 def _fmt(x, digits: int = 1) -> str:

@@ -91,7 +91,7 @@ def build_launch_command(cfg: DictConfig, *, nnodes: int, nproc_per_node: int, n
                          master_addr: str = "$MASTER_ADDR", master_port: int | str = 29500) -> list[str]:
     """The torchrun command every node runs; writes the resolved config it points to.
 
-    `$VAR` arguments are left for the shell of each node to expand: join with `render_command`.
+    `$SLURM_NODEID`-style arguments are left for the shell of each node to expand: join with `render_command`.
     """
     RunDir.create(cfg, config_path(cfg).parent)
     return [
@@ -102,15 +102,21 @@ def build_launch_command(cfg: DictConfig, *, nnodes: int, nproc_per_node: int, n
     ]
 
 
+# Shell variables a launch command may hold, expanded by the shell of each node (per task on Slurm); every
+# other `$` is data.
+TASK_VARS = ("$SLURM_NODEID", "$MASTER_ADDR", "$MASTER_PORT")
+
+
+def quote_keep_vars(arg: str) -> str:
+    """Shell-quote one argument but leave $SLURM_NODEID / $MASTER_ADDR / $MASTER_PORT expandable (the one
+    quoting rule for launch lines, local and Slurm)."""
+    parts = re.split("(" + "|".join(re.escape(v) for v in TASK_VARS) + ")", str(arg))
+    return "".join(f'"{p}"' if p in TASK_VARS else shlex.quote(p) for p in parts if p) or "''"
+
+
 def render_command(cmd: list[str]) -> str:
-    """One shell line: arguments quoted, except that `--x=$VAR` stays expandable (in double quotes)."""
-    out = []
-    for arg in cmd:
-        if re.fullmatch(r"[\w.=-]*\$\{?[A-Za-z_]\w*\}?", arg):
-            out.append(f'"{arg}"')
-        else:
-            out.append(shlex.quote(arg))
-    return " ".join(out)
+    """One shell line: every argument quoted, the TASK_VARS in it left for the node's shell to expand."""
+    return " ".join(quote_keep_vars(a) for a in cmd)
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
+from s1.cluster.outputs import changed_inputs, record_inputs
 from s1.train.format import build_examples, load_records
 from s1.train.launch import gradient_accumulation, world_size
 from s1.train.memory import model_shape
+from s1.train.transforms import apply_transform
 
 log = logging.getLogger("s1")
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense bf16
@@ -47,6 +50,34 @@ def peak_memory_gib() -> float | None:
     import torch
 
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def peak_memory() -> dict:
+    """What this process used at its peak. GPU: the caching allocator's reserved bytes (what the planner's
+    estimate must cover: allocations + fragmentation), the allocated part, and the device's own figure
+    (used = total - free, CUDA context included) at the end. CPU: the process's peak resident set."""
+    import resource
+
+    import torch
+
+    out = {"peak_memory_gb": None, "peak_memory_allocated_gb": None, "device_used_gb_at_end": None,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # ru_maxrss: KiB on Linux
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        out |= {"peak_memory_gb": torch.cuda.max_memory_reserved() / 2**30,
+                "peak_memory_allocated_gb": torch.cuda.max_memory_allocated() / 2**30,
+                "device_used_gb_at_end": (total - free) / 2**30}
+    return out
+
+
+def distributed_facts(trainer) -> dict:
+    """How training really ran, from torch.distributed and the DeepSpeed engine (not from the config)."""
+    import torch.distributed as dist
+
+    on = dist.is_available() and dist.is_initialized()
+    engine = getattr(trainer, "deepspeed", None)
+    return {"world_size": dist.get_world_size() if on else 1, "backend": dist.get_backend() if on else None,
+            "deepspeed_zero_stage": engine.zero_optimization_stage() if engine is not None else None}
 
 
 class TrainLog(TrainerCallback):
@@ -140,15 +171,25 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
 
     out = Path(cfg.train.output_dir)
     final = out / "final"
-    if (out / "train_summary.json").exists() and (final / "config.json").exists():
+    changed = changed_inputs(cfg, "train")  # None: never finished here; []: finished with these very inputs
+    if changed == [] and (out / "train_summary.json").exists() and (final / "config.json").exists():
         log.info("already trained: %s (delete %s to train again)", final, out)
         return final
+    if changed:  # the data, model or settings differ from the finished run: its model and checkpoints are stale
+        log.warning("train: inputs changed since %s was trained (%s): training again from the start",
+                    out, ", ".join(changed))
+        if is_main_process():
+            for stale in ("train_summary.json", "train_log.jsonl", "inputs.json"):
+                (out / stale).unlink(missing_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name_or_path,
                                               trust_remote_code=cfg.model.trust_remote_code)
     t = cfg.train
     records = load_records(t.dataset, split=t.dataset_split, revision=t.dataset_revision)  # file, folder or hub id
+    records = apply_transform(records, t.get("transform"), tokenizer, t.trace_column)  # Table 3 control sets
     examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column)
+    data_report["transform"] = t.get("transform") or "none"
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))
         log.info("training data: %d of %d records, %d truncated at %d tokens, %d dropped (prompt fills the block)",
@@ -171,7 +212,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         train_dataset=Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]),
         callbacks=[logger, *callbacks],
     )
-    checkpoint = resume_checkpoint(cfg, out / "checkpoints")
+    checkpoint = None if changed else resume_checkpoint(cfg, out / "checkpoints")
     if checkpoint:
         log.info("resuming from %s", checkpoint)
         if is_main_process():
@@ -188,8 +229,10 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         summary = {"final": str(final), "train_loss": result.training_loss, "steps": result.global_step,
                    "resumed_from": checkpoint, "wall_s": time.perf_counter() - started,
                    "world_size": world_size(cfg), "gradient_accumulation": gradient_accumulation(cfg),
+                   "distributed": distributed_facts(trainer), **peak_memory(),
                    "data": {k: v for k, v in data_report.items() if k != "dropped"}}
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        record_inputs(cfg, "train")  # last: finished with these inputs
     return final
 
 

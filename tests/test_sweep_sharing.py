@@ -1,0 +1,104 @@
+"""A shared budget sweep writes exactly the records of the same sweep run one setting at a time (greedy)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections import Counter
+
+import pytest
+import torch
+from s1.eval.cache import GenerationCache
+
+from s1.cluster.pipeline import compose_stage
+from s1.data.benchmarks import benchmark_name, load_benchmark
+from s1.eval.methods import plan_runs
+from s1.eval.runner import run_all
+
+
+@pytest.fixture(scope="module")
+def chatty_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with larger random weights: varied greedy text that often writes " two" (our stop here)."""
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("chatty") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def _records(tmp_path, model_dir, name, *extra):
+    """The demo's sweep shape (4 caps + no cap, Wait x1/x2/x4) on 5 synthetic questions; returns the cache records."""
+    cfg = compose_stage("eval", [
+        "model=tiny", "model.build_tiny=null", f"model.name_or_path={model_dir}", f"eval.model_path={model_dir}",
+        f"paths.runs_dir={tmp_path}", f"run.name={name}", "eval.benchmarks=[synthetic]", "eval.limit=5",
+        "eval.methods=[no_bf,bf,wait]", "eval.budgets=[6,12,20,33,null]", "eval.wait_counts=[1,2,4]",
+        "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
+        "eval.budget_forcing.answer_max_tokens=5", "eval.budget_forcing.end_of_thinking=' two'", *extra])
+    e = cfg.eval
+    benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
+               for b in e.benchmarks}
+    cache = GenerationCache(tmp_path / f"{name}.jsonl")
+    made = run_all(plan_runs(cfg), benches, cache, cfg)
+    cache.close()
+    assert made == len(cache.records) == 5 * 8
+    return cache.records
+
+
+def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="s1.eval"):
+        shared = _records(tmp_path, chatty_model_dir, "shared")
+    assert "one shared sweep of 8 settings" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="s1.eval"):
+        alone = _records(tmp_path, chatty_model_dir, "alone", "eval.sweep_sharing=false")
+    assert "shared sweep" not in caplog.text
+    assert shared.keys() == alone.keys()
+    for key in alone:
+        assert shared[key] == alone[key], key
+    assert any(r["waits_used"] for r in alone.values() if r["method"] == "wait"), "waits should really happen"
+    assert len({r["text"] for r in alone.values()}) > 20, "settings should differ"
+
+
+def test_shared_sweep_on_vllm_equals_one_setting_at_a_time(tiny_model_dir, tmp_path, monkeypatch):
+    """The same equivalence on vLLM (prefix caching instead of forked KV caches), where vLLM is installed."""
+    pytest.importorskip("vllm", reason="vLLM is not installed in this environment (it lives in the vLLM one)")
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from s1.infer import build_prompt, generate, load_engine
+    from s1.infer.budget_forcing import DEFAULTS, generate_sweep
+    from s1.infer.engine import Request
+
+    for k, v in {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
+                 "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "hd32"
+    shutil.copytree(tiny_model_dir, out)
+    config = AutoConfig.from_pretrained(out)
+    config.num_attention_heads, config.num_key_value_heads = 2, 1          # head_dim 32: vLLM's CPU attention needs >= 32
+    config.head_dim = config.hidden_size // 2
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    engine = load_engine("vllm", str(out), dtype="float32", max_context=512, enforce_eager=True,
+                         distributed_executor_backend="uni")
+    prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add 4, {i + 3} times. Last digit?") for i in range(4)]
+    settings = [{"max_thinking_tokens": c} for c in (6, 12, 20, 33)] + \
+        [{"max_thinking_tokens": None, "num_waits": w} for w in (1, 2, 4)]
+    free = engine.continue_batch([Request(prompts[0], 60, [])])[0].text     # a stop this model writes often
+    stop = Counter(free[i:i + 2] for i in range(len(free) - 1) if free[i:i + 2].isalpha()).most_common(1)[0][0]
+    bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5)
+    alone = [generate(engine, prompts, dict(bf, **st), max_new_tokens=70, batch_size=4, progress=False)
+             for st in settings]
+    shared = generate_sweep(engine, prompts, settings, bf, max_new_tokens=70, batch_size=4, progress=False)
+    assert shared == alone
