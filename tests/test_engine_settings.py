@@ -111,3 +111,16 @@ def test_served_instruct_model_replies_through_its_chat_template(tiny_model_dir)
     want = engine.continue_batch([Request(prompt, 6, stop=["<|im_end|>"])])[0]
     assert reply["choices"][0]["message"]["content"] == want.text and "<|im_start|>think" not in want.text
     assert reply["usage"]["completion_tokens"] == want.num_tokens
+
+
+def test_eval_cache_key_follows_the_engine_dtype_and_length():
+    """Generations made under other engine settings are not reused: the settings hash reads eval.engine."""
+    from s1.eval.runner import eval_dtype, eval_max_context
+
+    cfg = _compose("eval", ["eval.engine.dtype=float16", "eval.engine.max_model_len=1024"])
+    OmegaConf.resolve(cfg)
+    assert (eval_dtype(cfg), eval_max_context(cfg)) == ("float16", 1024)
+    cfg = _compose("eval")
+    OmegaConf.resolve(cfg)
+    assert (eval_dtype(cfg), eval_max_context(cfg)) == (str(cfg.eval.get("dtype") or cfg.model.dtype),
+                                                        cfg.model.max_context)

@@ -66,7 +66,7 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
     bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS}
     return {
         "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
-        "max_context": int(cfg.model.max_context), "system_prompt": e.system_prompt, "think": spec.think,
+        "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,
         "instruction": spec.instruction, "budget_forcing": bf, "max_new_tokens": int(e.max_new_tokens),
         "temperature": spec.temperature, "seed": int(e.seed) if spec.temperature > 0 else None,
         "accept_max_thinking": spec.accept_max_thinking,
@@ -83,7 +83,14 @@ def spec_settings_hash(spec: RunSpec, cfg) -> str:
 
 
 def eval_dtype(cfg) -> str:
-    return str(cfg.eval.get("dtype") or cfg.model.dtype)
+    """eval.engine.dtype, else eval.dtype, else model.dtype: what the engine loads the weights as."""
+    engine = cfg.eval.get("engine") or {}
+    return str(engine.get("dtype") or cfg.eval.get("dtype") or cfg.model.dtype)
+
+
+def eval_max_context(cfg) -> int:
+    engine = cfg.eval.get("engine") or {}
+    return int(engine.get("max_model_len") or cfg.model.max_context)
 
 
 def key_of(spec: RunSpec, bench: str, row: dict, sample: int, settings: str) -> str:
