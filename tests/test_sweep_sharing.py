@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 import torch
-from s1.eval.cache import GenerationCache
 
+from s1.cache import GenerationCache
 from s1.cluster.pipeline import compose_stage
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.methods import plan_runs
