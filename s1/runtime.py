@@ -84,7 +84,18 @@ def prepare(cfg: DictConfig, stage: str) -> DictConfig:
     if cfg.cluster.kind not in ("local", "slurm"):
         raise ConfigError("cluster.kind", cfg.cluster.kind, "use local or slurm (cluster=local | cluster=slurm)")
     prepare_model(cfg)
+    check_engines(cfg)
     return cfg
+
+
+def check_engines(cfg: DictConfig) -> None:
+    """Every engine settings block is valid before any model loads (see s1/infer/engine_settings.py)."""
+    from s1.infer.engine_settings import engine_args
+
+    for key, backend, engine in (("curate.difficulty.engine", cfg.curate.difficulty.backend, cfg.curate.difficulty.engine),
+                                 ("curate.traces.engine", cfg.curate.traces.serve_backend, cfg.curate.traces.engine),
+                                 ("eval.engine", cfg.eval.backend, cfg.eval.engine)):
+        engine_args(backend, engine, cfg.model, key=key)
 
 
 def prepare_model(cfg: DictConfig) -> None:
@@ -97,8 +108,10 @@ def prepare_model(cfg: DictConfig) -> None:
             raise ConfigError("model.build_tiny", m.build_tiny, f"use one of {sorted(SIZES)} or null")
         ensure_tiny_model(m.name_or_path, size=m.build_tiny, seed=0)
     elif looks_local(m.name_or_path) and not Path(m.name_or_path).exists():
-        raise ConfigError("model.name_or_path", m.name_or_path,
-                          "no such folder; give a hub name or an existing model folder")
+        fix = "no such folder; give a hub name or an existing model folder"
+        if Path(m.name_or_path).name == "qwen2.5-0.5b-local":
+            fix = "the real Qwen2.5 0.5B is not built yet: run `make real-model` (scripts/fetch_real_model.py)"
+        raise ConfigError("model.name_or_path", m.name_or_path, fix)
     if m.trust_remote_code:
         log.warning("trust_remote_code is ON for model %s: its repository code will run", m.name_or_path)
 

@@ -42,12 +42,16 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# Sizes: "tiny" for unit tests (~0.3M parameters), "demo" learns the synthetic task in minutes.
+# Sizes: "tiny" for unit tests (~0.3M parameters), "demo" learns the synthetic task in minutes,
+# "tiny_hd32" is "tiny" with 2 heads of 32 so vLLM on CPU runs it.
 SIZES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2),
     "demo": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2),
+    # head_dim 32: the smallest head size vLLM's CPU attention supports (tests/test_vllm.py)
+    "tiny_hd32": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=1),
 }
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
 BUILD_VERSION = 3  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt

@@ -53,11 +53,43 @@ def curate(cfg: DictConfig) -> dict:
                           "ARGS=experiment=s1_1)")
     run = RunDir.create(cfg, c.output_dir)
     funnel = Funnel(run.path)
-    endpoint = None
+    endpoint, server = None, None
     if c.traces.enabled or c.domains.method == "llm" or c.difficulty.grader == "llm_judge":
         from s1.curate.endpoint import ChatEndpoint
 
-        endpoint = ChatEndpoint(c.traces)
+        traces_cfg = c.traces
+        if c.traces.serve_model:                   # serve a local model here; the endpoint paths run for real
+            server, traces_cfg = _serve(cfg, c.traces)
+        endpoint = ChatEndpoint(traces_cfg)
+    try:
+        return _curate(cfg, run, funnel, endpoint)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def _serve(cfg: DictConfig, traces: DictConfig):
+    """Start s1.infer.server on 127.0.0.1 with curate.traces.serve_model; returns (server, traces config using it)."""
+    from omegaconf import OmegaConf
+
+    from s1.infer import load_engine
+    from s1.infer.engine_settings import engine_args
+    from s1.infer.server import serve_in_thread
+
+    engine = load_engine(traces.serve_backend, traces.serve_model,
+                         **engine_args(traces.serve_backend, traces.engine, cfg.model, key="curate.traces.engine"))
+    name = traces.model or "served"
+    think = traces.max_tokens if traces.serve_thinking else 0
+    server, url = serve_in_thread(engine, name, think_tokens=think, answer_tokens=traces.max_tokens)
+    served = OmegaConf.merge(traces, {"base_url": url, "model": name, "api_key_env": None})
+    log.info("serving %s (%s) for traces / judge / domains at %s", traces.serve_model, traces.serve_backend,
+             served.base_url)
+    return server, served
+
+
+def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
+    c = cfg.curate
     tokenizer = c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path
 
     pool = funnel.start("load", load_pool(c.sources, cfg.paths.benchmarks_dir))        # one schema, any source

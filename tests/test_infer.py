@@ -230,15 +230,6 @@ def test_openai_backend_against_a_real_local_server(engine, chatty_model_dir, mo
         server.server_close()
 
 
-def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
-    with pytest.raises(ValueError, match="transformers"):
-        load_engine("tgi", str(tiny_model_dir))
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match=r"\[gpu\]"):
-            load_engine("vllm", str(tiny_model_dir))
-
 
 def test_dynamic_cache_round_trip_and_forward_use_it(engine):
     """The backend's only contact with transformers' cache classes: build from per-layer tensors (public update()),

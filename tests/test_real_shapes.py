@@ -266,6 +266,7 @@ def test_paper_s1_curation_on_the_59k_shape(tiny_model_dir, tmp_path):
                    f"paths.runs_dir={tmp_path}", "run.name=p",
                    "+data@curate=s1_59k_fixture", f"paths.repo={REPO}",
                    f"curate.difficulty.reference_models=[{tiny_model_dir}]", "curate.difficulty.backend=transformers",
+                   "curate.difficulty.engine.tensor_parallel_size=1", "curate.difficulty.engine.dtype=float32",
                    "curate.difficulty.max_new_tokens=4", f"curate.traces.base_url={llm.url}",
                    "curate.traces.model=stub", "curate.traces.max_retries=2", "curate.traces.backoff_s=0.01",
                    "curate.diversity.num_samples=100", "curate.diversity.seed_min_length=400",

@@ -83,9 +83,10 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
     if missing:
         from s1.infer import Request, load_engine
+        from s1.infer.engine_settings import engine_args
 
-        engine = load_engine(cfg.backend, model, dtype=model_cfg.dtype, max_context=model_cfg.max_context,
-                             trust_remote_code=model_cfg.trust_remote_code)
+        engine = load_engine(cfg.backend, model,
+                             **engine_args(cfg.backend, cfg.engine, model_cfg, key="curate.difficulty.engine"))
         tok = engine.tokenizer
         bar = tqdm(total=len(missing), desc=f"reference answers ({Path(model).name})", unit="q")
         for i in range(0, len(missing), cfg.batch_size):

@@ -23,6 +23,7 @@ from s1.eval.methods import RunSpec
 from s1.grading import extract_answer, is_correct
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import generate_sweep
+from s1.infer.engine_settings import engine_args
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
@@ -65,7 +66,7 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
     bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS}
     return {
         "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
-        "max_context": int(cfg.model.max_context), "system_prompt": e.system_prompt, "think": spec.think,
+        "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,
         "instruction": spec.instruction, "budget_forcing": bf, "max_new_tokens": int(e.max_new_tokens),
         "temperature": spec.temperature, "seed": int(e.seed) if spec.temperature > 0 else None,
         "accept_max_thinking": spec.accept_max_thinking,
@@ -82,7 +83,14 @@ def spec_settings_hash(spec: RunSpec, cfg) -> str:
 
 
 def eval_dtype(cfg) -> str:
-    return str(cfg.eval.get("dtype") or cfg.model.dtype)
+    """eval.engine.dtype, else eval.dtype, else model.dtype: what the engine loads the weights as."""
+    engine = cfg.eval.get("engine") or {}
+    return str(engine.get("dtype") or cfg.eval.get("dtype") or cfg.model.dtype)
+
+
+def eval_max_context(cfg) -> int:
+    engine = cfg.eval.get("engine") or {}
+    return int(engine.get("max_model_len") or cfg.model.max_context)
 
 
 def key_of(spec: RunSpec, bench: str, row: dict, sample: int, settings: str) -> str:
@@ -112,9 +120,9 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
         if not any(todo.values()):
             continue
         e = cfg.eval
-        engine = load_engine(e.backend, model_path, dtype=eval_dtype(cfg), trust_remote_code=cfg.model.trust_remote_code,
-                             max_context=cfg.model.max_context, base_url=e.base_url, api_key_env=e.api_key_env,
-                             **dict(e.engine_kwargs))
+        kw = {**engine_args(e.backend, e.engine, cfg.model, key="eval.engine", default_dtype=eval_dtype(cfg)),
+              **dict(e.engine_kwargs)}
+        engine = load_engine(e.backend, model_path, base_url=e.base_url, api_key_env=e.api_key_env, **kw)
         for group in sweep_groups(specs, bool(e.sweep_sharing)):
             if len(group) > 1 and any(todo[s] for s in group):
                 made += run_sweep(engine, group, todo, cache, cfg)

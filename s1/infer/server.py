@@ -120,7 +120,18 @@ def complete(engine, model_name: str, body: dict) -> dict:
 
 
 def chat(engine, model_name: str, body: dict, reasoning: str, think_tokens: int, answer_tokens: int) -> dict:
-    """A reasoning model's chat reply: think until "<|im_start|>" (or the cap), then answer."""
+    """A reasoning model's chat reply: think until "<|im_start|>" (or the cap), then answer.
+
+    think_tokens=0: an instruct model's plain reply, the messages through its own chat template."""
+    if think_tokens <= 0:
+        prompt = engine.tokenizer.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
+        cap = min(answer_tokens, int(body.get("max_tokens") or MAX_TOKENS_CAP), MAX_TOKENS_CAP)
+        temp, seed = float(body.get("temperature") or 0.0), int(body.get("seed") or 0)
+        ans = engine.continue_batch([Request(prompt, cap, stop=["<|im_end|>"], temperature=temp, seed=seed)])[0]
+        return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
+                "model": model_name, "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text},
+                                                  "finish_reason": "length" if ans.stop_reason == "length" else "stop"}],
+                "usage": {"completion_tokens": ans.num_tokens}}
     question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     prompt = build_prompt(engine.tokenizer, question, think=True)
     temp, seed = float(body.get("temperature") or 0.0), int(body.get("seed") or 0)

