@@ -99,3 +99,18 @@ def test_eval_section_pairs_paper_numbers_and_shows_tables_3_4_and_figure4(tmp_p
     assert "| trained with budget forcing (1× Wait) |" in text and "](eval/figure4.png)" in text
     assert re.search(r"\| trained with budget forcing \(T=4\) \|.*\| – \|$", text, re.M)
     assert "a_min = 0 unless budget forcing sets a minimum" in text
+
+
+def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():
+    from s1.eval.report import table4_rows
+
+    def row(method, budget, acc):
+        return {"method": method, "model": "trained", "benchmark": "aime24", "budget": budget, "accuracy": acc,
+                "avg_thinking_tokens": 100.0}
+
+    rows = [row("no_bf", None, 40.0), row("extrapolation_strings", "Wait", 45.0), row("extrapolation_strings", "none", 30.0)]
+    header, out = table4_rows({"rows": rows, "extrapolation_waits": 2})
+    assert header == ["setting", "aime24 (%)", "avg thinking tokens", "paper aime24"]
+    assert {r[0]: r[-1] for r in out} == {"no extrapolation": "50.0", '2× "Wait"': "53.3", "2× without string": "50.0"}
+    _, out3 = table4_rows({"rows": rows, "extrapolation_waits": 3})   # not the paper's setting: no paper number
+    assert {r[0]: r[-1] for r in out3} == {"no extrapolation": "50.0", '3× "Wait"': "–", "3× without string": "–"}

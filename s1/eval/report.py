@@ -219,17 +219,25 @@ def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
         return [], []
     benches = sorted({r["benchmark"] for r in rows})
     w = metrics.get("extrapolation_waits", 2)
+    from s1.report.paper import TABLE4
+
+    paper_cols = [b for b in benches if b in PAPER_COLUMNS]
     by: dict[str, dict[str, dict]] = {}
+    paper_key: dict[str, str | None] = {}
     for r in rows:
         name = "no extrapolation" if r["method"] == "no_bf" else (
             f"{w}× without string" if r["budget"] == "none" else f'{w}× "{r["budget"]}"')
         by.setdefault(name, {})[r["benchmark"]] = r
+        # the paper's row only where the setting is the paper's: 2 suppressions (or none at all)
+        paper_key[name] = "no extrapolation" if r["method"] == "no_bf" else (str(r["budget"]) if w == 2 else None)
     out = []
     for name, v in by.items():
         toks = [x["avg_thinking_tokens"] for x in v.values()]
+        ref = TABLE4.get(paper_key[name] or "", {})
         out.append([name, *[f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches],
-                    f"{sum(toks) / len(toks):.0f}"])
-    return ["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens"], out
+                    f"{sum(toks) / len(toks):.0f}", *[_paper_cell(ref, b) for b in paper_cols]])
+    return (["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens", *[f"paper {b}" for b in paper_cols]],
+            out)
 
 
 def table4(metrics: dict) -> str:

@@ -45,5 +45,14 @@ TABLE3 = {
     "rejection sampling": (100, -35, 40.0),
 }
 
+# Table 4 (s1-32B, budget forcing extrapolation ablations: the end of thinking ignored twice, then the string).
+TABLE4 = {
+    "no extrapolation": {"aime24": 50.0, "math500": 93.0, "gpqa": 57.6},
+    "none": {"aime24": 50.0, "math500": 90.2, "gpqa": 55.1},
+    "Alternatively": {"aime24": 50.0, "math500": 92.2, "gpqa": 59.6},
+    "Hmm": {"aime24": 50.0, "math500": 93.0, "gpqa": 59.6},
+    "Wait": {"aime24": 53.3, "math500": 93.0, "gpqa": 59.6},
+}
+
 # Models whose runs the paper's numbers describe; other models get the numbers as "reference only".
 PAPER_MODELS = ("Qwen/Qwen2.5-32B-Instruct", "simplescaling/s1-32B", "simplescaling/s1.1-32B")
