@@ -94,7 +94,10 @@ def test_failed_curate_never_runs_train_or_eval(local_slurm, tmp_path, capsys):
         assert infos[jobs[stage]["job_id"]].state == "CANCELLED"
         assert not Path(jobs[stage]["log"]).exists()  # never started
     out = status_output(run_dir)
-    lines = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] in (["curate"], ["train"], ["eval"])}
+    lines: dict[str, str] = {}   # the table's row per stage (the first line naming it; log tails follow)
+    for line in out.splitlines():
+        if line.split()[:1] in (["curate"], ["train"], ["eval"]):
+            lines.setdefault(line.split()[0], line)
     assert "failed" in lines["curate"] and "FAILED" in lines["curate"] and "missing" in lines["curate"]
     assert "CANCELLED" in lines["train"] and "CANCELLED" in lines["eval"]
     assert "simulated curate failure" in out  # the failed job's log tail
