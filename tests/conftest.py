@@ -41,6 +41,30 @@ def demo_model_dir() -> Path:
     return ensure_tiny_model(CACHE / "models" / "demo-qwen2", size="demo")
 
 
+def chatty_copy(src: Path, out: Path) -> Path:
+    """A copy of a tiny model with larger random weights, so greedy output varies instead of repeating one token."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(src, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def chatty_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model made chatty (chatty_copy): varied greedy text, e.g. it often writes " two"."""
+    return chatty_copy(tiny_model_dir, tmp_path_factory.mktemp("chatty") / "model")
+
+
 @pytest.fixture(scope="session")
 def shared_pool_dir() -> Path:
     """../shared/data/pool (real question pools); tests that need it skip with a reason elsewhere."""

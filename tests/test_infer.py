@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
@@ -12,23 +10,6 @@ from s1.infer.budget_forcing import DEFAULTS
 from s1.infer.engine import Continuation, Request, find_stop
 
 QUESTION = "Start at 3, add 4, 5 times. Last digit?"
-
-
-@pytest.fixture(scope="module")
-def chatty_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with larger random weights, so greedy output varies instead of repeating one token."""
-    from transformers import AutoModelForCausalLM
-
-    out = tmp_path_factory.mktemp("chatty") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    model = AutoModelForCausalLM.from_pretrained(out)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
-    model.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,6 @@ from s1.eval.methods import plan_runs
 from s1.eval.runner import run_all
 
 
-@pytest.fixture(scope="module")
-def chatty_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with larger random weights: varied greedy text that often writes " two" (our stop here)."""
-    from transformers import AutoModelForCausalLM
-
-    out = tmp_path_factory.mktemp("chatty") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    model = AutoModelForCausalLM.from_pretrained(out)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
-    model.save_pretrained(out)
-    return out
-
-
 def _records(tmp_path, model_dir, name, *extra):
     """The demo's sweep shape (4 caps + no cap, Wait x1/x2/x4) on 5 synthetic questions; returns the cache records."""
     cfg = compose_stage("eval", [

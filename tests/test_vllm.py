@@ -7,7 +7,6 @@ Skipped with a reason where vLLM is not importable (the main venv). Models: the 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import CACHE
+from conftest import CACHE, chatty_copy
 
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.engine import Request
@@ -50,22 +49,10 @@ def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
 @pytest.fixture(scope="module")
 def hd32_dir(tmp_path_factory):
     """The head_dim-32 tiny model with larger random weights, so greedy output varies instead of repeating."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from s1.tiny_model import ensure_tiny_model
 
     src = ensure_tiny_model(CACHE / "models" / "tiny-qwen2-hd32", size="tiny_hd32")
-    out = tmp_path_factory.mktemp("hd32") / "model"
-    shutil.copytree(src, out)
-    model = AutoModelForCausalLM.from_pretrained(out)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
-    model.save_pretrained(out)
-    return out
+    return chatty_copy(src, tmp_path_factory.mktemp("hd32") / "model")
 
 
 @pytest.fixture(scope="module")
