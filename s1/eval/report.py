@@ -13,7 +13,7 @@ from s1.eval.runner import expected_records
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
 
-BF_METHODS = ("bf", "wait", "extrapolation_strings", "token_conditional_bf", "step_conditional_bf",
+BF_METHODS = ("bf", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
               "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
 TOKEN_BUDGET_METHODS = ("bf", "token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
                         "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
@@ -99,6 +99,8 @@ def _budget_label(r: dict) -> str:
         return "no cap"
     if r["method"] == "wait":
         return f"{b}× Wait"
+    if r["method"] == "adaptive":
+        return f"≤{b}× Wait, adaptive"
     if r["method"] == "majority":
         return f"k={b}"
     return str(b)
@@ -121,13 +123,15 @@ def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
     """Table 1's rows: setting name → benchmark → metrics row. Budget caps and Wait extrapolation are separate rows."""
     settings: dict[str, dict[str, dict]] = {}
     for r in rows:
-        if r["method"] not in ("no_bf", "bf", "wait"):
+        if r["method"] not in ("no_bf", "bf", "wait", "adaptive"):
             continue
         name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"])
         if r["method"] == "no_bf" or (r["method"] == "bf" and r["budget"] is None):
             name += " without budget forcing"
         elif r["method"] == "bf":
             name += f" with budget forcing (T={r['budget']})"
+        elif r["method"] == "adaptive":
+            name += f" with adaptive Wait (≤{r['budget']}×, peeks counted)"
         else:
             name += f" with budget forcing ({r['budget']}× Wait)"
         settings.setdefault(name, {})[r["benchmark"]] = r

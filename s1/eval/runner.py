@@ -167,7 +167,8 @@ def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
     sharing off (eval.sweep_sharing=false)."""
     groups: dict[tuple, list[RunSpec]] = {}
     for i, s in enumerate(specs):
-        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None
+        adaptive = dict(s.bf_overrides).get("adaptive_waits", False)   # peeks: kept out of shared sweeps
+        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None and not adaptive
         key = (s.model, s.think, s.instruction, s.samples) if shareable else ("alone", i)
         groups.setdefault(key, []).append(s)
     return list(groups.values())
@@ -190,14 +191,17 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
     first = specs[0]
     prompts = [build_prompt(engine.tokenizer, _question(row, first), system=e.system_prompt, think=first.think,
                             think_prefix=bf["think_prefix"]) for _, row, _ in items]
-    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits} for s in specs]
+    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits, **dict(s.bf_overrides)}
+                for s in specs]      # bf_overrides: e.g. each extrapolation string of Table 4
+    hashes = [spec_settings_hash(s, cfg) for s in specs]
     made = 0
 
     def on_result(j: int, i: int, res) -> None:
         nonlocal made
         bench, row, k = items[i]
-        if key_of(specs[j], bench, row["id"], k) not in cache:
-            cache.append(make_record(specs[j], bench, row, k, res, timeout_s=e.grading_timeout_s))
+        if key_of(specs[j], bench, row, k, hashes[j]) not in cache:
+            cache.append(make_record(specs[j], bench, row, k, res, settings=settings_key(hashes[j], row, specs[j]),
+                                     timeout_s=e.grading_timeout_s))
             made += 1
 
     generate_sweep(engine, prompts, settings, bf, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
@@ -233,8 +237,10 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
         "reference": row["answer"], "multiple_choice": mc, "extracted": extract_answer(res.text),
         "correct": accepted and grade(res.text, row, bench, timeout_s),
-        "outcome": res.outcome, "thinking_tokens": res.thinking_tokens, "answer_tokens": res.answer_tokens,
+        "outcome": res.outcome, "thinking_tokens": res.thinking_tokens + res.peek_tokens,
+        "answer_tokens": res.answer_tokens,
         "waits_used": res.waits_used, "rounds": res.rounds, "tries": tries, "accepted": accepted,
+        "peek_tokens": res.peek_tokens,   # adaptive extrapolation's peeks, already counted in thinking_tokens (cost)
         "text": res.text,
     }
 
