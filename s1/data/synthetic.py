@@ -12,7 +12,8 @@ Premature conclusions (the effect forced "Wait" repairs, paper §3): a running
 digit of 0 before the last step "looks final". At such a line the teacher
 concludes too early (thinking ends, answer 0) in PREMATURE_STOP of cases,
 writes "Wait" and carries on in PREMATURE_WAIT, and just carries on otherwise;
-after the last line it re-checks ("Wait" and the last line again) in RECHECK.
+after the last line it re-checks ("Wait" and the last line again) in RECHECK,
+sometimes more than once.
 A model trained on these traces stops at an early 0 when left alone, and when
 the end of its thinking is replaced by "Wait" it continues the chain as the
 self-corrected traces do.
@@ -87,7 +88,9 @@ API_ERRORS = (
 MISTAKE_RATE = 0.1  # traces with one wrong step, then "Wait" and the fix
 PREMATURE_STOP = 0.5  # at a running digit 0 before the last step: the trace ends there (answer 0, wrong)
 PREMATURE_WAIT = 0.3  # ... the trace writes "Wait" on its own line and continues the chain
-RECHECK = 0.2         # after the last step: "Wait" and the last line again
+RECHECK = 0.35        # after the last step: "Wait" and the last line again; each re-check is repeated with
+RECHECK_AGAIN = 0.5   # this probability (at most MAX_RECHECKS), so any number of forced Waits stays in distribution
+MAX_RECHECKS = 4
 
 
 def apply_op(op: str, x: int, a: int) -> int:
@@ -135,6 +138,10 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
                 waits += 1
     if not stopped and rng.random() < RECHECK:
         trace_lines += ["Wait", lines[-1]]
+        for _ in range(MAX_RECHECKS - 1):
+            if rng.random() >= RECHECK_AGAIN:
+                break
+            trace_lines += ["Wait", lines[-1]]
     question = question_text(template, s, a, n)
     meta = {"subject": subject, "steps": n, "mistake_fixed": mistake_at is not None, "synthetic_flaw": None,
             "premature_stop": stopped, "premature_waits": waits}

@@ -317,10 +317,16 @@ def plot_scaling(metrics: dict, path: Path) -> Path:
         lines: dict[str, list] = defaultdict(list)
         for r in metrics["rows"]:
             if r["benchmark"] == bench:
-                lines[f"{r['model']} · {r['method']}"].append((r["avg_thinking_tokens"], r["accuracy"]))
+                label = f"{r['model']} · {r['method']}"
+                if r["method"] in ("extrapolation_strings", "adaptive"):   # ablation points, not a curve
+                    label += f" ({_budget_label(r)})"
+                lines[label].append((r["avg_thinking_tokens"], r["accuracy"]))
+                if r["method"] == "wait":
+                    ax.annotate(f"{r['budget']}×", (r["avg_thinking_tokens"], r["accuracy"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
         for label, pts in lines.items():
             pts.sort()
-            style = "o-" if len(pts) > 1 else "s"
+            style = "o-" if len(pts) > 1 else ("x" if "extrapolation_strings" in label else "s")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_title(bench)
         ax.set_xlabel("average thinking tokens")
