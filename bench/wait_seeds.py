@@ -2,6 +2,7 @@
 
   .venv/bin/python bench/wait_seeds.py                       # seeds 0 1 2 into runs/wait-seeds (~3 demo trainings)
   .venv/bin/python bench/wait_seeds.py --seeds 0 1 2 3 --strings   # more seeds; also Table 4's strings
+  .venv/bin/python bench/wait_seeds.py --jobs 2              # two seeds at a time (one thread each)
 
 For each seed the whole demo pipeline runs (curate → train → eval, the `make demo` stages, experiment=demo) with
 run.seed = seed (data order, sampling) and a demo model built with that seed (initial weights, tokenizer corpus);
@@ -63,10 +64,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "wait-seeds")
     ap.add_argument("--strings", action="store_true", help="also Table 4's extrapolation strings")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run at once (each stage process uses one thread)")
     args = ap.parse_args()
     if len(args.seeds) < 2:
         raise SystemExit(f"--seeds {args.seeds}: give at least 2 seeds for a spread (3 or more for the README)")
-    per_seed = {s: run_seed(s, args.runs_dir.resolve(), args.strings) for s in args.seeds}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        done = pool.map(lambda s: run_seed(s, args.runs_dir.resolve(), args.strings), args.seeds)
+        per_seed = dict(zip(args.seeds, done))
     acc = {name: [pick(per_seed[s], m, b)["accuracy"] for s in args.seeds] for name, m, b in SETTINGS}
     tok = {name: [pick(per_seed[s], m, b)["avg_thinking_tokens"] for s in args.seeds] for name, m, b in SETTINGS}
     print("\n| setting | " + " | ".join(f"seed {s} acc / tokens" for s in args.seeds) + " | mean acc ± sd | mean tokens |")

@@ -105,3 +105,36 @@ def _question_numbers(q: str):
         if m:
             return int(m["s"]), int(m["a"]), int(m["n"]), op
     raise AssertionError(q)
+
+
+def _generations(run):
+    return [json.loads(line) for line in open(run / "eval" / "generations.jsonl")]
+
+
+def test_forced_wait_table4_and_adaptive_are_measured_with_their_costs(demo_run):
+    trained = {(r["method"], r["budget"]): r for r in _rows(demo_run) if r["model"] == "trained"}
+    for key in [("wait", 1), ("wait", 2), ("wait", 4), ("adaptive", 4)] + \
+               [("extrapolation_strings", s) for s in ("Wait", "Hmm", "Alternatively", "none")]:
+        assert key in trained and trained[key]["questions"] == 300, key
+    tokens = [trained[k]["avg_thinking_tokens"] for k in [("no_bf", None), ("wait", 1), ("wait", 2), ("wait", 4)]]
+    assert tokens == sorted(tokens), tokens           # every forced Wait makes it think more
+    adaptive = [g for g in _generations(demo_run) if g["method"] == "adaptive"]
+    assert len(adaptive) == 300 and any(g["peek_tokens"] > 0 for g in adaptive)
+    assert all(g["thinking_tokens"] >= g["peek_tokens"] for g in adaptive)   # its cost includes its peeks
+    md = (demo_run / "eval" / "results.md").read_text()
+    assert '| 2× "Hmm" |' in md and "adaptive" in md
+
+
+def test_forced_wait_repairs_premature_conclusions(demo_run):
+    """Where the trained model, left alone, concludes at an early 0 (a line k:x+a=0 with k > 1), one forced Wait
+    makes it carry on, and it mostly reaches the right answer."""
+    import re
+
+    gens = {(g["question_id"], g["method"], g["budget"]): g for g in _generations(demo_run) if g["model"].startswith("trained")}
+    early = re.compile(r"(?:^|\n)(\d+):\d\+\d=0\n<\|im_start\|>answer")
+    premature = [q for (q, m, b), g in gens.items() if m == "no_bf" and (hit := early.search(g["text"]))
+                 and hit.group(1) != "1"]
+    assert len(premature) >= 15, len(premature)
+    assert sum(gens[(q, "no_bf", None)]["correct"] for q in premature) < 0.2 * len(premature)
+    repaired = sum(gens[(q, "wait", 1)]["correct"] for q in premature)
+    assert repaired > 0.5 * len(premature), (repaired, len(premature))

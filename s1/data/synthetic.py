@@ -85,10 +85,10 @@ API_ERRORS = (
     "Error code: 500 - An internal error has occurred. Please retry.",
     "The model is overloaded. Please try again later.",
 )
-MISTAKE_RATE = 0.1  # traces with one wrong step, then "Wait" and the fix
+MISTAKE_RATE = 0.05  # traces with one wrong step, then "Wait" and the fix
 PREMATURE_STOP = 0.5  # at a running digit 0 before the last step: the trace ends there (answer 0, wrong)
 PREMATURE_WAIT = 0.3  # ... the trace writes "Wait" on its own line and continues the chain
-RECHECK = 0.35        # after the last step: "Wait" and the last line again; each re-check is repeated with
+RECHECK = 0.25        # after the last step: "Wait" and the last line again; each re-check is repeated with
 RECHECK_AGAIN = 0.5   # this probability (at most MAX_RECHECKS), so any number of forced Waits stays in distribution
 MAX_RECHECKS = 4
 
