@@ -34,9 +34,14 @@ SETTINGS = [("no Wait", "no_bf", None), ("Wait x1", "wait", 1), ("Wait x2", "wai
 KEYS = {"no Wait": "no_wait", "Wait x1": "wait1", "Wait x2": "wait2", "Wait x4": "wait4", "adaptive (<=4)": "adaptive"}
 
 
+def seed_model(seed: int, runs_dir: Path) -> Path:
+    """The demo model built with this seed (build in the main thread: building in several threads at once hung)."""
+    return ensure_tiny_model(runs_dir / "models" / f"demo-qwen2-seed{seed}", size="demo", seed=seed)
+
+
 def run_seed(seed: int, runs_dir: Path, strings: bool) -> dict:
     """One demo pipeline for this seed; returns its eval metrics.json."""
-    model = ensure_tiny_model(runs_dir / "models" / f"demo-qwen2-seed{seed}", size="demo", seed=seed)
+    model = seed_model(seed, runs_dir)
     methods = "[no_bf,wait,adaptive" + (",extrapolation_strings]" if strings else "]")
     common = ["experiment=demo", f"paths.runs_dir={runs_dir}", f"run.name=seed{seed}", f"run.seed={seed}",
               f"model.name_or_path={model}", "model.build_tiny=null"]
@@ -70,6 +75,8 @@ def main() -> None:
         raise SystemExit(f"--seeds {args.seeds}: give at least 2 seeds for a spread (3 or more for the README)")
     from concurrent.futures import ThreadPoolExecutor
 
+    for s in args.seeds:
+        seed_model(s, args.runs_dir.resolve())
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = pool.map(lambda s: run_seed(s, args.runs_dir.resolve(), args.strings), args.seeds)
         per_seed = dict(zip(args.seeds, done))
