@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 import torch
-from s1.eval.cache import GenerationCache
+from s1.cache import GenerationCache
 
 from s1.cluster.pipeline import compose_stage
 from s1.data.benchmarks import benchmark_name, load_benchmark
