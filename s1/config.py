@@ -233,6 +233,7 @@ class BudgetForcingConfig:
     answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
     answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
+    adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)
     request_timeout_s: float = 600.0          # wall clock per sequence
 
 
@@ -259,6 +260,7 @@ class EvalConfig:
     majority_model: str = "base"              # method "majority": base (paper Fig. 4: Qwen2.5-32B-Instruct) | trained
     extrapolation_strings: list[str] = field(default_factory=lambda: ["Wait", "Hmm", "Alternatively", ""])  # method "extrapolation_strings" (paper Table 4); "" = suppress only
     extrapolation_waits: int = 2              # method "extrapolation_strings": suppressed ends of thinking per string (paper: 2)
+    adaptive_max_waits: int = 4               # method "adaptive": most "Wait"s; it stops earlier once two consecutive peeked answers agree
     token_conditional_model: Optional[str] = None  # checkpoint trained with train.transform=token_conditional (methods token_conditional[_bf])
     step_conditional_model: Optional[str] = None   # checkpoint trained with train.transform=step_conditional (methods step_conditional[_bf])
     dtype: Optional[str] = None               # weights dtype for generation; None = model.dtype (paper's eval: float32)

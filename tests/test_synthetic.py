@@ -21,7 +21,10 @@ def test_clean_records_are_solvable_from_their_trace():
         assert rec["id"] == question_id(rec["question"])
         trace = rec["thinking_trajectories"][0].splitlines()
         last = trace[-1].split("=")[-1]
-        assert last == rec["answer"] and rec["attempt"] == f"\\boxed{{{rec['answer']}}}"
+        if record_metadata(rec)["premature_stop"]:   # concluded at an early 0: the trace's answer is 0, not the reference
+            assert last == "0" and rec["attempt"] == "\\boxed{0}" and not trace[-1].startswith("1:")
+        else:
+            assert last == rec["answer"] and rec["attempt"] == f"\\boxed{{{rec['answer']}}}"
         assert len(rec["question"].split()) <= 9  # 8-gram decontamination relies on it
 
 

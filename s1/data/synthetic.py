@@ -8,6 +8,16 @@ is what the paper's length-as-difficulty signal assumes. The countdown makes
 long traces (the paper's sampling prefers them) still stops short ones at the
 right place. Some traces make a mistake, then "Wait" and a correction.
 
+Premature conclusions (the effect forced "Wait" repairs, paper §3): a running
+digit of 0 before the last step "looks final". At such a line the teacher
+concludes too early (thinking ends, answer 0) in PREMATURE_STOP of cases,
+writes "Wait" and carries on in PREMATURE_WAIT, and just carries on otherwise;
+after the last line it re-checks ("Wait" and the last line again) in RECHECK,
+sometimes more than once.
+A model trained on these traces stops at an early 0 when left alone, and when
+the end of its thinking is replaced by "Wait" it continues the chain as the
+self-corrected traces do.
+
 The pool also carries the real pool's flaws at about the real rates
 (S1_REFERENCE.md funnel: ~8% API errors / missing fields, ~5% formatting):
 API-error text, missing answers, images, [asy] figures, numbered sub-parts,
@@ -75,7 +85,12 @@ API_ERRORS = (
     "Error code: 500 - An internal error has occurred. Please retry.",
     "The model is overloaded. Please try again later.",
 )
-MISTAKE_RATE = 0.1  # traces with one wrong step, then "Wait" and the fix
+MISTAKE_RATE = 0.05  # traces with one wrong step, then "Wait" and the fix
+PREMATURE_STOP = 0.5  # at a running digit 0 before the last step: the trace ends there (answer 0, wrong)
+PREMATURE_WAIT = 0.3  # ... the trace writes "Wait" on its own line and continues the chain
+RECHECK = 0.25        # after the last step: "Wait" and the last line again; each re-check is repeated with
+RECHECK_AGAIN = 0.5   # this probability (at most MAX_RECHECKS), so any number of forced Waits stays in distribution
+MAX_RECHECKS = 4
 
 
 def apply_op(op: str, x: int, a: int) -> int:
@@ -104,15 +119,32 @@ def draw_question(rng: random.Random, max_steps: int = MAX_STEPS) -> tuple[int, 
 def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, source: str) -> dict[str, Any]:
     _, op, subject = TEMPLATES[template]
     digit, lines = solve(s, a, n, op)
-    trace_lines = list(lines)
-    mistake = rng.random() < MISTAKE_RATE
-    if mistake:
-        i = rng.randrange(n)
-        x, rest = lines[i].split("=")
-        wrong = (int(rest) + rng.randrange(1, 10)) % 10
-        trace_lines[i : i + 1] = [f"{x}={wrong}", f"Wait {x}={rest}"]
+    mistake_at = rng.randrange(n) if rng.random() < MISTAKE_RATE else None
+    trace_lines, concluded, stopped, waits = [], digit, False, 0
+    for i, line in enumerate(lines):
+        if i == mistake_at:
+            x, rest = line.split("=")
+            wrong = (int(rest) + rng.randrange(1, 10)) % 10
+            trace_lines += [f"{x}={wrong}", f"Wait {x}={rest}"]
+        else:
+            trace_lines.append(line)
+        if line.endswith("=0") and i < n - 1:       # an early 0 looks like the end
+            r = rng.random()
+            if r < PREMATURE_STOP:
+                concluded, stopped = 0, True
+                break
+            if r < PREMATURE_STOP + PREMATURE_WAIT:
+                trace_lines.append("Wait")
+                waits += 1
+    if not stopped and rng.random() < RECHECK:
+        trace_lines += ["Wait", lines[-1]]
+        for _ in range(MAX_RECHECKS - 1):
+            if rng.random() >= RECHECK_AGAIN:
+                break
+            trace_lines += ["Wait", lines[-1]]
     question = question_text(template, s, a, n)
-    meta = {"subject": subject, "steps": n, "mistake_fixed": mistake, "synthetic_flaw": None}
+    meta = {"subject": subject, "steps": n, "mistake_fixed": mistake_at is not None, "synthetic_flaw": None,
+            "premature_stop": stopped, "premature_waits": waits}
     return make_record(
         question,
         source=source,
@@ -122,7 +154,7 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
         source_type=SOURCES[source][1],
         metadata=meta,
         thinking_trajectories=["\n".join(trace_lines)],
-        attempt=f"\\boxed{{{digit}}}",
+        attempt=f"\\boxed{{{concluded}}}",
     )
 
 

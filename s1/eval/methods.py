@@ -3,7 +3,7 @@
 Each method becomes one or more RunSpecs (one per budget). `budget` is the
 method's own knob: thinking-token cap (bf, *_bf, rejection_sampling), stated
 budget (token/step-conditional), number of "Wait"s (wait), extrapolation
-string (extrapolation_strings, paper Table 4), class name (class_conditional),
+string (extrapolation_strings, paper Table 4), most "Wait"s (adaptive), class name (class_conditional),
 k (majority) or None.
 
 Token- and step-conditional control were separately fine-tuned models in the
@@ -12,6 +12,11 @@ paper (trained on s1K with budget / steps-left markers: s1/train/transforms.py,
 model (eval.token_conditional_model / eval.step_conditional_model). The
 `*_prompt*` methods state the same budget in the prompt of the s1 model, which
 was never trained to follow it (prompt-only variants, not the paper's method).
+
+`adaptive` (beyond the paper) is Wait extrapolation that stops forcing once the
+answer is stable: before each "Wait" it peeks at the answer the model would
+give, and stops when two consecutive peeks agree (at most
+eval.adaptive_max_waits Waits; peek tokens count in its thinking-token cost).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from s1.infer.prompts import CLASS_PROMPTS, CONDITIONAL_END, STEP_OVERRUN, STEP_PROMPT, TOKEN_PROMPT
 from s1.runtime import ConfigError
 
-METHODS = ("no_bf", "bf", "wait", "extrapolation_strings", "token_conditional", "token_conditional_bf",
+METHODS = ("no_bf", "bf", "wait", "extrapolation_strings", "adaptive", "token_conditional", "token_conditional_bf",
            "step_conditional", "step_conditional_bf", "token_conditional_prompt", "token_conditional_prompt_bf",
            "step_conditional_prompt", "step_conditional_prompt_bf", "class_conditional", "rejection_sampling",
            "majority")
@@ -87,6 +92,10 @@ def plan_runs(cfg) -> list[RunSpec]:
             runs += [RunSpec("trained", trained, m, s or "none", num_waits=int(e.extrapolation_waits),
                              temperature=greedy, samples=n, bf_overrides=(("wait_string", s),))
                      for s in e.extrapolation_strings]
+        elif m == "adaptive":
+            w = int(e.adaptive_max_waits)
+            runs.append(RunSpec("trained", trained, m, w, num_waits=w, temperature=greedy, samples=n,
+                                bf_overrides=(("adaptive_waits", True),)))
         elif m.endswith("_prompt") or m.endswith("_prompt_bf"):
             template = TOKEN_PROMPT if m.startswith("token") else STEP_PROMPT
             runs += [RunSpec("trained", trained, m, b,

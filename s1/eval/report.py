@@ -13,7 +13,7 @@ from s1.eval.runner import expected_records
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
 
-BF_METHODS = ("bf", "wait", "extrapolation_strings", "token_conditional_bf", "step_conditional_bf",
+BF_METHODS = ("bf", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
               "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
 TOKEN_BUDGET_METHODS = ("bf", "token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
                         "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
@@ -99,6 +99,8 @@ def _budget_label(r: dict) -> str:
         return "no cap"
     if r["method"] == "wait":
         return f"{b}× Wait"
+    if r["method"] == "adaptive":
+        return f"≤{b}× Wait, adaptive"
     if r["method"] == "majority":
         return f"k={b}"
     return str(b)
@@ -121,13 +123,15 @@ def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
     """Table 1's rows: setting name → benchmark → metrics row. Budget caps and Wait extrapolation are separate rows."""
     settings: dict[str, dict[str, dict]] = {}
     for r in rows:
-        if r["method"] not in ("no_bf", "bf", "wait"):
+        if r["method"] not in ("no_bf", "bf", "wait", "adaptive"):
             continue
         name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"])
         if r["method"] == "no_bf" or (r["method"] == "bf" and r["budget"] is None):
             name += " without budget forcing"
         elif r["method"] == "bf":
             name += f" with budget forcing (T={r['budget']})"
+        elif r["method"] == "adaptive":
+            name += f" with adaptive Wait (≤{r['budget']}×, peeks counted)"
         else:
             name += f" with budget forcing ({r['budget']}× Wait)"
         settings.setdefault(name, {})[r["benchmark"]] = r
@@ -321,10 +325,16 @@ def plot_scaling(metrics: dict, path: Path) -> Path:
         lines: dict[str, list] = defaultdict(list)
         for r in metrics["rows"]:
             if r["benchmark"] == bench:
-                lines[f"{r['model']} · {r['method']}"].append((r["avg_thinking_tokens"], r["accuracy"]))
+                label = f"{r['model']} · {r['method']}"
+                if r["method"] in ("extrapolation_strings", "adaptive"):   # ablation points, not a curve
+                    label += f" ({_budget_label(r)})"
+                lines[label].append((r["avg_thinking_tokens"], r["accuracy"]))
+                if r["method"] == "wait":
+                    ax.annotate(f"{r['budget']}×", (r["avg_thinking_tokens"], r["accuracy"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
         for label, pts in lines.items():
             pts.sort()
-            style = "o-" if len(pts) > 1 else "s"
+            style = "o-" if len(pts) > 1 else ("x" if "extrapolation_strings" in label else "s")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_title(bench)
         ax.set_xlabel("average thinking tokens")

@@ -175,9 +175,12 @@ def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
     sharing off (eval.sweep_sharing=false)."""
     groups: dict[tuple, list[RunSpec]] = {}
     for i, s in enumerate(specs):
-        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None
-        overrides = tuple(sorted((k, str(v)) for k, v in dict(s.bf_overrides).items()))  # wait string, minimum ...
-        key = (s.model, s.think, s.instruction, s.samples, overrides) if shareable else ("alone", i)
+        adaptive = dict(s.bf_overrides).get("adaptive_waits", False)   # peeks: kept out of shared sweeps
+        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None and not adaptive
+        # a sweep branches per setting on the cap, the waits and the wait string (Table 4); any other override
+        # (stops, think prefix) would change the shared text, so such specs share only with their equals
+        others = tuple(sorted((k, str(v)) for k, v in dict(s.bf_overrides).items() if k != "wait_string"))
+        key = (s.model, s.think, s.instruction, s.samples, others) if shareable else ("alone", i)
         groups.setdefault(key, []).append(s)
     return list(groups.values())
 
@@ -187,8 +190,7 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
     is generated once, each spec branches off for its own forced "Wait"s and answer. Writes exactly the records
     run_spec would write (same keys and fields), only those the cache lacks."""
     e = cfg.eval
-    bf = specs[0].bf(dict(e.budget_forcing))   # one group shares every setting but the cap and the waits
-    hashes = [spec_settings_hash(s, cfg) for s in specs]
+    bf = specs[0].bf(dict(e.budget_forcing))   # one group shares every setting but the cap, waits, wait string
     items, seen = [], set()
     for s in specs:                       # questions any spec still needs, in a stable order
         for bench, row, k in todo[s]:
@@ -200,7 +202,9 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
     first = specs[0]
     prompts = [build_prompt(engine.tokenizer, _question(row, first), system=e.system_prompt, think=first.think,
                             think_prefix=bf["think_prefix"]) for _, row, _ in items]
-    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits} for s in specs]
+    settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits, **dict(s.bf_overrides)}
+                for s in specs]      # bf_overrides: e.g. each extrapolation string of Table 4
+    hashes = [spec_settings_hash(s, cfg) for s in specs]
     made = 0
 
     def on_result(j: int, i: int, res) -> None:
@@ -244,8 +248,10 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
         "reference": row["answer"], "multiple_choice": mc, "extracted": extract_answer(res.text),
         "correct": accepted and grade(res.text, row, bench, timeout_s),
-        "outcome": res.outcome, "thinking_tokens": res.thinking_tokens, "answer_tokens": res.answer_tokens,
+        "outcome": res.outcome, "thinking_tokens": res.thinking_tokens + res.peek_tokens,
+        "answer_tokens": res.answer_tokens,
         "waits_used": res.waits_used, "rounds": res.rounds, "tries": tries, "accepted": accepted,
+        "peek_tokens": res.peek_tokens,   # adaptive extrapolation's peeks, already counted in thinking_tokens (cost)
         "text": res.text,
     }
 

@@ -1,0 +1,123 @@
+"""Adaptive extrapolation: peek at the answer before each "Wait", stop once two consecutive peeks agree."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from s1.cluster.pipeline import compose_stage
+from s1.data.benchmarks import benchmark_name, load_benchmark
+from s1.eval.methods import plan_runs
+from s1.eval.runner import run_all, sweep_groups
+from s1.infer import build_prompt, generate
+from s1.infer.budget_forcing import DEFAULTS
+from s1.infer.engine import Continuation
+
+QUESTION = "Start at 3, add 4, 5 times. Last digit?"
+
+
+class ScriptedEngine:
+    """An engine at the seam: thinking writes one line per round and stops; an answer depends on the Waits so far."""
+
+    def __init__(self, tokenizer, answers):
+        self.tokenizer, self.answers, self.requests = tokenizer, answers, []
+
+    def continue_batch(self, requests):
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            if r.text.endswith("Answer:"):
+                ans = self.answers[min(r.text.count("Wait"), len(self.answers) - 1)]
+                out.append(Continuation(f" \\boxed{{{ans}}}", 5, "eos"))
+            else:
+                out.append(Continuation("3+4=7\n", 6, "stop", "<|im_start|>"))
+        return out
+
+
+def _run(answers, **bf):
+    from transformers import AutoTokenizer
+
+    from s1.tiny_model import build_tokenizer
+
+    tok = build_tokenizer()
+    assert not isinstance(tok, AutoTokenizer)
+    prompt = build_prompt(tok, QUESTION)
+    se = ScriptedEngine(tok, answers)
+    [r] = generate(se, [prompt], dict(DEFAULTS, **bf), max_new_tokens=1000, progress=False)
+    return r, se.requests
+
+
+def test_stops_forcing_once_two_peeks_agree_and_keeps_the_peek_as_answer():
+    r, reqs = _run(["0", "7", "7", "5"], num_waits=4, adaptive_waits=True)
+    fixed, _ = _run(["0", "7", "7", "5"], num_waits=2)
+    assert r.waits_used == 2 and r.outcome == "answered"
+    assert r.text == fixed.text and r.answer == fixed.answer == " \\boxed{7}"   # the same as Wait x2, answer included
+    assert r.thinking_tokens == fixed.thinking_tokens == 18
+    assert r.peek_tokens == 10 and r.answer_tokens == 5                          # 2 peeks discarded, the 3rd kept
+    peeks = [q for q in reqs if q.text.endswith("Answer:")]
+    assert len(peeks) == 3 and all(q.key.endswith("/peek") and q.fork_from == reqs[0].key for q in peeks)
+    assert "\\boxed{0}" not in r.text                                            # a peek never enters the sequence
+
+
+def test_changing_answers_use_every_wait_then_answer_as_usual():
+    r, reqs = _run(["1", "2", "3", "4", "5"], num_waits=3, adaptive_waits=True)
+    fixed, _ = _run(["1", "2", "3", "4", "5"], num_waits=3)
+    assert r.waits_used == 3 and r.text == fixed.text and r.answer == " \\boxed{4}"
+    assert r.peek_tokens == 15 and len([q for q in reqs if q.key.endswith("/peek")]) == 3
+
+
+def test_no_waits_means_no_peeks():
+    r, reqs = _run(["1", "1"], num_waits=0, adaptive_waits=True)
+    assert r.waits_used == 0 and r.peek_tokens == 0 and not any(q.key.endswith("/peek") for q in reqs)
+
+
+@pytest.fixture(scope="module")
+def chatty_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with larger random weights: varied greedy text that often writes " two" (our stop here)."""
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("chatty") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, chatty_model_dir):
+    """Through the eval runner on the transformers backend (peeks fork the KV cache): each adaptive generation is
+    the Wait xN generation with N its own Waits, plus the cost of its discarded peeks."""
+    from s1.cache import GenerationCache
+
+    cfg = compose_stage("eval", [
+        "model=tiny", "model.build_tiny=null", f"model.name_or_path={chatty_model_dir}",
+        f"eval.model_path={chatty_model_dir}", f"paths.runs_dir={tmp_path}", "run.name=adaptive",
+        "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.methods=[no_bf,wait,adaptive]", "eval.wait_counts=[1,2,3]",
+        "eval.adaptive_max_waits=3", "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
+        "eval.budget_forcing.answer_max_tokens=3", "eval.budget_forcing.end_of_thinking=' two'"])
+    runs = plan_runs(cfg)
+    adaptive = [s for s in runs if s.method == "adaptive"]
+    assert len(adaptive) == 1 and dict(adaptive[0].bf_overrides)["adaptive_waits"] is True
+    assert [adaptive[0]] in sweep_groups(runs, True)                 # peeks keep it out of the shared sweep
+    e = cfg.eval
+    benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
+               for b in e.benchmarks}
+    cache = GenerationCache(tmp_path / "gen.jsonl")
+    run_all(runs, benches, cache, cfg)
+    cache.close()
+    recs = list(cache.records.values())
+    wait = {(r["question_id"], r["budget"] or 0): r for r in recs if r["method"] in ("no_bf", "wait")}
+    ada = [r for r in recs if r["method"] == "adaptive"]
+    assert len(ada) == 6 and len(wait) == 24
+    assert any(0 < r["waits_used"] < 3 for r in ada), "no question stopped early: the agreeing-peeks path is untested"
+    for r in ada:
+        w = wait[(r["question_id"], r["waits_used"])]
+        assert r["text"] == w["text"] and r["correct"] == w["correct"]
+        assert r["thinking_tokens"] - r["peek_tokens"] == w["thinking_tokens"]
+        assert (r["peek_tokens"] > 0) == (r["waits_used"] > 0)
