@@ -17,11 +17,13 @@ from s1.eval.runner import run_all
 
 
 def _records(tmp_path, model_dir, name, *extra):
-    """The demo's sweep shape (4 caps + no cap, Wait x1/x2/x4) on 5 synthetic questions; returns the cache records."""
+    """The demo's sweep shape (4 caps + no cap, Wait x1/x2/x4, Table 4's strings x2) on 5 synthetic questions;
+    returns the cache records."""
     cfg = compose_stage("eval", [
         "model=tiny", "model.build_tiny=null", f"model.name_or_path={model_dir}", f"eval.model_path={model_dir}",
         f"paths.runs_dir={tmp_path}", f"run.name={name}", "eval.benchmarks=[synthetic]", "eval.limit=5",
-        "eval.methods=[no_bf,bf,wait]", "eval.budgets=[6,12,20,33,null]", "eval.wait_counts=[1,2,4]",
+        "eval.methods=[no_bf,bf,wait,extrapolation_strings]", "eval.budgets=[6,12,20,33,null]",
+        "eval.wait_counts=[1,2,4]", "eval.extrapolation_strings=[Wait,Hmm,'']", "eval.extrapolation_waits=2",
         "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
         "eval.budget_forcing.answer_max_tokens=5", "eval.budget_forcing.end_of_thinking=' two'", *extra])
     e = cfg.eval
@@ -30,14 +32,14 @@ def _records(tmp_path, model_dir, name, *extra):
     cache = GenerationCache(tmp_path / f"{name}.jsonl")
     made = run_all(plan_runs(cfg), benches, cache, cfg)
     cache.close()
-    assert made == len(cache.records) == 5 * 8
+    assert made == len(cache.records) == 5 * 11
     return cache.records
 
 
 def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, caplog):
     with caplog.at_level(logging.INFO, logger="s1.eval"):
         shared = _records(tmp_path, chatty_model_dir, "shared")
-    assert "one shared sweep of 8 settings" in caplog.text
+    assert "one shared sweep of 11 settings" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="s1.eval"):
         alone = _records(tmp_path, chatty_model_dir, "alone", "eval.sweep_sharing=false")
@@ -46,6 +48,9 @@ def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, 
     for key in alone:
         assert shared[key] == alone[key], key
     assert any(r["waits_used"] for r in alone.values() if r["method"] == "wait"), "waits should really happen"
+    strings = [r for r in alone.values() if r["method"] == "extrapolation_strings" and r["waits_used"]]
+    assert {r["budget"] for r in strings} >= {"Wait", "Hmm"}, "each string should really be forced"
+    assert any(" Hmm" in r["text"] or "Hmm" in r["text"] for r in strings if r["budget"] == "Hmm")
     assert len({r["text"] for r in alone.values()}) > 20, "settings should differ"
 
 
