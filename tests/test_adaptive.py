@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-import torch
-
 from s1.cluster.pipeline import compose_stage
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.methods import plan_runs
@@ -71,23 +66,6 @@ def test_changing_answers_use_every_wait_then_answer_as_usual():
 def test_no_waits_means_no_peeks():
     r, reqs = _run(["1", "1"], num_waits=0, adaptive_waits=True)
     assert r.waits_used == 0 and r.peek_tokens == 0 and not any(q.key.endswith("/peek") for q in reqs)
-
-
-@pytest.fixture(scope="module")
-def chatty_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with larger random weights: varied greedy text that often writes " two" (our stop here)."""
-    from transformers import AutoModelForCausalLM
-
-    out = tmp_path_factory.mktemp("chatty") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    model = AutoModelForCausalLM.from_pretrained(out)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
-    model.save_pretrained(out)
-    return out
 
 
 def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, chatty_model_dir):
