@@ -279,6 +279,47 @@ def test_shared_sweep_equals_one_setting_at_a_time(engine, stop):
     assert shared_tokens <= 1.5 * largest < alone_tokens
 
 
+class _RoundsOnly:
+    """The same engine without continue_stream: run_requests falls back to rounds of continue_batch (what vLLM's
+    servers and the openai backend get)."""
+
+    def __init__(self, engine):
+        self.inner, self.tokenizer, self.max_context = engine, engine.tokenizer, engine.max_context
+        self.returns_token_ids, self.decode, self.forget = True, engine.decode, engine.forget
+
+    def continue_batch(self, requests):
+        return self.inner.continue_batch(requests)
+
+
+@pytest.mark.parametrize("join_ratio", [0.0, 1.0])
+def test_continuous_batching_equals_rounds_with_fewer_passes(engine, join_ratio):
+    """A sequence's next round joining the running batch (continuous batching) changes nothing in greedy results,
+    single settings and shared sweeps alike, Wait rounds and peeks included; it takes fewer forward passes than
+    rounds in which every sequence waits for the slowest of its batch."""
+    from s1.infer.budget_forcing import generate_sweep
+
+    prompts = [build_prompt(engine.tokenizer, f"From {i}, go up {i + 2}, {2 * i + 1} times. Last digit?")
+               for i in range(6)]
+    free = engine.continue_batch([Request(prompts[0], 60, [])])[0].text
+    stop = max({free[i:i + 2] for i in range(len(free) - 1) if free[i:i + 2].isalpha()}, key=free.count)
+    bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5, num_waits=2)
+    engine.join_ratio, before = join_ratio, engine.join_ratio
+    try:
+        runs = {}
+        for name, eng in (("stream", engine), ("rounds", _RoundsOnly(engine))):
+            passes = engine.stats["forward_passes"]
+            single = generate(eng, prompts, bf, max_new_tokens=60, batch_size=4, progress=False)
+            peeks = generate(eng, prompts, dict(bf, adaptive_waits=True), max_new_tokens=60, batch_size=4,
+                             progress=False)
+            sweep = generate_sweep(eng, prompts, SWEEP, bf, max_new_tokens=60, batch_size=4, progress=False)
+            runs[name] = (single, peeks, sweep, engine.stats["forward_passes"] - passes)
+    finally:
+        engine.join_ratio = before
+    assert runs["stream"][:3] == runs["rounds"][:3]
+    assert any(r.waits_used for r in runs["rounds"][0]), "waits should really happen"
+    assert runs["stream"][3] < runs["rounds"][3]
+
+
 def test_min_thinking_tokens_suppresses_early_ends(engine):
     def script(req, i):
         if req.text.endswith("Answer:"):

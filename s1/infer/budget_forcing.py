@@ -21,6 +21,8 @@ the rules below decide what to append:
   as the answer (it is exactly what the answer phase would generate); otherwise append "Wait" as above. num_waits
   caps the Waits; the peeks that were not kept count in peek_tokens.
 
+Each sequence's next round is handed to the engine as soon as its last one returns (s1.infer.engine.run_requests:
+continuous batching on transformers and vLLM), so no sequence waits for the slowest of a batch.
 The remaining thinking budget is decremented across rounds; waits, total
 tokens (within the context window) and wall time per sequence are capped; every
 sequence ends with an outcome: answered (the model ended thinking itself),
@@ -164,9 +166,10 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
     """Greedy budget forcing of every setting on every prompt, for about the price of the largest setting.
 
     A setting overrides bf, e.g. {"max_thinking_tokens": 500} or {"max_thinking_tokens": None, "num_waits": 2};
-    result[j][i] equals generate(engine, prompts, bf + settings[j], temperature=0)[i], field by field. Each round,
-    the unfinished sequences of all settings ask to continue their text; those with the same text and stops (the
-    thinking they share) make ONE engine request, run to the largest token cap among them. A member with a smaller
+    result[j][i] equals generate(engine, prompts, bf + settings[j], temperature=0)[i], field by field. A question's
+    settings start as one group; each time a group's request returns, its sequences take their budget-forcing step
+    and ask to continue: those with the same text and stops (the thinking they share) make ONE engine request, run
+    to the largest token cap among them. A member with a smaller
     cap gets that continuation cut at its cap (exactly the tokens greedy decoding gives it alone), then branches:
     its own forced string ("Wait" or the answer prefix) and its answer, starting from the leader's cached state
     (Request.fork_from: KV cache on transformers; vLLM's prefix cache and servers need nothing). An engine that does

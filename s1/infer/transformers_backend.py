@@ -81,19 +81,61 @@ def _backend_decoder(tokenizer):
 
 
 def _cache_from_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> object:
-    """A DynamicCache holding these per-layer (keys, values), built with the public update() call."""
-    from transformers import DynamicCache
+    """A DynamicCache holding these per-layer (keys, values), built with the public update() call; its plain layers
+    append in place (_AppendLayer)."""
+    from transformers import DynamicCache, DynamicLayer
 
     cache = DynamicCache(config=config)
+    cache.layers = [_AppendLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
     for li, (k, v) in enumerate(layers):
         cache.update(k, v, li)
     return cache
+
+
+def _append_layer_class():
+    from transformers import DynamicLayer
+
+    class AppendLayer(DynamicLayer):
+        """A DynamicLayer that writes new keys/values into spare room after the cached ones (grown by half when
+        full) instead of concatenating: DynamicLayer copies the whole cache for every decoded token, which is most
+        of a small model's decoding time on a CPU. keys/values stay views of the filled part."""
+
+        room: tuple[torch.Tensor, torch.Tensor] | None = None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n, add = self.get_seq_length(), key_states.shape[-2]
+            room = self.room
+            if (room is None or room[0].shape[-2] < n + add or room[0].shape[0] != key_states.shape[0]
+                    or (n and self.keys.data_ptr() != room[0].data_ptr())):     # no room, or keys replaced
+                cap = n + add + max(64, (n + add) // 2)
+                room = tuple(x.new_empty((*x.shape[:2], cap, x.shape[-1])) for x in (key_states, value_states))
+                if n:
+                    room[0][:, :, :n], room[1][:, :, :n] = self.keys, self.values
+                self.room = room
+            room[0][:, :, n:n + add], room[1][:, :, n:n + add] = key_states, value_states
+            self.keys, self.values = room[0][:, :, :n + add], room[1][:, :, :n + add]
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            n = self.get_seq_length()
+            if n and self.room is not None and self.keys.data_ptr() == self.room[0].data_ptr():
+                self.room = (self.room[0][indices], self.room[1][indices])     # the spare room goes along
+                self.keys, self.values = self.room[0][:, :, :n], self.room[1][:, :, :n]
+            else:
+                super().batch_select_indices(indices)
+
+    return AppendLayer
 
 
 def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer (keys, values) of a DynamicCache through its public iteration (the DDP round-trip protocol).
     tests/test_infer.py::test_dynamic_cache_round_trip_and_forward_use_it fails loudly if a transformers version changes it."""
     return [(layer[0], layer[1]) for layer in cache]
+
+
+_AppendLayer = _append_layer_class()
 
 
 class TransformersEngine:
