@@ -123,6 +123,25 @@ def test_vllm_seeded_sampling_over_the_token_budget_of_a_step(tiny_engines):
     assert [c.token_ids for c in v.continue_batch(reqs)] == first
 
 
+@needs_vllm
+@pytest.mark.slow
+def test_in_process_vllm_engines_survive_each_other(hd32_dir, tiny_engines):
+    """The rehearsal's curate step runs a served engine (judge, domains) and a reference-model engine in one process:
+    vLLM's teardown of one in-process engine destroyed the distributed state of the other ("pipeline model parallel
+    group is not initialized"). Same settings give back the same engine; engines that coexist outlive each other."""
+    import gc
+
+    v, _ = tiny_engines
+    assert load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048) is v
+    other = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=1024)
+    assert other is not v
+    prompt = build_prompt(v.tokenizer, QUESTIONS[1])
+    want = other.continue_batch([Request(prompt, 8, [])])[0].token_ids
+    del other
+    gc.collect()
+    assert v.continue_batch([Request(prompt, 8, [])])[0].token_ids == want
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

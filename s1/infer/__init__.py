@@ -21,9 +21,9 @@ def load_engine(backend: str, model_path: str, *, dtype: str = "auto", trust_rem
         return TransformersEngine(model_path, dtype=dtype, trust_remote_code=trust_remote_code,
                                   max_context=max_context, **kw)
     if backend == "vllm":
-        from s1.infer.vllm_backend import VLLMEngine
+        from s1.infer.vllm_backend import load_vllm
 
-        return VLLMEngine(model_path, dtype=dtype, trust_remote_code=trust_remote_code, max_context=max_context, **kw)
+        return load_vllm(model_path, dtype=dtype, trust_remote_code=trust_remote_code, max_context=max_context, **kw)
     if backend == "openai":
         from s1.infer.openai_backend import OpenAIEngine
 

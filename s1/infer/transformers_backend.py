@@ -42,6 +42,7 @@ class _Row:
     generator: torch.Generator | None = None
     done: bool = False
     reason: str = ""
+    retired: bool = False          # its continuation was reported; it may still sit in the batch until compaction
 
 
 def _common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -214,8 +215,10 @@ class TransformersEngine:
                 cache, mask, pos, logits = self._prefill(new)
                 for r, tok in zip(new, self._sample(logits, new)):
                     self._accept(r, tok)
-                new, joined = self._retire(new, (cache, mask, pos), queue, on_done)
-                rows, batch = rows + new, self._stack(batch, joined) if new else batch
+                new, joined = self._retire(new, (cache, mask, pos), queue, on_done, lazy=False)
+                if new:
+                    rows, batch = self._compact(rows, batch)
+                    rows, batch = rows + new, self._stack(batch, joined)
                 continue
             cache, mask, pos = batch
             mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
@@ -225,22 +228,37 @@ class TransformersEngine:
             self.stats["fed_tokens"] += len(rows)
             self.stats["forward_passes"] += 1
             for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
-                self._accept(r, tok)
+                if not r.done:          # a finished row waiting for compaction decodes along, unread
+                    self._accept(r, tok)
             rows, batch = self._retire(rows, (cache, mask, pos + 1), queue, on_done)
 
-    def _retire(self, rows: list[_Row], batch, queue: list[Request], on_done: OnDone):
-        """Finished rows leave the batch: their cache is kept (the real positions: all but the token just sampled),
-        their continuation reported, and on_done's follow-ups queued. Returns the rows left and their batch."""
+    def _retire(self, rows: list[_Row], batch, queue: list[Request], on_done: OnDone, lazy: bool = True):
+        """Rows that just finished: their cache is kept (the real positions: all but the token just sampled), their
+        continuation reported, and on_done's follow-ups queued. They leave the batch once finished rows are a
+        quarter of it (lazy) or at once: each removal copies the whole batch cache. Returns the rows and batch."""
         cache, mask, pos = batch
-        keep = [i for i, r in enumerate(rows) if not r.done]
-        if len(keep) == len(rows):
-            return rows, batch
-        layers = _layers_of(cache)
-        for i, r in enumerate(rows):
-            if r.done:
+        just = [i for i, r in enumerate(rows) if r.done and not r.retired]
+        if just:
+            layers = _layers_of(cache)
+            for i in just:
+                r = rows[i]
                 real = mask[i].bool()
                 r.kv = [(k[i:i + 1, :, real], v[i:i + 1, :, real]) for k, v in layers]
+                r.retired = True
                 queue += on_done(r.request, self._finish(r))
+        dead = sum(r.done for r in rows)
+        if dead == len(rows):
+            return [], None
+        if not dead or (lazy and 4 * dead < len(rows)):
+            return rows, batch
+        return self._compact(rows, batch)
+
+    def _compact(self, rows: list[_Row], batch):
+        """Drop finished rows from the batch, and the leading columns that are padding for every row left."""
+        if batch is None or not any(r.done for r in rows):
+            return rows, batch
+        cache, mask, pos = batch
+        keep = [i for i, r in enumerate(rows) if not r.done]
         if not keep:
             return [], None
         idx = torch.tensor(keep, dtype=torch.long, device=self.device)
@@ -328,7 +346,7 @@ class TransformersEngine:
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         toks = logits.argmax(-1).tolist()
         for i, r in enumerate(rows):
-            if r.request.temperature > 0:
+            if r.request.temperature > 0 and not r.done:   # a finished row's generator is left untouched
                 probs = torch.softmax(logits[i].float() / r.request.temperature, -1)
                 toks[i] = int(torch.multinomial(probs, 1, generator=r.generator))
         return toks

@@ -12,8 +12,12 @@ process and small; GPU machines use `pip install -e '.[gpu]'`.
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 import os
+import threading
 import time
+import weakref
 
 from s1.infer.engine import Continuation, OnDone, Request
 
@@ -21,6 +25,32 @@ from s1.infer.engine import Continuation, OnDone, Request
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
 CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
                     "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
+log = logging.getLogger("s1.infer")
+
+# In-process vLLM engines of this process, by their settings. vLLM's teardown of one in-process engine (its
+# EngineCore.shutdown) also destroys the process-wide distributed state every other in-process engine runs on, so
+# two engines never coexist where one can be freed: the same settings give back the same engine (e.g. the
+# rehearsal's reference model and served judge), and engines that do coexist are kept until the process ends.
+_LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_PINNED: list = []
+
+
+def load_vllm(model_path: str, **kw) -> "VLLMEngine":
+    """The in-process vLLM engine for these settings: the live one if there is one, else a new one."""
+    key = json.dumps([model_path, kw], sort_keys=True, default=str)
+    engine = _LIVE.get(key)
+    if engine is not None:
+        return engine
+    others = list(_LIVE.values())
+    engine = VLLMEngine(model_path, **kw)
+    if others:
+        log.info("vLLM: %d other in-process engine(s) alive; all are kept until the process ends (freeing one "
+                 "would tear down the distributed state of the others)", len(others))
+        _PINNED.extend([*others, engine])
+    _LIVE[key] = engine
+    return engine
 
 
 def _no_gpu() -> bool:
@@ -56,6 +86,7 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.max_context = max_context
         self._ids = itertools.count()
+        self._lock = threading.RLock()    # one engine may serve a server thread and the stage's own calls
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
 
     def decode(self, ids: list[int]) -> str:
@@ -75,6 +106,10 @@ class VLLMEngine:
     def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
         """Each follow-up request (on_done's answer) is added to vLLM's running batch as soon as its predecessor
         finishes (see s1.infer.engine.run_requests)."""
+        with self._lock:
+            self._stream(requests, on_done)
+
+    def _stream(self, requests: list[Request], on_done: OnDone) -> None:
         engine = self.llm.llm_engine
         running: dict[str, Request] = {}  # vLLM request id -> request
         last = {}                          # request id -> its latest (cumulative) output
