@@ -87,10 +87,11 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
 
-# In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests and the transformers
-# backend's tests.
+# In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests, the transformers
+# backend's tests, and the rehearsal slice on vLLM.
 test-vllm: vllm-env
-	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py -q $(ARGS)
+	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
+		-q $(ARGS)
 
 # experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
 # all in .venv-vllm (it holds the whole project too).

@@ -97,7 +97,7 @@ def _append_layer_class():
     from transformers import DynamicLayer
 
     class AppendLayer(DynamicLayer):
-        """A DynamicLayer that writes new keys/values into spare room after the cached ones (grown by half when
+        """A DynamicLayer that writes new keys/values into spare room after the cached ones (grown by a quarter when
         full) instead of concatenating: DynamicLayer copies the whole cache for every decoded token, which is most
         of a small model's decoding time on a CPU. keys/values stay views of the filled part."""
 
@@ -110,7 +110,7 @@ def _append_layer_class():
             room = self.room
             if (room is None or room[0].shape[-2] < n + add or room[0].shape[0] != key_states.shape[0]
                     or (n and self.keys.data_ptr() != room[0].data_ptr())):     # no room, or keys replaced
-                cap = n + add + max(64, (n + add) // 2)
+                cap = n + add + max(32, (n + add) // 4)
                 room = tuple(x.new_empty((*x.shape[:2], cap, x.shape[-1])) for x in (key_states, value_states))
                 if n:
                     room[0][:, :, :n], room[1][:, :, :n] = self.keys, self.values
