@@ -1,7 +1,9 @@
 """A slice of `make rehearsal` (experiment=rehearsal): the real Qwen2.5 0.5B through every stage, small.
 
-The same config and stage scripts as `make rehearsal`, cut to 8 pool rows, a s1K of 2, 2 ZeRO-3 steps over 2
-processes at block size 128, and 2 AIME24 + 2 MATH500 questions. Skipped where the real model is not built
+The same config and stage scripts as `make rehearsal`, cut to 8 pool rows, a s1K of 2, 2 training steps at block
+size 128 in one process (ZeRO-3 over 2 processes holds ~20 GiB for this model, too much beside a test session on a
+24 GiB machine: `make rehearsal` runs it; tests/test_train_run.py checks ZeRO-3 on the tiny model), and 2 AIME24 +
+2 MATH500 questions. Skipped where the real model is not built
 (`make real-model`). In the vLLM venv (`make test-vllm`) the model runs on vLLM, as in the rehearsal; in the main
 venv (`make test`) the same stages run on the transformers engine (the only override).
 """
@@ -27,7 +29,7 @@ except Exception:  # not installed here, or a CUDA-built extra that fails to loa
 
 SLICE = ["curate.sources.0.size=8", "curate.diversity.num_samples=2", "curate.difficulty.max_new_tokens=24",
          "curate.difficulty.batch_size=8", "curate.traces.max_tokens=4",
-         "train.max_steps=2", "train.block_size=128",
+         "train.max_steps=2", "train.block_size=128", "train.nproc_per_node=1", "train.deepspeed=null",
          "eval.limit=2", "eval.budgets=[null,16]", "eval.wait_counts=[1]", "eval.max_new_tokens=48",
          "eval.budget_forcing.answer_max_tokens=16"]
 ON_TRANSFORMERS = ["curate.difficulty.backend=transformers", "curate.traces.serve_backend=transformers",
@@ -59,10 +61,9 @@ def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
                   for line in f.read_text().splitlines()]
     assert references, "the real model should have answered the pool questions (reference cache)"
 
-    # train: 2 real ZeRO-3 steps over 2 processes, a finite loss at each, a model dir with the real template
+    # train: 2 real steps, a finite loss at each, a model dir with the real template
     summary = json.loads((run / "train" / "train_summary.json").read_text())
-    assert summary["steps"] == 2
-    assert summary["distributed"]["world_size"] == 2 and summary["distributed"]["deepspeed_zero_stage"] == 3
+    assert summary["steps"] == 2 and summary["data"]["kept"] == 2
     losses = [json.loads(line)["loss"] for line in (run / "train" / "train_log.jsonl").read_text().splitlines()
               if "loss" in json.loads(line)]
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)

@@ -22,7 +22,8 @@ from s1.infer.engine import Continuation, OnDone, Request, find_stop
 
 log = logging.getLogger("s1.infer")
 
-JOIN_RATIO = 0.1      # queued requests join the running batch once they are this share of its rows (see _stream)
+JOIN_RATIO = 1.0      # queued requests join the running batch once they are this share of its rows (see _stream)
+LEAVE_SHARE = 0.25    # finished rows leave the batch once they are this share of its rows (see _retire)
 STOP_WINDOW = 8       # extra tokens decoded beyond the longest stop string when scanning for it
 
 
@@ -82,61 +83,19 @@ def _backend_decoder(tokenizer):
 
 
 def _cache_from_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> object:
-    """A DynamicCache holding these per-layer (keys, values), built with the public update() call; its plain layers
-    append in place (_AppendLayer)."""
-    from transformers import DynamicCache, DynamicLayer
+    """A DynamicCache holding these per-layer (keys, values), built with the public update() call."""
+    from transformers import DynamicCache
 
     cache = DynamicCache(config=config)
-    cache.layers = [_AppendLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
     for li, (k, v) in enumerate(layers):
         cache.update(k, v, li)
     return cache
-
-
-def _append_layer_class():
-    from transformers import DynamicLayer
-
-    class AppendLayer(DynamicLayer):
-        """A DynamicLayer that writes new keys/values into spare room after the cached ones (grown by a quarter when
-        full) instead of concatenating: DynamicLayer copies the whole cache for every decoded token, which is most
-        of a small model's decoding time on a CPU. keys/values stay views of the filled part."""
-
-        room: tuple[torch.Tensor, torch.Tensor] | None = None
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            n, add = self.get_seq_length(), key_states.shape[-2]
-            room = self.room
-            if (room is None or room[0].shape[-2] < n + add or room[0].shape[0] != key_states.shape[0]
-                    or (n and self.keys.data_ptr() != room[0].data_ptr())):     # no room, or keys replaced
-                cap = n + add + max(32, (n + add) // 4)
-                room = tuple(x.new_empty((*x.shape[:2], cap, x.shape[-1])) for x in (key_states, value_states))
-                if n:
-                    room[0][:, :, :n], room[1][:, :, :n] = self.keys, self.values
-                self.room = room
-            room[0][:, :, n:n + add], room[1][:, :, n:n + add] = key_states, value_states
-            self.keys, self.values = room[0][:, :, :n + add], room[1][:, :, :n + add]
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices: torch.Tensor) -> None:
-            n = self.get_seq_length()
-            if n and self.room is not None and self.keys.data_ptr() == self.room[0].data_ptr():
-                self.room = (self.room[0][indices], self.room[1][indices])     # the spare room goes along
-                self.keys, self.values = self.room[0][:, :, :n], self.room[1][:, :, :n]
-            else:
-                super().batch_select_indices(indices)
-
-    return AppendLayer
 
 
 def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer (keys, values) of a DynamicCache through its public iteration (the DDP round-trip protocol).
     tests/test_infer.py::test_dynamic_cache_round_trip_and_forward_use_it fails loudly if a transformers version changes it."""
     return [(layer[0], layer[1]) for layer in cache]
-
-
-_AppendLayer = _append_layer_class()
 
 
 class TransformersEngine:
@@ -162,6 +121,7 @@ class TransformersEngine:
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
         self.join_ratio = join_ratio
+        self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
         # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
         # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
@@ -234,8 +194,8 @@ class TransformersEngine:
 
     def _retire(self, rows: list[_Row], batch, queue: list[Request], on_done: OnDone, lazy: bool = True):
         """Rows that just finished: their cache is kept (the real positions: all but the token just sampled), their
-        continuation reported, and on_done's follow-ups queued. They leave the batch once finished rows are a
-        quarter of it (lazy) or at once: each removal copies the whole batch cache. Returns the rows and batch."""
+        continuation reported, and on_done's follow-ups queued. They leave the batch once finished rows are
+        leave_share of it (lazy) or at once: each removal copies the whole batch cache. Returns the rows and batch."""
         cache, mask, pos = batch
         just = [i for i, r in enumerate(rows) if r.done and not r.retired]
         if just:
@@ -249,7 +209,7 @@ class TransformersEngine:
         dead = sum(r.done for r in rows)
         if dead == len(rows):
             return [], None
-        if not dead or (lazy and 4 * dead < len(rows)):
+        if not dead or (lazy and dead < self.leave_share * len(rows)):
             return rows, batch
         return self._compact(rows, batch)
 
