@@ -212,7 +212,7 @@ class TrainConfig:
     gradient_checkpointing: bool = True
     deepspeed: Optional[str] = None           # DeepSpeed JSON (configs/deepspeed/zero3.json, zero3_offload.json) or None
     fsdp: Optional[str] = None                # FSDP JSON (configs/deepspeed/fsdp.json): the paper's full_shard; GPU only
-    save_steps: int = 100                     # checkpoint every N optimizer steps
+    save_steps: int = 100                     # checkpoint every N optimizer steps (and at the end); 0 = none (no resume)
     save_total_limit: int = 2                 # checkpoints kept (32B: ~400 GB each with optimizer states)
     logging_steps: int = 1
     max_steps: int = -1                       # >0 overrides epochs (tests)

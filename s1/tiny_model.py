@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter, defaultdict
 from pathlib import Path
 
 QWEN_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -54,7 +55,7 @@ SIZES = {
                       num_key_value_heads=1),
 }
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
-BUILD_VERSION = 3  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
+BUILD_VERSION = 4  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
@@ -74,9 +75,61 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     return texts
 
 
+def _train_bpe(tok, texts: list[str], vocab_size: int, specials: list[str], alphabet) -> tuple[dict, list]:
+    """Byte-level BPE merges learned from texts with tok's normalizer and pre-tokenizer, deterministically: the most
+    frequent adjacent pair is merged first, ties go to the smallest pair. Returns (vocab, merges) for models.BPE:
+    the special tokens, the sorted byte alphabet, then one token per merge."""
+    import heapq
+
+    counts = Counter(piece for text in texts
+                     for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)))
+    words = [list(w) for w in counts]
+    freq = list(counts.values())
+    vocab = {t: i for i, t in enumerate([*specials, *sorted(set(alphabet))])}
+    pairs: Counter = Counter()
+    where: dict[tuple, set] = defaultdict(set)
+    for i, w in enumerate(words):
+        for pair in zip(w, w[1:]):
+            pairs[pair] += freq[i]
+            where[pair].add(i)
+    heap = [(-c, pair) for pair, c in pairs.items()]
+    heapq.heapify(heap)
+    merges = []
+    while len(vocab) < vocab_size and heap:
+        neg, pair = heapq.heappop(heap)
+        if pairs.get(pair, 0) != -neg or -neg <= 0:
+            continue                                   # a stale entry: the pair's count changed since
+        merged = pair[0] + pair[1]
+        merges.append(pair)
+        vocab.setdefault(merged, len(vocab))
+        changed = set()
+        for i in sorted(where.pop(pair)):
+            w, f = words[i], freq[i]
+            for p in zip(w, w[1:]):
+                pairs[p] -= f
+                changed.add(p)
+            out, j = [], 0
+            while j < len(w):
+                if j + 1 < len(w) and (w[j], w[j + 1]) == pair:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(w[j])
+                    j += 1
+            words[i] = out
+            for p in zip(out, out[1:]):
+                pairs[p] += f
+                where[p].add(i)
+                changed.add(p)
+        for p in changed:
+            if pairs[p] > 0:
+                heapq.heappush(heap, (-pairs[p], p))
+    return vocab, merges
+
+
 def build_tokenizer(seed: int = 0):
     """A byte-level BPE with exactly Qwen2Tokenizer's pipeline, wrapped as a transformers tokenizer."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
@@ -86,13 +139,12 @@ def build_tokenizer(seed: int = 0):
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
+    # our own BPE training, not tokenizers' BpeTrainer: that one breaks ties between equally frequent merges in a
+    # per-process hash order, so two builds differed in most merges and a cached model disagreed with a fresh build
+    vocab, merges = _train_bpe(tok, _tokenizer_corpus(seed), VOCAB_SIZE, SPECIAL_TOKENS,
+                               pre_tokenizers.ByteLevel.alphabet())
+    tok.model = models.BPE(vocab=vocab, merges=merges, unk_token=None, fuse_unk=False, byte_fallback=False)
+    tok.add_special_tokens(SPECIAL_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ except Exception:  # not installed here, or a CUDA-built extra that fails to loa
 SLICE = ["curate.sources.0.size=8", "curate.diversity.num_samples=2", "curate.difficulty.max_new_tokens=24",
          "curate.difficulty.batch_size=8", "curate.traces.max_tokens=4",
          "train.max_steps=2", "train.block_size=128", "train.nproc_per_node=1", "train.deepspeed=null",
+         "train.save_steps=0",      # no checkpoint: the final model alone is 2.5 GB of disk
          "eval.limit=2", "eval.budgets=[null,16]", "eval.wait_counts=[1]", "eval.max_new_tokens=48",
          "eval.budget_forcing.answer_max_tokens=16"]
 ON_TRANSFORMERS = ["curate.difficulty.backend=transformers", "curate.traces.serve_backend=transformers",
@@ -83,3 +85,5 @@ def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
     report = (run / "report.md").read_text()
     for section in ("### Funnel", "## Training", "### Table 1 layout"):
         assert section in report
+    assert not list((run / "train").rglob("checkpoint-*")), "train.save_steps=0 should write no checkpoint"
+    shutil.rmtree(final)    # 2.5 GB

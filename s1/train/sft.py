@@ -155,7 +155,8 @@ def sft_config(cfg: DictConfig, out: Path, report_to: list[str]):
         deepspeed=t.deepspeed, fsdp=fsdp is not None, fsdp_config=fsdp,
         max_length=t.block_size, completion_only_loss=True, packing=False, eos_token="<|im_end|>",
         logging_steps=t.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
+        save_strategy="steps" if t.save_steps > 0 else "no", save_steps=max(1, t.save_steps),
+        save_total_limit=t.save_total_limit,
         seed=cfg.run.seed, data_seed=cfg.run.seed, report_to=report_to, run_name=cfg.run.name,
         dataloader_num_workers=0, dataloader_pin_memory=False,
         use_cpu=not torch.cuda.is_available(),  # CPU: gloo process group sized by torchrun (DeepSpeed too)
