@@ -16,6 +16,7 @@ from s1.train.launch import (
     build_launch_command,
     check_train_config,
     gradient_accumulation,
+    launch_env,
     needs_launcher,
     render_command,
 )
@@ -112,3 +113,16 @@ def test_make_train_refuses_an_oom_plan_and_prints_the_plan(tmp_path):
     assert not (Path(tmp_path) / "paper_s1" / "train").exists()  # nothing launched, nothing submitted
     proc = run_script("train.py", *common, "cluster.nodes=2", "train.plan_only=true")
     assert "(fits)" in proc.stdout and "16 GPUs × 80 GiB" in proc.stdout
+
+
+def test_cpu_launch_hands_freed_memory_back_unless_the_user_set_malloc(monkeypatch):
+    """The 2-process ZeRO-3 rehearsal was OOM-killed with glibc's default malloc (README, Rehearsal)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1")
+    env = launch_env(2)
+    assert env["DS_ACCELERATOR"] == "cpu" and env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert env["MALLOC_ARENA_MAX"] == "2" and env["MALLOC_MMAP_THRESHOLD_"] == "262144"
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "1"  # the user's own setting wins
