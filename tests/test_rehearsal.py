@@ -1,8 +1,8 @@
 """A slice of `make rehearsal` (experiment=rehearsal): the real Qwen2.5 0.5B through every stage, small.
 
 The same config and stage scripts as `make rehearsal`, cut to 8 pool rows, a s1K of 2, 2 training steps at block
-size 128 in one process (ZeRO-3 over 2 processes holds ~20 GiB for this model, too much beside a test session on a
-24 GiB machine: `make rehearsal` runs it; tests/test_train_run.py checks ZeRO-3 on the tiny model), and 2 AIME24 +
+size 128 in one process without DeepSpeed, in bf16 as the rehearsal (ZeRO-3 over 2 processes: `make rehearsal`
+runs it, ~14 GiB; tests/test_train_run.py checks ZeRO-3 on the tiny model), and 2 AIME24 +
 2 MATH500 questions. Skipped where the real model is not built
 (`make real-model`). In the vLLM venv (`make test-vllm`) the model runs on vLLM, as in the rehearsal; in the main
 venv (`make test`) the same stages run on the transformers engine (the only override).
@@ -31,7 +31,7 @@ except Exception:  # not installed here, or a CUDA-built extra that fails to loa
 SLICE = ["curate.sources.0.size=8", "curate.diversity.num_samples=2", "curate.difficulty.max_new_tokens=24",
          "curate.difficulty.batch_size=8", "curate.traces.max_tokens=4",
          "train.max_steps=2", "train.block_size=128", "train.nproc_per_node=1", "train.deepspeed=null",
-         "train.save_steps=0",      # no checkpoint: the final model alone is 2.5 GB of disk
+         "train.save_steps=0",      # no checkpoint: the final model alone is 1.2 GB of disk
          "eval.limit=2", "eval.budgets=[null,16]", "eval.wait_counts=[1]", "eval.max_new_tokens=48",
          "eval.budget_forcing.answer_max_tokens=16"]
 ON_TRANSFORMERS = ["curate.difficulty.backend=transformers", "curate.traces.serve_backend=transformers",
