@@ -3,6 +3,7 @@
   .venv/bin/python bench/sweep_sharing.py                          # the untrained demo model
   .venv/bin/python bench/sweep_sharing.py --model runs/demo/train/final   # the trained demo model (after make demo)
   .venv/bin/python bench/sweep_sharing.py --real-model DIR         # also a real model (e.g. Qwen2.5 0.5B), 4 questions
+  .venv-vllm/bin/python bench/sweep_sharing.py --backend vllm      # the same on vLLM (make vllm-env)
 
 Each sweep runs greedy budget forcing on the same questions twice, in the same process on the same model: every
 setting one at a time (what eval.sweep_sharing=false does), then all settings as one shared sweep
@@ -85,20 +86,22 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=64, help="synthetic questions per sweep (the demo: 300)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each mode; the best counts")
     ap.add_argument("--real-model", help="also measure this model dir on 4 MATH500 questions (slow on a CPU)")
+    ap.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                    help="inference engine (vllm: in .venv-vllm, see make vllm-env)")
     args = ap.parse_args()
     model = args.model or str(ensure_tiny_model(REPO / ".cache" / "models" / "demo-qwen2", size="demo"))
-    engine = load_engine("transformers", model, max_context=4096)
+    engine = load_engine(args.backend, model, dtype="float32", max_context=4096)
     rows = load_benchmark("synthetic", REPO / "data" / "benchmarks", limit=args.questions)
     prompts = [build_prompt(engine.tokenizer, r["problem"]) for r in rows]
     bf = dict(DEFAULTS, answer_max_tokens=16)                       # configs/experiment/demo.yaml
     generate(engine, prompts[:4], bf, max_new_tokens=32, progress=False)   # warm-up
-    print(f"model: {model}")
+    print(f"model: {model}, backend: {args.backend}")
     results = {}
     for name, settings in (("demo", DEMO), ("paper-shaped", PAPER_SHAPED)):
         results[name] = measure(engine, prompts, settings, bf, max_new_tokens=200, batch_size=64, repeats=args.repeats)
         print(f"{name}: {results[name]['detail']}; {line(results[name])}", flush=True)
     if args.real_model:
-        real = load_engine("transformers", args.real_model, max_context=4096)
+        real = load_engine(args.backend, args.real_model, dtype="float32", max_context=4096)
         math = load_benchmark("math500", REPO / "data" / "benchmarks", limit=4)
         real_prompts = [build_prompt(real.tokenizer, r["problem"]) for r in math]
         settings = [{"max_thinking_tokens": c} for c in (32, 64, 128)] + \

@@ -78,11 +78,15 @@ def _frequent_char(text: str) -> str:
 def test_vllm_equals_transformers_under_budget_forcing_tiny(tiny_engines):
     v, t = tiny_engines
     prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS]
+    counted = v.stats["generated_tokens"], t.stats["generated_tokens"], v.stats["forward_passes"]
     free = generate(t, prompts, dict(max_thinking_tokens=None, answer_max_tokens=16), max_new_tokens=96,
                     progress=False)
     assert len({r.thinking[:40] for r in free}) == len(prompts), "the tiny model should write varied text"
     assert _summary(generate(v, prompts, dict(max_thinking_tokens=None, answer_max_tokens=16), max_new_tokens=96,
                              progress=False)) == _summary(free)
+    # both count the tokens they generated alike (bench/sweep_sharing.py --backend vllm reads them)
+    assert v.stats["generated_tokens"] - counted[0] == t.stats["generated_tokens"] - counted[1] > 0
+    assert v.stats["forward_passes"] > counted[2]
     stop = _frequent_char(free[0].thinking)
     for bf in (dict(max_thinking_tokens=12, answer_max_tokens=8),                  # the cap cuts thinking
                dict(max_thinking_tokens=60, num_waits=2, end_of_thinking=stop, answer_max_tokens=8)):   # "Wait" x2

@@ -88,6 +88,7 @@ class VLLMEngine:
         self._ids = itertools.count()
         self._lock = threading.RLock()    # one engine may serve a server thread and the stage's own calls
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
+        self.stats = {"generated_tokens": 0, "forward_passes": 0}   # forward passes: vLLM engine steps
 
     def decode(self, ids: list[int]) -> str:
         """Generated ids as text, exactly as the transformers backend decodes them: an incomplete multi-byte
@@ -124,12 +125,14 @@ class VLLMEngine:
                 continue
             if not engine.has_unfinished_requests():
                 raise RuntimeError(f"vLLM finished without an output for requests {sorted(running)}")
+            self.stats["forward_passes"] += 1
             for out in engine.step():
                 if out.request_id not in running:
                     continue
                 last[out.request_id] = out
                 if out.finished:
                     r = running.pop(out.request_id)
+                    self.stats["generated_tokens"] += len(out.outputs[0].token_ids)
                     queue += on_done(r, self._continuation(out.outputs[0]))
             now = time.monotonic()
             late = [rid for rid, r in running.items() if r.deadline is not None and now > r.deadline]
@@ -139,6 +142,7 @@ class VLLMEngine:
                     r = running.pop(rid)
                     o = last[rid].outputs[0] if rid in last else None
                     ids = list(o.token_ids) if o else []
+                    self.stats["generated_tokens"] += len(ids)
                     queue += on_done(r, Continuation(text=self.decode(ids), num_tokens=len(ids),
                                                      stop_reason="timeout", token_ids=ids))
 
