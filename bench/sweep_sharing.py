@@ -46,7 +46,7 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
     best = {"alone_s": float("inf"), "shared_s": float("inf"), "alone_cpu": float("inf"), "shared_cpu": float("inf")}
     for _ in range(repeats):
         alone, per_setting, wall, cpu = [], [], 0.0, 0.0
-        passes = engine.stats["forward_passes"]
+        passes, attended = engine.stats["forward_passes"], engine.stats.get("attended_positions", 0)
         for st in settings:
             before, t, c = engine.stats["generated_tokens"], time.perf_counter(), time.process_time()
             alone.append(generate(engine, prompts, dict(bf, **st), max_new_tokens=max_new_tokens,
@@ -54,6 +54,8 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
             wall, cpu = wall + time.perf_counter() - t, cpu + time.process_time() - c
             per_setting.append(engine.stats["generated_tokens"] - before)
         alone_passes, passes = engine.stats["forward_passes"] - passes, engine.stats["forward_passes"]
+        alone_attended, attended = engine.stats.get("attended_positions", 0) - attended, \
+            engine.stats.get("attended_positions", 0)
         before, t, c = engine.stats["generated_tokens"], time.perf_counter(), time.process_time()
         shared = generate_sweep(engine, prompts, settings, bf, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                 progress=False)
@@ -62,6 +64,7 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
             best[key] = min(best[key], value)
         shared_tokens = engine.stats["generated_tokens"] - before
         shared_passes = engine.stats["forward_passes"] - passes
+        shared_attended = engine.stats.get("attended_positions", 0) - attended
         if shared != alone:
             bad = [settings[j] for j in range(len(settings)) if shared[j] != alone[j]]
             raise SystemExit(f"shared sweep differs from one setting at a time in settings {bad}")
@@ -72,6 +75,8 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
                      f"(largest setting {max(per_setting)}) in {best['alone_s']:.1f} s ({best['alone_cpu']:.1f} s CPU); "
                      f"shared {shared_tokens} tokens in {best['shared_s']:.1f} s ({best['shared_cpu']:.1f} s CPU); "
                      f"{waits} waits forced; forward passes {alone_passes} vs {shared_passes}; results identical")
+    if shared_attended:   # transformers: rows x cache width over the passes, what a tiny model's step cost follows
+        out["detail"] += f"; rows x cache width {alone_attended / 1e6:.2f} M vs {shared_attended / 1e6:.2f} M"
     return out
 
 

@@ -34,3 +34,15 @@ def test_curate_bench_scale_fit_and_cold_page_cache(tmp_path):
     pool.write_text('{"question": "q"}\n' * 1000)
     assert cb.drop_from_page_cache(pool).startswith("pool dropped")
     assert "NOT dropped" in cb.drop_from_page_cache(tmp_path / "missing.jsonl")
+
+
+def test_peak_memory_counts_the_child_processes_and_their_exit(capsys):
+    """A grandchild holding ~300 MiB is in the tree's peak; the command's exit status comes back."""
+    import sys
+
+    pm = load_bench("peak_memory")
+    child = ("import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-c', "
+             "\"import time; b = bytearray(300 * 2**20); time.sleep(1.5)\"]) + 3)")
+    assert pm.main([sys.executable, "-c", child]) == 3
+    figures = dict(kv.split("=") for kv in capsys.readouterr().out.split())
+    assert figures["rc"] == "3" and 0.28 <= float(figures["peak_process_gib"]) <= float(figures["peak_total_gib"]) < 1

@@ -94,6 +94,7 @@ def test_paper_config_has_the_papers_hyperparameters(tmp_path):
     (["train.deepspeed=/nonexistent.json"], "train.deepspeed", "no such file"),
     (["train.resume=/nonexistent/checkpoint-5"], "train.resume", "existing checkpoint folder"),
     (["train.wandb_mode=loud"], "train.wandb_mode", "offline"),
+    (["train.save_steps=-1"], "train.save_steps", "0 for none"),
 ])
 def test_bad_values_fail_before_any_work(overrides, key, fix, tmp_path):
     data = tmp_path / "s1k.jsonl"

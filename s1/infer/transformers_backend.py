@@ -115,7 +115,10 @@ class TransformersEngine:
         self.max_context = max_context
         self.max_cached = max_cached
         self.states: OrderedDict[str, _State] = OrderedDict()
-        self.stats = {"fed_tokens": 0, "reused_tokens": 0, "generated_tokens": 0, "forward_passes": 0}
+        # attended_positions: rows × cache width (padding included) summed over forward passes, what a small
+        # model's step costs grow with (attention and the cache copy on every token)
+        self.stats = {"fed_tokens": 0, "reused_tokens": 0, "generated_tokens": 0, "forward_passes": 0,
+                      "attended_positions": 0}
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
@@ -187,6 +190,7 @@ class TransformersEngine:
                              use_cache=True, **{self._cache_arg: cache})
             self.stats["fed_tokens"] += len(rows)
             self.stats["forward_passes"] += 1
+            self.stats["attended_positions"] += mask.numel()
             for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
                 if not r.done:          # a finished row waiting for compaction decodes along, unread
                     self._accept(r, tok)
@@ -297,6 +301,7 @@ class TransformersEngine:
         col = torch.tensor([keep.index(len(f) - 1) for f in feeds], device=self.device)
         self.stats["fed_tokens"] += sum(len(f) for f in feeds)
         self.stats["forward_passes"] += 1
+        self.stats["attended_positions"] += mask.numel()
         out = self.model(input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True,
                          logits_to_keep=torch.tensor(keep, device=self.device), **{self._cache_arg: cache})
         logits = out.logits[torch.arange(len(rows), device=self.device), col]

@@ -75,6 +75,8 @@ def check_train_config(cfg: DictConfig) -> None:
                           "train.deepspeed=configs/deepspeed/zero3.json")
     if cfg.cluster.kind == "local" and cfg.cluster.nodes != 1:
         raise ConfigError("cluster.nodes", cfg.cluster.nodes, "cluster=local runs on this machine: use 1, or cluster=slurm")
+    if t.save_steps < 0:
+        raise ConfigError("train.save_steps", t.save_steps, "use a checkpoint every N steps (N > 0), or 0 for none")
     if t.wandb_mode not in WANDB_MODES:
         raise ConfigError("train.wandb_mode", t.wandb_mode, f"use one of {WANDB_MODES}")
     if t.wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
@@ -157,7 +159,8 @@ def launch_env(nproc: int) -> dict[str, str]:
 
     if not torch.cuda.is_available():
         env.setdefault("DS_ACCELERATOR", "cpu")
-        env.update({k: v for k, v in CPU_MALLOC_ENV.items() if k not in env})
+        for key, value in CPU_MALLOC_ENV.items():
+            env.setdefault(key, value)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     return env
 
