@@ -47,6 +47,7 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
     for _ in range(repeats):
         alone, per_setting, wall, cpu = [], [], 0.0, 0.0
         passes, attended = engine.stats["forward_passes"], engine.stats.get("attended_positions", 0)
+        requests = engine.stats.get("requests", 0)
         for st in settings:
             before, t, c = engine.stats["generated_tokens"], time.perf_counter(), time.process_time()
             alone.append(generate(engine, prompts, dict(bf, **st), max_new_tokens=max_new_tokens,
@@ -56,6 +57,7 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
         alone_passes, passes = engine.stats["forward_passes"] - passes, engine.stats["forward_passes"]
         alone_attended, attended = engine.stats.get("attended_positions", 0) - attended, \
             engine.stats.get("attended_positions", 0)
+        alone_requests, requests = engine.stats.get("requests", 0) - requests, engine.stats.get("requests", 0)
         before, t, c = engine.stats["generated_tokens"], time.perf_counter(), time.process_time()
         shared = generate_sweep(engine, prompts, settings, bf, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                 progress=False)
@@ -65,6 +67,7 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
         shared_tokens = engine.stats["generated_tokens"] - before
         shared_passes = engine.stats["forward_passes"] - passes
         shared_attended = engine.stats.get("attended_positions", 0) - attended
+        shared_requests = engine.stats.get("requests", 0) - requests
         if shared != alone:
             bad = [settings[j] for j in range(len(settings)) if shared[j] != alone[j]]
             raise SystemExit(f"shared sweep differs from one setting at a time in settings {bad}")
@@ -77,6 +80,8 @@ def measure(engine, prompts, settings, bf, *, max_new_tokens, batch_size, repeat
                      f"{waits} waits forced; forward passes {alone_passes} vs {shared_passes}; results identical")
     if shared_attended:   # transformers: rows x cache width over the passes, what a tiny model's step cost follows
         out["detail"] += f"; rows x cache width {alone_attended / 1e6:.2f} M vs {shared_attended / 1e6:.2f} M"
+    if shared_requests:   # transformers: engine requests (each tokenized, prefilled and its cache kept: not shared)
+        out["detail"] += f"; engine requests {alone_requests} vs {shared_requests}"
     return out
 
 

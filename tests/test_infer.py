@@ -62,14 +62,20 @@ def test_batched_continuations_of_mixed_lengths_equal_fresh_runs(engine):
     engine.forget([f"mix{i}" for i in range(4)])
 
 
-def test_decode_equals_the_tokenizers_decode(engine):
+def test_decode_and_encode_equal_the_tokenizers(engine):
+    """The engine's fast paths (the Rust tokenizer called directly) give the tokenizer's own results: random ids
+    decoded, and the decoded texts, prompts and forced strings encoded."""
+    assert engine._backend_decode is not None and engine._backend_encode is not None, "fast paths should be on"
     gen = torch.Generator().manual_seed(0)
     vocab = len(engine.tokenizer)
     for n in (0, 1, 7, 60):
         for _ in range(20):
             ids = torch.randint(vocab, (n,), generator=gen).tolist()
-            assert engine.decode(ids) == engine.tokenizer.decode(ids, skip_special_tokens=False,
-                                                                 clean_up_tokenization_spaces=False)
+            text = engine.decode(ids)
+            assert text == engine.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            for t in (text, build_prompt(engine.tokenizer, QUESTION) + text + "\nWait",
+                      text + "\n<|im_start|>answer\nAnswer:"):
+                assert engine.encode(t) == engine.tokenizer.encode(t, add_special_tokens=False)
 
 
 def test_stop_string_spanning_tokens_is_caught(engine):
@@ -218,26 +224,126 @@ def test_openai_backend_against_a_real_local_server(engine, chatty_model_dir, mo
 
 
 
-def test_dynamic_cache_round_trip_and_forward_use_it(engine):
-    """The backend's only contact with transformers' cache classes: build from per-layer tensors (public update()),
-    read back (public iteration), and the forward pass really extends the cache it is given (the argument's name
-    changed in 5.20). Fails loudly on a transformers version that changes any of the three."""
+def test_arena_cache_is_what_the_model_reads_and_writes(engine):
+    """The backend's only contact with transformers' cache classes: a DynamicCache whose layers (a DynamicLayer
+    subclass) are windows of the preallocated arena. A forward pass over that window (with the engine's grouped
+    SDPA attention) gives the logits of a plain DynamicCache holding the same keys/values under transformers' own
+    SDPA, writes its new keys/values in place at the window's end, and the cache reports the right length (the
+    argument's name changed in 5.20). Fails loudly on a transformers version that changes any of these."""
     import transformers
+    from transformers import DynamicCache
 
-    from s1.infer.transformers_backend import _cache_from_layers, _layers_of
+    from s1.infer.transformers_backend import _Arena
 
     cfg = engine.model.config
-    heads, dim = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
-    layers = [(torch.randn(2, heads, 5, dim), torch.randn(2, heads, 5, dim)) for _ in range(cfg.num_hidden_layers)]
-    cache = _cache_from_layers(layers, cfg)
-    back = _layers_of(cache)
-    assert len(back) == len(layers), f"transformers {transformers.__version__}: DynamicCache iteration changed"
-    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(layers, back))
-    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
-    engine.model(input_ids=ids, attention_mask=torch.ones(2, 8, dtype=torch.long), position_ids=torch.arange(5, 8)[None].repeat(2, 1),
-                 use_cache=True, **{engine._cache_arg: cache})
+    layers, heads, dim = cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    past = torch.randn(layers, 2, 2, heads, 5, dim)
+    ids, mask = torch.tensor([[5, 6, 7], [8, 9, 10]]), torch.ones(2, 8, dtype=torch.long)
+    mask[1, :2] = 0                                 # padding: transformers passes the mask to the attention
+    pos = torch.arange(5, 8)[None].repeat(2, 1)
+    plain = DynamicCache(config=cfg)
+    for li in range(layers):
+        plain.update(past[li, 0], past[li, 1], li)
+    assert cfg._attn_implementation == "s1_grouped_sdpa"
+    engine.model.set_attn_implementation("sdpa")
+    try:
+        want = engine.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                            **{engine._cache_arg: plain}).logits
+    finally:
+        engine.model.set_attn_implementation("s1_grouped_sdpa")
+    arena = _Arena(engine.model, engine.device)
+    shift = arena.fit(4, -5, 3)                     # room for 4 rows and columns -5..3, wherever it puts them
+    c0 = -5 + shift
+    arena.kv[:, :, 1:3, :, c0:c0 + 5] = past        # rows in slots 1-2: a window that starts inside the arena
+    cache = arena.cache(1, 3, c0, c0 + 5)
+    got = engine.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                       **{engine._cache_arg: cache}).logits
     assert cache.get_seq_length() == 8, (f"transformers {transformers.__version__}: the model ignored "
                                          f"{engine._cache_arg}=; fix TransformersEngine._cache_arg")
+    assert torch.allclose(got, want, atol=1e-5), f"transformers {transformers.__version__}: arena layers misread"
+    new_keys = arena.kv[:, 0, 1:3, :, c0 + 5:c0 + 8]
+    assert torch.allclose(new_keys, torch.stack([k for k, _, *_ in plain])[:, :, :, 5:], atol=1e-6), \
+        "the forward pass should write its keys into the arena in place"
+
+
+def test_sliding_window_model_is_refused_with_the_fix(tiny_model_dir, tmp_path):
+    """The arena holds full-attention layers only: a model with sliding-window layers is refused at load, naming
+    its layer types and the backend that serves it."""
+    import json
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "sliding")
+    cfg = json.loads((model / "config.json").read_text())
+    cfg.update(use_sliding_window=True, sliding_window=16,
+               layer_types=["sliding_attention"] + ["full_attention"] * (cfg["num_hidden_layers"] - 1))
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"sliding_attention.*vllm backend"):
+        load_engine("transformers", str(model))
+
+
+def test_arena_moves_only_the_rows_that_fill_gaps():
+    """Finished rows leave by moving rows from the end into their slots; the order says where each row went, every
+    kept row's keys/values and mask come along, and columns every kept row has as padding are dropped."""
+    from types import SimpleNamespace
+
+    from s1.infer.transformers_backend import _Arena
+
+    cfg = SimpleNamespace(num_hidden_layers=2, num_key_value_heads=1, hidden_size=8, num_attention_heads=2,
+                          head_dim=4)
+    model = SimpleNamespace(config=SimpleNamespace(get_text_config=lambda decoder: cfg), dtype=torch.float32)
+    arena = _Arena(model, torch.device("cpu"))
+    arena.fit(5, 0, 6)
+    arena.n, arena.off, arena.end = 5, 0, 6
+    for i in range(5):
+        arena.kv[:, :, i, :, :6] = float(i)
+        arena.mask[i, :6] = torch.tensor([0, 0, 1, 1, 1, 1]) if i != 3 else torch.ones(6, dtype=torch.long)
+        arena.runs[i] = [2, 4, 4] if i != 3 else [0, 6, 6]      # real columns: first..feed end, decode start..end
+        arena.pos[i] = 10 + i
+    order = arena.keep([0, 2, 4])                    # slots 1 and 3 finished
+    assert order == [0, 4, 2] and arena.n == 3
+    assert [float(arena.kv[0, 0, i, 0, 3, 0]) for i in range(3)] == [0.0, 4.0, 2.0]
+    assert arena.pos[:3].tolist() == [10, 14, 12]
+    assert arena.off == 2, "the two leading columns are padding for every kept row (row 3, which used them, left)"
+    assert [arena.row_kv(i).shape[3] for i in range(3)] == [4, 4, 4]
+    arena.runs[1] = [2, 4, 5]                        # a feed padded by one column (4) is left out
+    assert arena.row_kv(1).shape[3] == 3 and float(arena.row_kv(1)[0, 0, 0, 0, 0]) == 4.0
+
+
+def test_prefill_passes_split_where_padding_would_cost_more():
+    """A fresh prompt and short answer branches joining together get separate prefill passes; feeds of about the
+    same length share one."""
+    from s1.infer.transformers_backend import PREFILL_SPLIT, _prefill_groups, _Row
+
+    def rows(*feeds):
+        return [_Row(request=Request("", 1, []), ids=[0] * f, generated=[]) for f in feeds]
+
+    def lengths(groups):
+        return [sorted((len(r.ids) for r in g), reverse=True) for g in groups]
+
+    assert lengths(_prefill_groups(rows(6, 300, 5, 7, 6, 290))) == [[300, 290], [7, 6, 6, 5]]
+    assert lengths(_prefill_groups(rows(6, 7, 5, 8))) == [[8, 7, 6, 5]]
+    # a second pass costs PREFILL_SPLIT padded tokens: worth it once it saves more
+    assert len(_prefill_groups(rows(PREFILL_SPLIT // 4 + 2, 1, 1, 1, 1))) == 2
+    assert len(_prefill_groups(rows(PREFILL_SPLIT // 4, 1, 1, 1, 1))) == 1
+
+
+def test_no_unwritten_cache_value_is_ever_read(engine, monkeypatch):
+    """Arena allocations are not zero-filled (for speed); with every allocation filled with NaN instead, a shared
+    sweep with waits, branches, joins and row moves still equals the ordinary run: padding a forward pass reads was
+    zeroed where its row joined (0 x NaN would be NaN)."""
+    from s1.infer.budget_forcing import generate_sweep
+    from s1.infer.transformers_backend import _Arena
+
+    prompts = [build_prompt(engine.tokenizer, f"From {i}, go up {i + 3}, {i + 1} times. Last digit?") + "x" * i
+               for i in range(5)]
+    free = engine.continue_batch([Request(prompts[0], 60, [])])[0].text
+    stop = max({free[i:i + 2] for i in range(len(free) - 1) if free[i:i + 2].isalpha()}, key=free.count)
+    bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5, num_waits=2)
+    clean = generate_sweep(engine, prompts, SWEEP, bf, max_new_tokens=60, batch_size=3, progress=False)
+    monkeypatch.setattr(_Arena, "fill", float("nan"))
+    poisoned = generate_sweep(engine, prompts, SWEEP, bf, max_new_tokens=60, batch_size=3, progress=False)
+    assert poisoned == clean
+    assert any(r.waits_used for rs in clean for r in rs), "waits should really happen"
 
 
 SWEEP = [{"max_thinking_tokens": c} for c in (6, 12, 20, 33)] + \

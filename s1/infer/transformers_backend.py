@@ -5,7 +5,8 @@ think, answer). Re-running the model over the prompt and trace every round would
 quadratic, so a keyed sequence keeps its tokens and per-layer key/value
 tensors; the next round feeds only the tokens after the longest prefix it
 shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are fed and
-decoded together, in one prefill and then one token per step: their caches are padded to one length and masked.
+decoded together, in one prefill and then one token per step, in one preallocated cache (_Arena): each row a slot,
+left-padded and masked so that every row's next token goes to the same column, written in place.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ log = logging.getLogger("s1.infer")
 
 JOIN_RATIO = 1.0      # queued requests join the running batch once they are this share of its rows (see _stream)
 LEAVE_SHARE = 0.25    # finished rows leave the batch once they are this share of its rows (see _retire)
+PREFILL_SPLIT = 32    # a prefill pass's fixed cost, in padded tokens (see _prefill_groups)
 STOP_WINDOW = 8       # extra tokens decoded beyond the longest stop string when scanning for it
 
 
 @dataclass
 class _State:
     ids: list[int]                 # every token of the sequence so far
-    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer [1, heads, len(ids) - 1, dim]: all but the last token
+    kv: torch.Tensor | None        # [layers, 2 (keys, values), kv heads, len(ids) - 1, head dim]: all but the last token
     generator: torch.Generator | None = None
 
 
@@ -39,7 +41,7 @@ class _Row:
     request: Request
     ids: list[int]                 # prompt tokens (this round's input)
     generated: list[int]
-    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    kv: torch.Tensor | None = None  # as _State.kv: the cached part of ids (before the row joins), then its state
     generator: torch.Generator | None = None
     done: bool = False
     reason: str = ""
@@ -58,6 +60,31 @@ def _common_prefix_len(a: list[int], b: list[int]) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def _past_len(r: _Row) -> int:
+    return r.kv.shape[3] if r.kv is not None else 0
+
+
+def _prefill_groups(rows: list[_Row]) -> list[list[_Row]]:
+    """Rows split into prefill passes by the number of tokens they feed: one pass pads every row to its longest
+    feed, so a fresh prompt (hundreds of tokens) joining answer branches (a few) would make them all prompt-long.
+    The split costs the fewest padded tokens, counting PREFILL_SPLIT for each pass (its fixed cost): found exactly
+    over the distinct feed lengths, longest first (a pass then takes a run of them)."""
+    feed = {id(r): len(r.ids) - _past_len(r) for r in rows}
+    lengths = sorted(set(feed.values()), reverse=True)
+    count = [0]                                     # count[i]: rows feeding one of the i longest lengths
+    for n in lengths:
+        count.append(count[-1] + sum(f == n for f in feed.values()))
+    best, cut = [0] * (len(lengths) + 1), [0] * (len(lengths) + 1)   # cost of the i longest; where its last pass starts
+    for i in range(1, len(lengths) + 1):
+        best[i], cut[i] = min((best[j] + PREFILL_SPLIT + (count[i] - count[j]) * lengths[j], j) for j in range(i))
+    groups, i = [], len(lengths)
+    while i:
+        keep = set(lengths[cut[i]:i])
+        groups.append([r for r in rows if feed[id(r)] in keep])
+        i = cut[i]
+    return groups[::-1]
 
 
 def _backend_decoder(tokenizer):
@@ -82,20 +109,168 @@ def _backend_decoder(tokenizer):
     return fast
 
 
-def _cache_from_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], config) -> object:
-    """A DynamicCache holding these per-layer (keys, values), built with the public update() call."""
-    from transformers import DynamicCache
+def _backend_encoder(tokenizer, decode):
+    """The Rust tokenizer's own encode when it equals tokenizer.encode(text, add_special_tokens=False) on probe texts
+    (every added token inside text, the decoded spread of ids, spaces and newlines); every request's text is encoded
+    whole, and this skips transformers' per-call overhead. None when the probe disagrees."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
 
-    cache = DynamicCache(config=config)
-    for li, (k, v) in enumerate(layers):
-        cache.update(k, v, li)
-    return cache
+    def fast(text):
+        return backend.encode(text, add_special_tokens=False).ids
+
+    added = list(tokenizer.get_added_vocab())
+    spread = decode(list(range(0, len(tokenizer), max(1, len(tokenizer) // 499))))
+    probes = ["", " ", "\n\n  x\t", "Wait 12:7+9=6\n", " ".join(added), "a".join(added) + "\n" + spread, spread]
+    for text in probes:
+        if fast(text) != tokenizer.encode(text, add_special_tokens=False):
+            return None
+    return fast
 
 
-def _layers_of(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per-layer (keys, values) of a DynamicCache through its public iteration (the DDP round-trip protocol).
-    tests/test_infer.py::test_dynamic_cache_round_trip_and_forward_use_it fails loudly if a transformers version changes it."""
-    return [(layer[0], layer[1]) for layer in cache]
+def _arena_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class ArenaLayer(DynamicLayer):
+        """One layer of a DynamicCache that is a window of an _Arena (row slots r0:r1, columns c0:end): the forward
+        pass's new keys and values are written in place at column `end` on, where DynamicLayer would copy the whole
+        cache with torch.cat on every token."""
+
+        def __init__(self, arena: _Arena, layer: int, r0: int, r1: int, c0: int, end: int):
+            super().__init__()
+            self.arena, self.layer, self.rows, self.c0, self.end = arena, layer, slice(r0, r1), c0, end
+            self.lazy_initialization(arena.kv[layer, 0, :0], arena.kv[layer, 1, :0])
+            self.keys, self.values = (arena.kv[layer, j, self.rows, :, c0:end] for j in (0, 1))
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n = key_states.shape[-2]
+            kv = self.arena.kv[self.layer]
+            kv[0, self.rows, :, self.end:self.end + n] = key_states
+            kv[1, self.rows, :, self.end:self.end + n] = value_states
+            self.end += n
+            self.keys, self.values = kv[0, self.rows, :, self.c0:self.end], kv[1, self.rows, :, self.c0:self.end]
+            return self.keys, self.values
+
+    return ArenaLayer
+
+
+_ARENA_LAYER = None
+
+
+class _Arena:
+    """The running batch's KV cache, preallocated: kv [layers, 2 (keys, values), row slots, kv heads, columns, head
+    dim] with spare slots and columns, the attention mask [slots, columns] and each slot's next position id.
+
+    The n running rows fill slots 0..n-1 and all end at column `end` (their real positions right-aligned, padding to
+    the left masked), so a decoding step writes one column in place; a join writes only the newcomers' slots; a
+    finished row's slot is refilled by moving a row from the end (only those rows are copied); the columns before
+    `off` are padding for every row. A row's padding columns are zeroed where it joins (an allocation is not
+    zero-filled: that costs as much as the copy), so a masked position never holds a NaN."""
+
+    fill: float | None = None      # tests: fill each allocation (NaN) to show no unwritten value is ever read
+
+    def __init__(self, model, device):
+        cfg = model.config.get_text_config(decoder=True)
+        self.model, self.layers, self.heads = model, cfg.num_hidden_layers, cfg.num_key_value_heads
+        self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.dtype, self.device = model.dtype, device
+        self.kv = torch.zeros(self.layers, 2, 0, self.heads, 0, self.dim, dtype=self.dtype, device=device)
+        self.mask = torch.zeros(0, 0, dtype=torch.long, device=device)
+        self.pos = torch.zeros(0, dtype=torch.long, device=device)
+        self.runs: list[list[int]] = []  # per slot: its real columns are first..feed_end and decode_start..end
+        self.n = self.off = self.end = 0
+
+    def fit(self, slots: int, lo: int, hi: int) -> int:
+        """Room for `slots` rows and columns lo..hi (lo may be negative) beside the running rows' off..end; returns
+        how far the columns moved (add it to lo and hi). A new allocation has half again the room it needs, a
+        quarter of the spare columns on the left (for newcomers with a longer past), so it is rare."""
+        if self.n == 0:
+            self.off = self.end = hi
+        start, stop = min(lo, self.off), max(hi, self.end)
+        have_slots, have_cols = self.kv.shape[2], self.kv.shape[4]
+        if start >= 0 and stop <= have_cols and slots <= have_slots:
+            return 0
+        spare = max(64, (stop - start) // 2)
+        start -= spare // 4
+        cols = max(have_cols, stop - start + spare - spare // 4)
+        rows = max(have_slots, slots + (slots + 1) // 2) if slots > have_slots else have_slots
+        # empty, not zeros: what a forward pass reads unwritten (a new row's padding) is zeroed where it joins
+        kv = torch.empty(self.layers, 2, rows, self.heads, cols, self.dim, dtype=self.dtype, device=self.device)
+        if self.fill is not None:
+            kv.fill_(self.fill)
+        mask = torch.zeros(rows, cols, dtype=torch.long, device=self.device)
+        pos = torch.zeros(rows, dtype=torch.long, device=self.device)
+        a, b = self.off - start, self.end - start
+        kv[:, :, :self.n, :, a:b] = self.kv[:, :, :self.n, :, self.off:self.end]
+        mask[:self.n, a:b] = self.mask[:self.n, self.off:self.end]
+        pos[:self.n] = self.pos[:self.n]
+        self.kv, self.mask, self.pos = kv, mask, pos
+        self.off, self.end = a, b
+        self.runs = [[c - start for c in run] for run in self.runs[:self.n]] + [[0, 0, 0]] * (rows - self.n)
+        return -start
+
+    def cache(self, r0: int, r1: int, c0: int, end: int):
+        """A DynamicCache over slots r0:r1 and columns c0:end whose forward pass writes from column `end` on."""
+        from transformers import DynamicCache
+
+        global _ARENA_LAYER
+        _ARENA_LAYER = _ARENA_LAYER or _arena_layer_class()
+        cache = DynamicCache(config=self.model.config)
+        cache.layers = [_ARENA_LAYER(self, li, r0, r1, c0, end) for li in range(self.layers)]
+        return cache
+
+    def row_kv(self, i: int) -> torch.Tensor:
+        """A copy of slot i's real keys/values (its masked-in columns): [layers, 2, kv heads, tokens, head dim]."""
+        first, feed_end, decode_start = self.runs[i]
+        if feed_end == decode_start:
+            return self.kv[:, :, i, :, first:self.end].clone()
+        return torch.cat([self.kv[:, :, i, :, first:feed_end], self.kv[:, :, i, :, decode_start:self.end]], dim=3)
+
+    def keep(self, live: list[int]) -> list[int]:
+        """Keep these slots (ascending) as slots 0..len-1: each gap below len is filled from a live slot above it.
+        Returns the new order (the old slot of each new one); drops columns that became padding for every row."""
+        k = len(live)
+        alive = set(live)
+        holes = [i for i in range(k) if i not in alive]
+        movers = [i for i in live if i >= k]
+        order = list(range(k))
+        for h, m in zip(holes, movers):     # slice copies: 4x faster than one gather/scatter of them all here
+            self.kv[:, :, h, :, self.off:self.end] = self.kv[:, :, m, :, self.off:self.end]
+            self.mask[h, self.off:self.end] = self.mask[m, self.off:self.end]
+            self.pos[h] = self.pos[m]
+            self.runs[h] = self.runs[m]
+            order[h] = m
+        self.n = k
+        if k:
+            used = self.mask[:k, self.off:self.end].sum(0)
+            self.off += int((used == 0).long().cumprod(0).sum())
+        return order
+
+
+def _use_grouped_sdpa(model) -> None:
+    """Where the model uses transformers' SDPA attention: the same, except that a pass of several tokens per row (a
+    prefill) reads grouped keys/values in place (SDPA's enable_gqa) instead of copying them once per query head. The
+    same numbers (tests/test_infer.py compares them); on this CPU a branch prefill's attention takes half the time.
+    transformers leaves masked grouped attention to the copy because some GPU kernels need it."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    if model.config._attn_implementation != "sdpa":
+        return
+    sdpa = AttentionInterface()["sdpa"]
+
+    def grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+        if (query.shape[2] > 1 and attention_mask is not None and getattr(module, "num_key_value_groups", 1) > 1
+                and kwargs.get("position_bias") is None and kwargs.get("softcap") is None):
+            out = torch.nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True)
+            return out.transpose(1, 2).contiguous(), None
+        return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal,
+                    **kwargs)
+
+    AttentionInterface.register("s1_grouped_sdpa", grouped_sdpa)
+    AttentionMaskInterface.register("s1_grouped_sdpa", AttentionMaskInterface()["sdpa"])
+    model.set_attn_implementation("s1_grouped_sdpa")
 
 
 class TransformersEngine:
@@ -118,7 +293,7 @@ class TransformersEngine:
         # attended_positions: rows × cache width (padding included) summed over forward passes, what a small
         # model's step costs grow with (attention and the cache copy on every token)
         self.stats = {"fed_tokens": 0, "reused_tokens": 0, "generated_tokens": 0, "forward_passes": 0,
-                      "attended_positions": 0}
+                      "attended_positions": 0, "requests": 0}
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
         # Small models decode fastest on one CPU thread, and 2+ threads collapse (10x+) when the cores are
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
@@ -126,16 +301,24 @@ class TransformersEngine:
         self.join_ratio = join_ratio
         self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
+        self._backend_encode = _backend_encoder(self.tokenizer, self.decode)
+        _use_grouped_sdpa(self.model)
         # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
         # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
         forward_args = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+        layer_types = set(getattr(self.model.config.get_text_config(decoder=True), "layer_types", None) or [])
+        if layer_types - {"full_attention"}:
+            raise ValueError(f"{model_path}: layer types {sorted(layer_types)}; the transformers backend's cache "
+                             "holds full-attention layers only. Use the vllm backend for this model")
 
     def forget(self, keys: list[str]) -> None:
         for k in keys:
             self.states.pop(k, None)
 
     def encode(self, text: str) -> list[int]:
+        if self._backend_encode is not None:
+            return self._backend_encode(text)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
@@ -162,10 +345,10 @@ class TransformersEngine:
     @torch.inference_mode()
     def _stream(self, queue: list[Request], on_done: OnDone) -> None:
         """Decode the running rows one token per step; queued requests join when they are at least join_ratio of
-        the running rows (or nothing runs): one prefill of the newcomers alone, whose cache is then padded and
-        stacked onto the running batch's, so a join costs about one decoding step."""
-        rows: list[_Row] = []
-        batch = None                     # (cache, mask, next positions) of rows; every row's last token unfed
+        the running rows (or nothing runs): a prefill of the newcomers alone, written into free slots of the
+        running batch's arena, so a join costs about one decoding step and copies nothing that was there."""
+        rows: list[_Row] = []            # rows[i] is in arena slot i; every row's last token is unfed
+        arena = _Arena(self.model, self.device)
         while queue or rows:
             if queue and (not rows or len(queue) >= self.join_ratio * len(rows)):
                 # a branch (fork_from) starts from another key's state as it was before any of these changes it
@@ -175,77 +358,54 @@ class TransformersEngine:
                 new = [r for r in new if not r.done]
                 if not new:
                     continue
-                cache, mask, pos, logits = self._prefill(new)
-                for r, tok in zip(new, self._sample(logits, new)):
-                    self._accept(r, tok)
-                new, joined = self._retire(new, (cache, mask, pos), queue, on_done, lazy=False)
-                if new:
-                    rows, batch = self._compact(rows, batch)
-                    rows, batch = rows + new, self._stack(batch, joined)
+                rows = self._compact(rows, arena)
+                for group in _prefill_groups(new):
+                    logits = self._prefill(group, arena)
+                    for r, tok in zip(group, self._sample(logits, group)):
+                        self._accept(r, tok)
+                    rows += group
+                rows = self._retire(rows, arena, queue, on_done)
                 continue
-            cache, mask, pos = batch
-            mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=self.device)], dim=1)
+            n, end = len(rows), arena.end
+            end += arena.fit(n, end, end + 1)
+            arena.mask[:n, end] = 1
             last = torch.tensor([[r.generated[-1]] for r in rows], device=self.device)
-            out = self.model(input_ids=last, attention_mask=mask, position_ids=pos[:, None],
-                             use_cache=True, **{self._cache_arg: cache})
-            self.stats["fed_tokens"] += len(rows)
+            out = self.model(input_ids=last, attention_mask=arena.mask[:n, arena.off:end + 1],
+                             position_ids=arena.pos[:n, None], use_cache=True,
+                             **{self._cache_arg: arena.cache(0, n, arena.off, end)})
+            arena.end = end + 1
+            arena.pos[:n] += 1
+            self.stats["fed_tokens"] += n
             self.stats["forward_passes"] += 1
-            self.stats["attended_positions"] += mask.numel()
+            self.stats["attended_positions"] += n * (arena.end - arena.off)
             for r, tok in zip(rows, self._sample(out.logits[:, -1], rows)):
                 if not r.done:          # a finished row waiting for compaction decodes along, unread
                     self._accept(r, tok)
-            rows, batch = self._retire(rows, (cache, mask, pos + 1), queue, on_done)
+            rows = self._retire(rows, arena, queue, on_done)
 
-    def _retire(self, rows: list[_Row], batch, queue: list[Request], on_done: OnDone, lazy: bool = True):
-        """Rows that just finished: their cache is kept (the real positions: all but the token just sampled), their
-        continuation reported, and on_done's follow-ups queued. They leave the batch once finished rows are
-        leave_share of it (lazy) or at once: each removal copies the whole batch cache. Returns the rows and batch."""
-        cache, mask, pos = batch
-        just = [i for i, r in enumerate(rows) if r.done and not r.retired]
-        if just:
-            layers = _layers_of(cache)
-            for i in just:
-                r = rows[i]
-                real = mask[i].bool()
-                r.kv = [(k[i:i + 1, :, real], v[i:i + 1, :, real]) for k, v in layers]
+    def _retire(self, rows: list[_Row], arena: _Arena, queue: list[Request], on_done: OnDone) -> list[_Row]:
+        """Rows that just finished: their continuation is reported, on_done's follow-ups queued, and their cache kept
+        (the real positions: all but the token just sampled) unless on_done forgot the key (a finished sequence's
+        last round: no copy). They leave the batch once finished rows are leave_share of it, or when newcomers
+        join. Returns the rows."""
+        for i, r in enumerate(rows):
+            if r.done and not r.retired:
                 r.retired = True
-                queue += on_done(r.request, self._finish(r))
+                queue += on_done(r.request, self._finish(r, in_batch=True))
+                state = self.states.get(r.request.key) if r.request.key else None
+                if state is not None and state.kv is None:
+                    state.kv = arena.row_kv(i)
         dead = sum(r.done for r in rows)
-        if dead == len(rows):
-            return [], None
-        if not dead or (lazy and dead < self.leave_share * len(rows)):
-            return rows, batch
-        return self._compact(rows, batch)
+        if dead and (dead == len(rows) or dead >= self.leave_share * len(rows)):
+            return self._compact(rows, arena)
+        return rows
 
-    def _compact(self, rows: list[_Row], batch):
-        """Drop finished rows from the batch, and the leading columns that are padding for every row left."""
-        if batch is None or not any(r.done for r in rows):
-            return rows, batch
-        cache, mask, pos = batch
-        keep = [i for i, r in enumerate(rows) if not r.done]
-        if not keep:
-            return [], None
-        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
-        cache.batch_select_indices(idx)
-        mask, pos = mask[idx], pos[idx]
-        lead = int((mask.sum(0) == 0).long().cumprod(0).sum())    # columns every remaining row has as padding
-        if lead >= 16 and 4 * lead >= mask.shape[1]:
-            cache = _cache_from_layers([(k[:, :, lead:], v[:, :, lead:]) for k, v in _layers_of(cache)],
-                                       self.model.config)
-            mask = mask[:, lead:]
-        return [rows[i] for i in keep], (cache, mask, pos)
-
-    def _stack(self, a, b):
-        """One batch from two (cache, mask, positions): caches and masks left-padded to the wider one."""
-        if a is None:
-            return b
-        wa, wb = a[1].shape[1], b[1].shape[1]
-        w = max(wa, wb)
-        pad = torch.nn.functional.pad
-        layers = [tuple(torch.cat([pad(x, (0, 0, w - wa, 0)), pad(y, (0, 0, w - wb, 0))]) for x, y in zip(la, lb))
-                  for la, lb in zip(_layers_of(a[0]), _layers_of(b[0]))]
-        mask = torch.cat([pad(a[1], (w - wa, 0)), pad(b[1], (w - wb, 0))])
-        return _cache_from_layers(layers, self.model.config), mask, torch.cat([a[2], b[2]])
+    def _compact(self, rows: list[_Row], arena: _Arena) -> list[_Row]:
+        """Drop finished rows from the batch (moving the last rows into their slots)."""
+        if not any(r.done for r in rows):
+            return rows
+        order = arena.keep([i for i, r in enumerate(rows) if not r.done])
+        return [rows[i] for i in order]
 
     def _start(self, req: Request, fork: _State | None = None) -> _Row:
         """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
@@ -258,12 +418,13 @@ class TransformersEngine:
         st = self.states.pop(req.key, None) if req.key else None
         if req.fork_from:
             st = fork
+        self.stats["requests"] += 1
         row = _Row(request=req, ids=self.encode(req.text), generated=[])
-        if st is not None:
+        if st is not None and st.kv is not None:
             common = _common_prefix_len(st.ids, row.ids)
-            keep = min(common, st.kv[0][0].shape[2], len(row.ids) - 1)   # feed at least one token
+            keep = min(common, st.kv.shape[3], len(row.ids) - 1)   # feed at least one token
             if keep > 0:
-                row.kv = [(kk[:, :, :keep], vv[:, :, :keep]) for kk, vv in st.kv]
+                row.kv = st.kv[:, :, :, :keep]
                 self.stats["reused_tokens"] += keep
             row.generator = None if req.fork_from else st.generator
         if row.generator is None and req.temperature > 0:
@@ -271,28 +432,34 @@ class TransformersEngine:
         if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
             row.done, row.reason = True, "length"
         return row
+    def _prefill(self, rows: list[_Row], arena: _Arena) -> torch.Tensor:
+        """One forward pass over these rows' uncached tokens, in the arena slots after the running rows; returns
+        each row's logits at its last token, and the rows are then running.
 
-    def _prefill(self, rows: list[_Row]) -> tuple[object, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One forward pass over every row's uncached tokens; returns (cache, mask, next positions, logits).
-
-        Row i has past_i cached tokens and feed_i new ones. Caches are left-padded to the longest past, the new
-        tokens are right-padded to the longest feed (padding after a real token, so no query attends to nothing),
-        and the mask hides both paddings, in the prefill and in every later decoding step.
+        Row i has past_i cached tokens and feed_i new ones. Every row's feed goes to the `span` columns before the
+        running rows' `end` (its past just before), right-padded to the longest feed (padding after a real token, so
+        no query attends to nothing); the mask hides both paddings, in the prefill and in every later decoding step.
         """
-        past = [r.kv[0][0].shape[2] if r.kv else 0 for r in rows]
+        past = [_past_len(r) for r in rows]
         feeds = [r.ids[p:] for r, p in zip(rows, past)]
-        width, span = max(past), max(len(f) for f in feeds)
-        layers = []
-        if width:   # cached keys/values left-padded with zeros to the longest past; a fresh row is all padding
-            ref = next(r.kv for r in rows if r.kv)
-            kvs = [r.kv or [(k[:, :, :0], v[:, :, :0]) for k, v in ref] for r in rows]
-            layers = [tuple(torch.cat([torch.nn.functional.pad(kv[li][j], (0, 0, width - p, 0))
-                                       for kv, p in zip(kvs, past)]) for j in (0, 1))
-                      for li in range(len(ref))]
-        cache = _cache_from_layers(layers, self.model.config)
-        mask = torch.zeros(len(rows), width + span, dtype=torch.long, device=self.device)
-        for i, (p, f) in enumerate(zip(past, feeds)):
-            mask[i, width - p:width + len(f)] = 1
+        width, span, n, g = max(past), max(len(f) for f in feeds), arena.n, len(rows)
+        end = arena.end
+        end += arena.fit(n + g, end - span - width, end)
+        c0, mid = end - span - width, end - span        # this pass's columns; its feed goes to mid..end
+        # padding must hold numbers (0 x NaN is NaN): these rows' columns from the batch's first one to their feed
+        arena.kv[:, :, n:n + g, :, min(arena.off, c0) if n else c0:mid] = 0
+        for j, (r, p) in enumerate(zip(rows, past)):
+            if p:
+                arena.kv[:, :, n + j, :, mid - p:mid] = r.kv
+        cols = torch.arange(arena.mask.shape[1], device=self.device)
+        first = mid - torch.tensor(past, device=self.device)[:, None]
+        stop = mid + torch.tensor([len(f) for f in feeds], device=self.device)[:, None]
+        arena.mask[n:n + g] = (cols >= first) & (cols < stop)
+        arena.pos[n:n + g] = torch.tensor([len(r.ids) for r in rows], device=self.device)
+        arena.runs[n:n + g] = [[mid - p, mid + len(f), end] for p, f in zip(past, feeds)]
+        if n and c0 < arena.off:                        # columns the running rows never used: stale or unwritten
+            arena.mask[:n, c0:arena.off] = 0
+            arena.kv[:, :, :n, :, c0:arena.off] = 0
         feed = torch.tensor([f + [f[-1]] * (span - len(f)) for f in feeds], device=self.device)
         pos = torch.tensor(past, device=self.device)[:, None] + torch.arange(span, device=self.device)
         # logits only at each row's last fed token: a 1D tensor of positions means "these positions for every
@@ -301,12 +468,12 @@ class TransformersEngine:
         col = torch.tensor([keep.index(len(f) - 1) for f in feeds], device=self.device)
         self.stats["fed_tokens"] += sum(len(f) for f in feeds)
         self.stats["forward_passes"] += 1
-        self.stats["attended_positions"] += mask.numel()
-        out = self.model(input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=torch.tensor(keep, device=self.device), **{self._cache_arg: cache})
-        logits = out.logits[torch.arange(len(rows), device=self.device), col]
-        nxt = torch.tensor([len(r.ids) for r in rows], device=self.device)
-        return cache, mask, nxt, logits
+        self.stats["attended_positions"] += g * (end - c0)
+        out = self.model(input_ids=feed, attention_mask=arena.mask[n:n + g, c0:end], position_ids=pos,
+                         use_cache=True, logits_to_keep=torch.tensor(keep, device=self.device),
+                         **{self._cache_arg: arena.cache(n, n + g, c0, mid)})
+        arena.n, arena.off, arena.end = n + g, min(arena.off, c0) if n else c0, end
+        return out.logits[torch.arange(g, device=self.device), col]
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         toks = logits.argmax(-1).tolist()
@@ -333,7 +500,8 @@ class TransformersEngine:
         elif req.deadline is not None and time.monotonic() > req.deadline:
             r.done, r.reason = True, "timeout"
 
-    def _finish(self, r: _Row) -> Continuation:
+    def _finish(self, r: _Row, in_batch: bool = False) -> Continuation:
+        """The row's continuation; a keyed row's state is kept (its keys/values filled in by _retire if in_batch)."""
         req = r.request
         gen = r.generated[:-1] if r.reason == "eos" else r.generated
         text = self.decode(gen)
@@ -341,9 +509,9 @@ class TransformersEngine:
         if r.reason == "stop":
             i, matched = find_stop(text, req.stop)
             text = text[:i]
-        if req.key and r.kv is not None:
+        if req.key and (in_batch or r.kv is not None):
             ids = r.ids + r.generated
-            self.states[req.key] = _State(ids=ids, kv=r.kv, generator=r.generator)
+            self.states[req.key] = _State(ids=ids, kv=None if in_batch else r.kv, generator=r.generator)
             while len(self.states) > self.max_cached:
                 self.states.popitem(last=False)
         self.stats["generated_tokens"] += len(r.generated)
