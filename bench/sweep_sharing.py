@@ -12,7 +12,8 @@ setting one at a time (what eval.sweep_sharing=false does), then all settings as
 - sweep_speedup: wall time one setting at a time / shared (goal >= 3); sweep_cpu_speedup: the same in this
   process's CPU time (steadier where other work shares the cores); sweep_passes_ratio: forward passes (batched
   model calls) one by one / shared, what the wall time follows where a step's cost barely grows with the batch.
-Sweeps, with the demo's eval settings (200 tokens in all, answers capped at 16, 64 questions a batch):
+Sweeps, with the demo's eval settings (its 300 synthetic questions, 200 tokens in all, answers capped at 16, 64
+questions a batch; --questions 64 is a quick slice of one batch, --sweeps demo skips the second):
 - "demo": thinking caps 16/32/64/128 and Wait x1/x2/x4 (no cap), the demo's sweep;
 - "paper-shaped": the paper's caps 500 ... 16,000 and no cap, and Wait x1/x2/x4/x6, caps scaled by 1/125.
 Last line (the demo sweep): sweep_tokens_ratio=… sweep_speedup=… sweep_cpu_speedup=… sweep_passes_ratio=…
@@ -93,7 +94,9 @@ def line(m: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="model dir (default: the untrained demo model, built if missing)")
-    ap.add_argument("--questions", type=int, default=64, help="synthetic questions per sweep (the demo: 300)")
+    ap.add_argument("--questions", type=int, default=300,
+                    help="synthetic questions per sweep (default: the demo's 300; 64 is a quick slice, one batch)")
+    ap.add_argument("--sweeps", default="demo,paper-shaped", help="which sweeps to run, comma-separated")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each mode; the best counts")
     ap.add_argument("--real-model", help="also measure this model dir on 4 MATH500 questions (slow on a CPU)")
     ap.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
@@ -108,6 +111,8 @@ def main() -> None:
     print(f"model: {model}, backend: {args.backend}")
     results = {}
     for name, settings in (("demo", DEMO), ("paper-shaped", PAPER_SHAPED)):
+        if name not in args.sweeps.split(","):
+            continue
         results[name] = measure(engine, prompts, settings, bf, max_new_tokens=200, batch_size=64, repeats=args.repeats)
         print(f"{name}: {results[name]['detail']}; {line(results[name])}", flush=True)
     if args.real_model:
@@ -119,7 +124,7 @@ def main() -> None:
         m = measure(real, real_prompts, settings, dict(DEFAULTS, answer_max_tokens=64), max_new_tokens=384,
                     batch_size=4, repeats=1)
         print(f"real model {args.real_model}: {m['detail']}; {line(m)}")
-    print(line(results["demo"]))
+    print(line(results["demo"] if "demo" in results else next(iter(results.values()))))
 
 if __name__ == "__main__":
     main()
