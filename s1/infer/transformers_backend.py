@@ -12,9 +12,10 @@ left-padded and masked so that every row's next token goes to the same column, w
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -72,10 +73,9 @@ def _prefill_groups(rows: list[_Row]) -> list[list[_Row]]:
     The split costs the fewest padded tokens, counting PREFILL_SPLIT for each pass (its fixed cost): found exactly
     over the distinct feed lengths, longest first (a pass then takes a run of them)."""
     feed = {id(r): len(r.ids) - _past_len(r) for r in rows}
-    lengths = sorted(set(feed.values()), reverse=True)
-    count = [0]                                     # count[i]: rows feeding one of the i longest lengths
-    for n in lengths:
-        count.append(count[-1] + sum(f == n for f in feed.values()))
+    rows_of = Counter(feed.values())
+    lengths = sorted(rows_of, reverse=True)
+    count = [0, *itertools.accumulate(rows_of[n] for n in lengths)]   # count[i]: rows feeding one of the i longest
     best, cut = [0] * (len(lengths) + 1), [0] * (len(lengths) + 1)   # cost of the i longest; where its last pass starts
     for i in range(1, len(lengths) + 1):
         best[i], cut[i] = min((best[j] + PREFILL_SPLIT + (count[i] - count[j]) * lengths[j], j) for j in range(i))
@@ -105,26 +105,6 @@ def _backend_decoder(tokenizer):
     probes = [added, spread, [i for pair in zip(spread, added * len(spread)) for i in pair][:400], [], spread[:1]]
     for ids in probes:
         if fast(ids) != tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False):
-            return None
-    return fast
-
-
-def _backend_encoder(tokenizer, decode):
-    """The Rust tokenizer's own encode when it equals tokenizer.encode(text, add_special_tokens=False) on probe texts
-    (every added token inside text, the decoded spread of ids, spaces and newlines); every request's text is encoded
-    whole, and this skips transformers' per-call overhead. None when the probe disagrees."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-
-    def fast(text):
-        return backend.encode(text, add_special_tokens=False).ids
-
-    added = list(tokenizer.get_added_vocab())
-    spread = decode(list(range(0, len(tokenizer), max(1, len(tokenizer) // 499))))
-    probes = ["", " ", "\n\n  x\t", "Wait 12:7+9=6\n", " ".join(added), "a".join(added) + "\n" + spread, spread]
-    for text in probes:
-        if fast(text) != tokenizer.encode(text, add_special_tokens=False):
             return None
     return fast
 
@@ -178,7 +158,6 @@ class _Arena:
         self.kv = torch.zeros(self.layers, 2, 0, self.heads, 0, self.dim, dtype=self.dtype, device=device)
         self.mask = torch.zeros(0, 0, dtype=torch.long, device=device)
         self.pos = torch.zeros(0, dtype=torch.long, device=device)
-        self.runs: list[list[int]] = []  # per slot: its real columns are first..feed_end and decode_start..end
         self.n = self.off = self.end = 0
 
     def fit(self, slots: int, lo: int, hi: int) -> int:
@@ -207,7 +186,6 @@ class _Arena:
         pos[:self.n] = self.pos[:self.n]
         self.kv, self.mask, self.pos = kv, mask, pos
         self.off, self.end = a, b
-        self.runs = [[c - start for c in run] for run in self.runs[:self.n]] + [[0, 0, 0]] * (rows - self.n)
         return -start
 
     def cache(self, r0: int, r1: int, c0: int, end: int):
@@ -222,10 +200,8 @@ class _Arena:
 
     def row_kv(self, i: int) -> torch.Tensor:
         """A copy of slot i's real keys/values (its masked-in columns): [layers, 2, kv heads, tokens, head dim]."""
-        first, feed_end, decode_start = self.runs[i]
-        if feed_end == decode_start:
-            return self.kv[:, :, i, :, first:self.end].clone()
-        return torch.cat([self.kv[:, :, i, :, first:feed_end], self.kv[:, :, i, :, decode_start:self.end]], dim=3)
+        cols = self.mask[i, self.off:self.end].nonzero().squeeze(1) + self.off
+        return self.kv[:, :, i].index_select(3, cols)
 
     def keep(self, live: list[int]) -> list[int]:
         """Keep these slots (ascending) as slots 0..len-1: each gap below len is filled from a live slot above it.
@@ -239,7 +215,6 @@ class _Arena:
             self.kv[:, :, h, :, self.off:self.end] = self.kv[:, :, m, :, self.off:self.end]
             self.mask[h, self.off:self.end] = self.mask[m, self.off:self.end]
             self.pos[h] = self.pos[m]
-            self.runs[h] = self.runs[m]
             order[h] = m
         self.n = k
         if k:
@@ -301,7 +276,6 @@ class TransformersEngine:
         self.join_ratio = join_ratio
         self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
-        self._backend_encode = _backend_encoder(self.tokenizer, self.decode)
         _use_grouped_sdpa(self.model)
         # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
         # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
@@ -317,8 +291,6 @@ class TransformersEngine:
             self.states.pop(k, None)
 
     def encode(self, text: str) -> list[int]:
-        if self._backend_encode is not None:
-            return self._backend_encode(text)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
@@ -456,7 +428,6 @@ class TransformersEngine:
         stop = mid + torch.tensor([len(f) for f in feeds], device=self.device)[:, None]
         arena.mask[n:n + g] = (cols >= first) & (cols < stop)
         arena.pos[n:n + g] = torch.tensor([len(r.ids) for r in rows], device=self.device)
-        arena.runs[n:n + g] = [[mid - p, mid + len(f), end] for p, f in zip(past, feeds)]
         if n and c0 < arena.off:                        # columns the running rows never used: stale or unwritten
             arena.mask[:n, c0:arena.off] = 0
             arena.kv[:, :, :n, :, c0:arena.off] = 0
