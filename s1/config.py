@@ -18,6 +18,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from s1 import format as fmt
+
 
 @dataclass
 class RunConfig:
@@ -228,9 +230,10 @@ class BudgetForcingConfig:
     max_thinking_tokens: Optional[int] = None  # cap T; None = no cap beyond the context
     num_waits: int = 0                        # times an early end of thinking is suppressed
     wait_string: str = "Wait"                 # paper: "Wait" beat "Hmm" / "Alternatively"
-    think_prefix: str = "<|im_start|>think\n"  # opens the thinking segment
-    end_of_thinking: str = "<|im_start|>"     # stop string that ends thinking
-    answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
+    think_prefix: str = fmt.THINK             # opens the thinking segment (the release: "<|im_start|>think")
+    end_of_thinking: str = fmt.END_OF_THINKING  # stop string that ends thinking
+    answer_prefix: str = fmt.FORCED_AT_CAP    # forced when the cap ends thinking, after a newline (the release's)
+    answer_prefix_after_end: str = fmt.FORCED_AFTER_END  # forced when the model ends thinking itself (the release's)
     answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)

@@ -23,9 +23,9 @@ class ScriptedEngine:
         out = []
         for r in requests:
             self.requests.append(r)
-            if r.text.endswith("Answer:"):
+            if r.text.endswith("<|im_start|>answer"):   # the model ended thinking: only the marker is forced
                 ans = self.answers[min(r.text.count("Wait"), len(self.answers) - 1)]
-                out.append(Continuation(f" \\boxed{{{ans}}}", 5, "eos"))
+                out.append(Continuation(f"\nAnswer: \\boxed{{{ans}}}", 5, "eos"))
             else:
                 out.append(Continuation("3+4=7\n", 6, "stop", "<|im_start|>"))
         return out
@@ -48,10 +48,10 @@ def test_stops_forcing_once_two_peeks_agree_and_keeps_the_peek_as_answer():
     r, reqs = _run(["0", "7", "7", "5"], num_waits=4, adaptive_waits=True)
     fixed, _ = _run(["0", "7", "7", "5"], num_waits=2)
     assert r.waits_used == 2 and r.outcome == "answered"
-    assert r.text == fixed.text and r.answer == fixed.answer == " \\boxed{7}"   # the same as Wait x2, answer included
+    assert r.text == fixed.text and r.answer == fixed.answer == "\nAnswer: \\boxed{7}"   # the same as Wait x2, answer included
     assert r.thinking_tokens == fixed.thinking_tokens == 18
     assert r.peek_tokens == 10 and r.answer_tokens == 5                          # 2 peeks discarded, the 3rd kept
-    peeks = [q for q in reqs if q.text.endswith("Answer:")]
+    peeks = [q for q in reqs if q.text.endswith("<|im_start|>answer")]
     assert len(peeks) == 3 and all(q.key.endswith("/peek") and q.fork_from == reqs[0].key for q in peeks)
     assert "\\boxed{0}" not in r.text                                            # a peek never enters the sequence
 
@@ -59,7 +59,7 @@ def test_stops_forcing_once_two_peeks_agree_and_keeps_the_peek_as_answer():
 def test_changing_answers_use_every_wait_then_answer_as_usual():
     r, reqs = _run(["1", "2", "3", "4", "5"], num_waits=3, adaptive_waits=True)
     fixed, _ = _run(["1", "2", "3", "4", "5"], num_waits=3)
-    assert r.waits_used == 3 and r.text == fixed.text and r.answer == " \\boxed{4}"
+    assert r.waits_used == 3 and r.text == fixed.text and r.answer == "\nAnswer: \\boxed{4}"
     assert r.peek_tokens == 15 and len([q for q in reqs if q.key.endswith("/peek")]) == 3
 
 

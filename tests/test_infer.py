@@ -103,7 +103,11 @@ def test_budget_forcing_with_tiny_model_has_the_trained_shape(engine):
     [r] = generate(engine, [prompt], bf, max_new_tokens=64, progress=False)
     assert r.thinking_tokens <= 12 and r.answer_tokens <= 5
     assert r.text.startswith(r.thinking)
-    assert r.text[len(r.thinking):].lstrip("\n").startswith("<|im_start|>answer\nAnswer:")
+    forced = r.text[len(r.thinking):len(r.text) - len(r.answer)]
+    if r.thinking_tokens == 12:   # the cap ended thinking: the release's "\n<|im_start|>answer\nFinal Answer:"
+        assert forced == ("" if r.thinking.endswith("\n") else "\n") + "<|im_start|>answer\nFinal Answer:"
+    else:                       # the model ended it: only the answer marker, the model writes on
+        assert forced == "<|im_start|>answer"
     assert r.text.endswith(r.answer)
     assert r.outcome in ("answered", "forced", "no_answer")
 
@@ -136,26 +140,26 @@ def test_never_stops_thinking_is_forced_to_answer(engine):
         return Continuation("7+9=6\n" * req.max_new_tokens, req.max_new_tokens, "length")
     r, _reqs = _run(engine, script, max_thinking_tokens=50, num_waits=3)
     assert r.outcome == "forced" and r.thinking_tokens == 50 and r.waits_used == 0
-    assert r.text.endswith("7+9=6\n<|im_start|>answer\nAnswer: \\boxed{6}")
+    assert r.text.endswith("7+9=6\n<|im_start|>answer\nFinal Answer: \\boxed{6}")
 
 
 def test_stops_at_once_gets_waits_then_answers(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" 6", 2, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: 6", 2, "eos")
         return Continuation("", 1, "stop", "<|im_start|>")
     r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
     assert r.outcome == "answered" and r.waits_used == 2
     assert r.thinking == "Wait\nWait"
-    assert r.text == "Wait\nWait\n<|im_start|>answer\nAnswer: 6"
+    assert r.text == "Wait\nWait<|im_start|>answer\nAnswer: 6"   # the release: the marker replaces the stop
     # the remaining thinking budget shrinks across rounds
     assert [q.max_new_tokens for q in reqs[:3]] == [100, 99, 98]
 
 
 def test_wait_follows_the_training_traces(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" \\boxed{5}", 4, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: \\boxed{5}", 4, "eos")
         return Continuation(["3+4=7\n", " 7+4=1\n", " 1+4=5\n"][i], 6, "stop", "<|im_start|>")
     r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
     assert r.text == "3+4=7\nWait 7+4=1\nWait 1+4=5\n<|im_start|>answer\nAnswer: \\boxed{5}"
@@ -427,8 +431,8 @@ def test_continuous_batching_equals_rounds_with_fewer_passes(engine, join_ratio)
 
 def test_min_thinking_tokens_suppresses_early_ends(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" 6", 2, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: 6", 2, "eos")
         if req.max_new_tokens < 6:
             return Continuation("3+4"[:req.max_new_tokens], req.max_new_tokens, "length")
         return Continuation("3+4=7\n", 6, "stop", "<|im_start|>")

@@ -2,7 +2,7 @@
 
 pass@1 is the mean over questions of each question's fraction of correct
 samples, with its standard error over questions. maj@k is majority voting
-over k samples (ties: the earliest answer), pass@k the unbiased estimator
+over k samples by canonical answer (ties: the earliest answer), pass@k the unbiased estimator
 1 - C(n-c, k) / C(n, k).
 
 Scaling metrics over budgets with accuracies f(a), where a is the average
@@ -46,13 +46,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
-    """Is the most common extracted answer a correct one? (None answers do not vote.)"""
-    votes = Counter(a for a in answers if a is not None)
+    """Is the most common answer a correct one? Answers vote by their canonical form (s1.grading.canonical_answer:
+    "B", "(B)" and "B) 7" are one vote, so are "016" and "16", "\\frac12" and "0.5"); None answers do not vote;
+    ties go to the answer seen first."""
+    from s1.grading import canonical_answer
+
+    keys = [canonical_answer(a) for a in answers]
+    votes = Counter(k for k in keys if k is not None)
     if not votes:
         return False
     top = max(votes.values())
-    winner = next(a for a in answers if a is not None and votes[a] == top)
-    return correct[answers.index(winner)]
+    winner = next(k for k in keys if k is not None and votes[k] == top)
+    return correct[keys.index(winner)]
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
