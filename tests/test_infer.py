@@ -462,3 +462,47 @@ def test_bad_budget_forcing_values_name_the_key(engine):
 
     with pytest.raises(ValueError, match=r"max_thinking_tokens=0"):
         generate_sweep(engine, ["x"], [{"max_thinking_tokens": 0}], max_new_tokens=5, progress=False)
+
+
+class RecordingEngine:
+    """The real engine, with every request it was given kept."""
+
+    def __init__(self, engine):
+        self.engine, self.tokenizer, self.requests = engine, engine.tokenizer, []
+        self.max_context = engine.max_context
+
+    def continue_batch(self, requests):
+        self.requests += requests
+        return self.engine.continue_batch(requests)
+
+
+@pytest.mark.parametrize("cap", [7, 12, 20])
+def test_bf_forced_strings_are_the_releases_token_for_token(engine, cap):
+    """At the cap the answer round carries exactly the release's sequence (vllm_causallms.py): prompt +
+    "<|im_start|>think" + the thinking + "\\n" unless the thinking ends in one + tok("<|im_start|>answer\\nFinal
+    Answer:"), the forced string's tokens identical; when the model ends thinking, tok("<|im_start|>answer")
+    replaces the stop. (This engine feeds text, re-encoded whole: where the model generated a non-canonical
+    tokenization of its own thinking the ids before the forced string may differ from the generated ones.)"""
+    from s1 import format as fmt
+
+    tok = engine.tokenizer
+    chat = build_prompt(tok, QUESTION, think=False)
+    prompt_ids = engine.encode(chat) + engine.encode("<|im_start|>think")            # the release's request
+    think = engine.continue_batch([Request(engine.decode(prompt_ids), cap, ["<|im_start|>"])])[0]
+    assert think.stop_reason == "length"
+    nl = [] if think.text.endswith("\n") else engine.encode("\n")
+    forced_ids = engine.encode("<|im_start|>answer\nFinal Answer:")                # thinking_end_max_tok
+    release = prompt_ids + think.token_ids + nl + forced_ids
+
+    rec = RecordingEngine(engine)
+    bf = dict(DEFAULTS, think_prefix=fmt.RELEASE_THINK, max_thinking_tokens=cap, answer_max_tokens=2)
+    [r] = generate(rec, [build_prompt(tok, QUESTION, think_prefix=fmt.RELEASE_THINK)], bf, max_new_tokens=64,
+                   progress=False)
+    ours = engine.encode(rec.requests[-1].text)
+    assert r.thinking == think.text and r.thinking_tokens == cap
+    assert rec.requests[-1].text == engine.decode(release)                  # the same text, character for character
+    assert ours[-len(forced_ids):] == forced_ids                            # the forced string, token for token
+    assert ours[:-len(forced_ids)] == engine.encode(engine.decode(prompt_ids + think.token_ids) + "\n" * bool(nl))
+    # the model-ended case: the marker is its own tokens after any thinking text (a special token starts it)
+    assert engine.encode(think.text + fmt.FORCED_AFTER_END) == engine.encode(think.text) + engine.encode(
+        "<|im_start|>answer")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from s1.cache import JsonlCache, content_key, slug
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
+from s1.format import END
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -93,7 +94,7 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
             batch = missing[i:i + cfg.batch_size]
             prompts = [tok.apply_chat_template([{"role": "user", "content": r["question"]}], tokenize=False,
                                                add_generation_prompt=True) for r in batch]
-            reqs = [Request(text=p, max_new_tokens=cfg.max_new_tokens, stop=["<|im_end|>"],
+            reqs = [Request(text=p, max_new_tokens=cfg.max_new_tokens, stop=[END],
                             temperature=cfg.temperature, seed=seed) for p in prompts]
             outs = engine.continue_batch(reqs)
             cache.put_many({r["id"]: {"response": o.text, "num_tokens": o.num_tokens, "stop_reason": o.stop_reason}
