@@ -210,7 +210,7 @@ class ThinkingEngine:
         out = []
         for r in requests:
             self.calls.append(r)
-            if r.text.rstrip().endswith("Answer:"):
+            if r.text.rstrip().endswith(("Answer:", "<|im_start|>answer")):   # forced at the cap / after its own end
                 out.append(Continuation(" \\boxed{4}", 3, "eos"))
             else:
                 n = self.lengths.pop(0)

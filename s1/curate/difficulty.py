@@ -166,6 +166,10 @@ def keep_if_unsolved(pool: list[dict]) -> StepResult:
 def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path, judge=None) -> list[dict]:
     """rec["teacher_correct"]: the trace's attempt vs the reference (notebook's isgeminicorrect); None = no grade."""
     cache = JsonlCache(Path(cache_dir) / "teacher.jsonl")
+    if cfg.grader == "llm_judge" and judge is None and not cfg.enabled:   # difficulty off: no judge was set up
+        log.warning("difficulty disabled with grader=llm_judge: teacher attempts without a precomputed %s column "
+                    "stay ungraded (they cannot seed Algorithm 1)", cfg.teacher_column)
+        judge = lambda responses, records: [None] * len(records)   # noqa: E731 - "no grade", as the notebook
     todo = []
     for rec in pool:
         pre = column(rec, cfg.teacher_column) if cfg.use_existing_columns else None
@@ -194,7 +198,7 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
     Records without a trace count their solution instead when length_fallback=solution
     (rec["length_source"] says which text was counted).
     """
-    from s1.curate.lengths import TokenCounter, count_tokens, tokenizer_file
+    from s1.curate.lengths import TokenCounter, check_length_tokenizer, count_tokens
 
     cache = JsonlCache(Path(cache_dir) / f"lengths-{slug(tokenizer)}.jsonl")
     todo: dict[str, str] = {}
@@ -212,7 +216,7 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
         if key not in cache.data:
             todo[key] = text
     if todo:
-        counter = TokenCounter(tokenizer_file(tokenizer))
+        counter = TokenCounter(check_length_tokenizer(tokenizer))
         log.info("thinking length: counting %d texts (%.1f MB) with %s%s", len(todo),
                  sum(map(len, todo.values())) / 1e6, tokenizer, " (fast exact path)" if counter.exact_fast_path else "")
         counts = count_tokens(list(todo.values()), counter, workers=workers)

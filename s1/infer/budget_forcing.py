@@ -24,6 +24,9 @@ the rules below decide what to append:
 
 Each sequence's next round is handed to the engine as soon as its last one returns (s1.infer.engine.run_requests:
 continuous batching on transformers and vLLM), so no sequence waits for the slowest of a batch.
+plain_generation (method no_bf, the release's "without budget forcing" row) turns all of this off: one
+generation to the total that ends only at the end of turn; its thinking is the text before the answer marker it
+wrote itself.
 The remaining thinking budget is decremented across rounds; waits, total
 tokens (within the context window) and wall time per sequence are capped; every
 sequence ends with an outcome: answered (the model ended thinking itself),
@@ -152,6 +155,8 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
         if s.phase is not Phase.DONE:
             return [ask(s)]
         forget(engine, [s.key, s.key + "/peek"])
+        if opts["plain_generation"]:
+            _split_plain(s, opts, engine.tokenizer)
         bar.update(1)
         if on_result:
             on_result(s.index, _result(s))
@@ -215,6 +220,8 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         for j, s, r in group:
             s.fork_from = None if r is lead else lead.key
             step(s, cont if r is lead else _cut(cont, r.max_new_tokens, decode), opts_of[j])
+            if s.phase is Phase.DONE and opts_of[j]["plain_generation"]:
+                _split_plain(s, opts_of[j], engine.tokenizer)
             if s.phase is not Phase.DONE:
                 live.append((j, s))
             elif on_result:
@@ -251,7 +258,9 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
         prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False))
     room = max(0, max_context - prompt_tokens - FORCED_SLACK)
     s.total = min(max_new_tokens, room)
-    if prompt.endswith(opts["think_prefix"]):
+    if opts["plain_generation"]:               # no thinking control: the model writes thinking and answer itself
+        s.phase, s.answer_limit = Phase.ANSWERING, s.total
+    elif prompt.endswith(opts["think_prefix"]):
         answer_cap = opts["answer_max_tokens"]
         reserve = min(answer_cap if answer_cap is not None else ANSWER_RESERVE, s.total // 2)
         s.answer_limit = reserve                # None: raised to the rest of the total when the answer starts
@@ -270,6 +279,8 @@ def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
                        fork_from=s.fork_from or s.key)
     if s.phase is Phase.THINKING:
         max_new, stop = s.think_limit - s.thinking_tokens, [opts["end_of_thinking"], END_OF_TEXT]
+    elif opts["plain_generation"]:
+        max_new, stop = s.answer_limit - s.answer_tokens, [END_OF_TEXT]
     else:
         max_new, stop = s.answer_limit - s.answer_tokens, [opts["end_of_thinking"], END_OF_TEXT]
     return Request(text=s.prompt + s.text, max_new_tokens=max(0, max_new), stop=stop, temperature=temperature,
@@ -340,6 +351,18 @@ def _after_peek(s: Sequence, cont, opts) -> None:
     s.text += wait
     s.waits_used += 1
     s.phase = Phase.THINKING
+
+
+def _split_plain(s: Sequence, opts, tokenizer) -> None:
+    """A plain generation's own thinking and answer: the text before and after its last answer marker (all answer
+    when it wrote none), with the answer's tokens counted by the tokenizer."""
+    i = s.answer.rfind(opts["answer_prefix_after_end"])
+    if i <= 0 or not s.prompt.endswith(opts["think_prefix"]):
+        return
+    thinking, answer = s.answer[:i], s.answer[i:]
+    n_answer = min(s.answer_tokens, len(tokenizer.encode(answer, add_special_tokens=False)))
+    s.thinking, s.answer = thinking, answer
+    s.thinking_tokens, s.answer_tokens = s.answer_tokens - n_answer, n_answer
 
 
 def _forced(s: Sequence, opts, *, at_cap: bool) -> str:

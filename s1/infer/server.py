@@ -25,8 +25,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from s1.infer.engine import Request
 from s1.format import END, END_OF_THINKING, THINK, answer_section, build_prompt, forced_answer
+from s1.infer.engine import Request
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_TOKENS_CAP = 4096
