@@ -506,3 +506,18 @@ def test_bf_forced_strings_are_the_releases_token_for_token(engine, cap):
     # the model-ended case: the marker is its own tokens after any thinking text (a special token starts it)
     assert engine.encode(think.text + fmt.FORCED_AFTER_END) == engine.encode(think.text) + engine.encode(
         "<|im_start|>answer")
+
+
+def test_bf_plain_generation_forces_nothing(engine):
+    """no_bf (the release's "without budget forcing"): one generation to the total that ends only at the end of
+    turn; the model's own answer marker splits thinking from answer; nothing is appended."""
+    def script(req, i):
+        return Continuation("3+4=7\n<|im_start|>answer\nAnswer: \\boxed{7}", 40, "eos")
+    r, reqs = _run(engine, script, plain_generation=True, max_thinking_tokens=5, num_waits=3)
+    [req] = reqs
+    assert req.stop == ["<|im_end|>"] and req.max_new_tokens == 1000
+    assert r.text == "3+4=7\n<|im_start|>answer\nAnswer: \\boxed{7}" and r.waits_used == 0
+    assert r.thinking == "3+4=7\n" and r.answer == "<|im_start|>answer\nAnswer: \\boxed{7}"
+    assert r.thinking_tokens + r.answer_tokens == 40 and 0 < r.answer_tokens < 40 and r.outcome == "answered"
+    r, _ = _run(engine, lambda req, i: Continuation("x " * 1000, 1000, "length"), plain_generation=True)
+    assert r.outcome == "no_answer" and "<|im_start|>answer" not in r.text
