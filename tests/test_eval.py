@@ -154,6 +154,10 @@ def test_check_eval_config_refuses_missing_checkpoint_and_bad_budgets(tmp_path):
     cfg.eval.methods = ["beam"]
     with pytest.raises(ConfigError, match="eval.methods"):
         plan_runs(cfg)
+    cfg.eval.budgets = [100]
+    cfg.eval.paper_model = "s2"
+    with pytest.raises(ConfigError, match="eval.paper_model='s2'.*s1.1"):
+        check_eval_config(cfg)
 
 
 # ---- Control, majority and the methods as the paper defines them -------------------------------------------------
