@@ -76,7 +76,7 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
     cfg = compose_stage("eval", [
         "model=tiny", "model.build_tiny=null", f"model.name_or_path={chatty_model_dir}",
         f"eval.model_path={chatty_model_dir}", f"paths.runs_dir={tmp_path}", "run.name=adaptive",
-        "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.methods=[no_bf,wait,adaptive]", "eval.wait_counts=[1,2,3]",
+        "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.methods=[auto,wait,adaptive]", "eval.wait_counts=[1,2,3]",
         "eval.adaptive_max_waits=3", "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
         "eval.budget_forcing.answer_max_tokens=3", "eval.budget_forcing.end_of_thinking=' two'"])
     runs = plan_runs(cfg)
@@ -90,7 +90,8 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
     run_all(runs, benches, cache, cfg)
     cache.close()
     recs = list(cache.records.values())
-    wait = {(r["question_id"], r["budget"] or 0): r for r in recs if r["method"] in ("no_bf", "wait")}
+    wait = {(r["question_id"], 0 if r["method"] == "auto" else r["budget"]): r for r in recs
+            if r["method"] in ("auto", "wait")}   # auto: budget forcing with no Wait (no_bf is plain generation)
     ada = [r for r in recs if r["method"] == "adaptive"]
     assert len(ada) == 6 and len(wait) == 24
     assert any(0 < r["waits_used"] < 3 for r in ada), "no question stopped early: the agreeing-peeks path is untested"
@@ -99,3 +100,9 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
         assert r["text"] == w["text"] and r["correct"] == w["correct"]
         assert r["thinking_tokens"] - r["peek_tokens"] == w["thinking_tokens"]
         assert (r["peek_tokens"] > 0) == (r["waits_used"] > 0)
+
+
+def test_peeks_agree_on_equal_answers_in_different_spellings():
+    """Peeks compare canonical answers (s1.grading.canonical_answer): 1/2 then 0.5 is the same answer."""
+    r, _ = _run(["0", "\\frac12", "0.5", "3"], num_waits=4, adaptive_waits=True)
+    assert r.waits_used == 2 and r.outcome == "answered" and r.answer == "\nAnswer: \\boxed{0.5}"

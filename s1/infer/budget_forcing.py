@@ -335,9 +335,10 @@ def _answer_cap(s: Sequence, opts) -> int:
 
 def _after_peek(s: Sequence, cont, opts) -> None:
     """Adaptive extrapolation: keep the peek as the answer once two consecutive peeks agree, else force "Wait"."""
-    from s1.grading import canonical_answer
+    from s1.grading import canonical_answer, extract_answer
 
-    answer = canonical_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
+    extracted = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
+    answer = canonical_answer(extracted) if extracted else None   # "\\boxed{7}" and "Answer: 7" agree
     stable = answer is not None and bool(s.peeks) and s.peeks[-1] == answer   # equal answers in any spelling
     s.peeks.append(answer)
     timed_out = cont.stop_reason == "timeout" or (s.deadline is not None and time.monotonic() > s.deadline)
