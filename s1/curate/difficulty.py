@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from s1.cache import JsonlCache, content_key, slug
+from s1.cache import JsonlCache, content_key, slug, start_progress
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
 from s1.runtime import ConfigError
@@ -81,6 +81,7 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     cache = JsonlCache(Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl")
     missing = [r for r in records if r["id"] not in cache]
     log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
+    start_progress(f"reference answers {Path(model).name}", len(records), len(records) - len(missing))
     if missing:
         from s1.infer import Request, load_engine
         from s1.infer.engine_settings import engine_args
