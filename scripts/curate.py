@@ -39,7 +39,7 @@ from s1.curate.report import write_funnel_report
 from s1.curate.sources import add_gold_answers, load_pool
 from s1.curate.traces import generate_traces
 from s1.curate.validate import quarantine_invalid
-from s1.runtime import ConfigError, RunDir, prepare, run_stage
+from s1.runtime import ConfigError, prepare, run_stage
 
 log = logging.getLogger("s1")
 

@@ -57,9 +57,22 @@ def begin(cfg: DictConfig, stage: str) -> Shard | None:
     """Called by the stage first: from here on every cache this process opens writes its shard's file."""
     shard = this_shard(cfg)
     set_shard(shard, progress_path(cfg[stage].output_dir, shard) if shard_count(cfg) > 1 else None)
+    if shard_count(cfg) > 1 and shard is None:
+        save_command(cfg, stage)
     if shard is not None:
         log.info("%s: shard %d of %d", stage, shard.index, shard.count)
     return shard
+
+
+def save_command(cfg: DictConfig, stage: str) -> Path:
+    """<output_dir>/shards/command.json: the overrides the sharded stage ran with (what `make resume` reruns)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    path = shard_folder(cfg[stage].output_dir) / "command.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stage": stage, "overrides": overrides, "workdir": os.getcwd()}))
+    return path
 
 
 def owned(items: list, key, shard: Shard | None) -> list:
