@@ -240,3 +240,37 @@ def test_sigkilled_shard_then_resume_finishes_only_the_missing_keys(tiny_model_d
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generated_this_run"] == 0 and same_metrics(metrics, expected)
     assert sum(after.values()) == len(records)         # no key generated twice (a torn line is not a record)
+
+
+# --- Slurm scripts (rendered only; tests/test_shards_slurm.py submits them) --------------------------------------
+
+def test_dry_run_prints_the_shard_array_and_its_merge_then_the_chain(tmp_path, capsys):
+    from s1.cluster import pipeline
+
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "run.name=big", "experiment=demo", "cluster=slurm",
+                        "cluster.shards=4", "cluster.array_throttle=2", "cluster.gpus_per_node=8",
+                        "curate.difficulty.backend=vllm", "curate.difficulty.engine.tensor_parallel_size=4",
+                        "train.micro_batch_size=2", "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    names = [line.split(":")[0].removeprefix("# ") for line in out.splitlines() if "dry run (cluster.dry_run" in line]
+    assert names == ["curate-shards", "curate", "train", "eval-shards", "eval"]
+    scripts = dict(zip(names, out.split("dry run (cluster.dry_run=true)")[1:]))
+    array = scripts["curate-shards"]
+    assert "#SBATCH --array=0-3%2\n" in array and "#SBATCH --gpus-per-node=4\n" in array
+    assert 'cluster.shards=4 cluster.array_throttle=2' in array
+    assert ' cluster.shard="$SLURM_ARRAY_TASK_ID"\n' in array   # the task's index, expanded by the shell
+    assert "curate-shard-%A_%a.out" in array and "#SBATCH --requeue" in array
+    assert "--dependency=afterok:<curate-shards job>" in scripts["curate"]
+    assert "cluster.shard=" not in scripts["curate"] and "#SBATCH --array" not in scripts["curate"]
+    assert "--dependency=afterok:<curate job>" in scripts["train"] and "--gpus-per-node=8" in scripts["train"]
+    assert "--dependency=afterok:<train job>" in scripts["eval-shards"]
+    assert "#SBATCH --gpus-per-node=1\n" in scripts["eval-shards"]   # eval.engine: tensor parallel 1
+    assert "--dependency=afterok:<eval-shards job>" in scripts["eval"]
+
+
+def test_array_of_only_the_shards_left():
+    from s1.cluster.submit import array_spec
+
+    assert array_spec([0, 1, 2], None) == "0-2"
+    assert array_spec([1, 4], 3) == "1,4%3"

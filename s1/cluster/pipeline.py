@@ -73,6 +73,8 @@ def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list
 
 def main(argv: list[str] | None = None) -> int:
     overrides = sys.argv[1:] if argv is None else list(argv)
+    if "--dry-run" in overrides:  # print every rendered sbatch script (shard arrays and merges too), submit nothing
+        overrides = [o for o in overrides if o != "--dry-run"] + ["cluster.dry_run=true"]
     try:
         check_overrides(overrides)
         cfgs = {stage: compose_stage(stage, overrides) for stage in STAGES}

@@ -59,12 +59,16 @@ def stage_gpus(cfg: DictConfig, stage: str) -> int:
 
 
 def sbatch_options(cfg: DictConfig, array: str | None = None, stage: str = "") -> str:
-    """The optional #SBATCH lines: only what the config sets. An array job: one GPU set per task."""
+    """The optional #SBATCH lines: only what the config sets. A sharded stage (its array and its merge): one GPU set
+    per job, the tensor parallel size of the stage's engines (the merge only loads a model for stragglers)."""
+    from s1.cluster.shards import SHARDED_STAGES, shard_count
+
     c = cfg.cluster
     lines = [f"#SBATCH --{flag}={shlex.quote(str(c[key]))}" for flag, key in
              (("partition", "partition"), ("account", "account"), ("qos", "qos"), ("mem", "mem")) if c[key]]
     if array is not None:
         lines.append(f"#SBATCH --array={array}")
+    if stage in SHARDED_STAGES and shard_count(cfg) > 1:
         if stage_gpus(cfg, stage):
             lines += ["# one GPU set per shard: the tensor parallel size of the stage's engines",
                       f"#SBATCH --gpus-per-node={stage_gpus(cfg, stage)}"]

@@ -107,11 +107,13 @@ def stage_rows(run_dir: str | Path) -> list[dict]:
 
 def array_tasks(record: dict | None) -> dict[int, str]:
     """State per task of a shard array job: squeue -r for the queued and running, sacct for the finished."""
-    if not record or not shutil.which("squeue"):
+    if not record:
         return {}
     states: dict[int, str] = {}
-    for cmd in (["sacct", "-n", "-P", "-X", "-j", record["job_id"], "-o", "JobID,State"],
-                ["squeue", "-h", "-r", "-j", record["job_id"], "-o", "%i|%T"]):  # squeue last: the live state wins
+    job = record["job_id"]
+    for cmd in (["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State"],   # finished long ago (accounting)
+                ["scontrol", "show", "job", "-o", job],                        # finished within MinJobAge
+                ["squeue", "-h", "-r", "-j", job, "-o", "%i|%T"]):             # queued and running: last, it wins
         if not shutil.which(cmd[0]):
             continue
         try:
@@ -119,9 +121,14 @@ def array_tasks(record: dict | None) -> dict[int, str]:
         except slurm.SlurmError:
             continue
         for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
-            job, _, state = line.partition("|")
-            if "_" in job and job.split("_")[1].isdigit():
-                states[int(job.split("_")[1])] = state.split()[0] if state else "UNKNOWN"
+            if cmd[0] == "scontrol":
+                f = slurm.parse_scontrol(line)
+                task, state = f.get("ArrayTaskId", ""), f.get("JobState", "")
+            else:
+                task_job, _, state = line.partition("|")
+                task = task_job.partition("_")[2]
+            if task.isdigit():   # pending tasks not yet split off show as a range ("2-5%2"): left as unknown
+                states[int(task)] = state.split()[0] if state else "UNKNOWN"
     return states
 
 
