@@ -64,11 +64,12 @@ def begin(cfg: DictConfig, stage: str) -> Shard | None:
     return shard
 
 
-def save_command(cfg: DictConfig, stage: str) -> Path:
+def save_command(cfg: DictConfig, stage: str, overrides: list[str] | None = None) -> Path:
     """<output_dir>/shards/command.json: the overrides the sharded stage ran with (what `make resume` reruns)."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if overrides is None:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     path = shard_folder(cfg[stage].output_dir) / "command.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"stage": stage, "overrides": overrides, "workdir": os.getcwd()}))

@@ -32,12 +32,14 @@ def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependenc
     With cluster.shards=K (curate, eval): first the shards as one job array (only `shards` when given, e.g. the
     ones `make resume` found unfinished), then the stage itself after it (afterok): the merge. Returns the merge's id.
     """
-    from s1.cluster.shards import SHARDED_STAGES, shard_count, shards_left
+    from s1.cluster.shards import SHARDED_STAGES, save_command, shard_count, shards_left
 
     for note in check_submission(cfg, stage, upstream=upstream):
         print(f"{stage}: {note}")
     if stage in SHARDED_STAGES and shard_count(cfg) > 1:
         todo = shards_left(cfg, stage) if shards is None else shards
+        if not cfg.cluster.dry_run:
+            save_command(cfg, stage, overrides)   # what `make resume` submits again
         if todo:
             script = job_script(cfg, stage, overrides, array=array_spec(todo, cfg.cluster.array_throttle))
             array_job = _submit(cfg, f"{stage}-shards", script, dependency, overrides, log_path(cfg, stage, array=True))
