@@ -137,6 +137,35 @@ def test_three_shard_difficulty_equals_unsharded_and_a_changed_k_recomputes_noth
     assert JsonlCache(tmp_path / "k" / base.name).data == fresh_cache.data
 
 
+def curate_here(overrides: list[str]) -> dict:
+    """scripts/curate.py's curate() in this process."""
+    from s1.cluster.pipeline import compose_stage
+
+    spec = importlib.util.spec_from_file_location("curate_script", REPO / "scripts" / "curate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = compose_stage("curate", overrides)
+    shards.begin(cfg, "curate")
+    return module.curate(cfg)
+
+
+@pytest.mark.slow
+def test_three_shard_curate_stage_equals_unsharded(tmp_path):
+    small = ["experiment=demo", f"paths.runs_dir={tmp_path}", "curate.sources.0.size=200",
+             "curate.diversity.num_samples=48"]
+    curate_here([*small, "run.name=one"])
+    sharded = [*small, "run.name=three", "cluster.shards=3"]
+    kept = [curate_here([*sharded, f"cluster.shard={i}"])["kept"] for i in range(3)]
+    one, three = tmp_path / "one" / "curate", tmp_path / "three" / "curate"
+    assert not (three / "s1k.jsonl").exists() and sum(kept) > 48   # shards stop before diversity
+    curate_here(sharded)                                           # the merge
+    assert (three / "s1k.jsonl").read_text() == (one / "s1k.jsonl").read_text()
+    assert json.loads((three / "funnel.json").read_text()) == json.loads((one / "funnel.json").read_text())
+    reference = next((one / "cache" / "reference").glob("*.jsonl"))
+    assert not (three / "cache" / "reference" / reference.name).exists()   # the merge generated nothing
+    assert JsonlCache(three / "cache" / "reference" / reference.name).data == JsonlCache(reference).data
+
+
 # --- evaluation ------------------------------------------------------------------------------------------------
 
 EVAL = ["model=tiny", "eval.benchmarks=[synthetic]", "eval.limit=9", "eval.budgets=[4,16]", "eval.max_new_tokens=40",
