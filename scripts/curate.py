@@ -29,6 +29,7 @@ from s1.curate.difficulty import (
     add_thinking_lengths,
     grade_teacher_attempts,
     keep_if_unsolved,
+    reference_tokens,
 )
 from s1.curate.diversity import sample_diverse
 from s1.curate.domains import assign_domains
@@ -107,6 +108,7 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
         pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
     pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
                                  judge=_judge(endpoint))
+    funnel.note("reference_tokens", reference_tokens(pool, c.difficulty, cfg.model, run.cache("reference")))
     pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
     pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
     pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=_judge(endpoint))  # seed set

@@ -104,6 +104,22 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     return grade_cached(records, cache, cfg, judge=judge)
 
 
+def reference_tokens(pool: list[dict], cfg, model_cfg, cache_dir: Path) -> dict[str, dict[str, int]]:
+    """Per reference model: answers generated for these questions, their tokens, and how many hit max_new_tokens
+    (the funnel's note "reference_tokens": what sizing a larger run starts from, see docs/scale-out.md)."""
+    if not cfg.enabled:
+        return {}
+    out = {}
+    for model in reference_models(cfg, model_cfg):
+        path = Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl"
+        cache = JsonlCache(path)
+        hits = [cache.data[r["id"]] for r in pool if r["id"] in cache.data]
+        out[Path(model).name] = {"answers": len(hits), "tokens": sum(int(h.get("num_tokens") or 0) for h in hits),
+                                 "at_max_new_tokens": sum(int(h.get("num_tokens") or 0) >= cfg.max_new_tokens
+                                                          for h in hits)}
+    return out
+
+
 def graded_against(rec: dict, cfg) -> str:
     """What a cached verdict was graded against: a verdict is reused while this is unchanged."""
     if cfg.grader == "llm_judge":
