@@ -137,16 +137,21 @@ def test_three_shard_difficulty_equals_unsharded_and_a_changed_k_recomputes_noth
     assert JsonlCache(tmp_path / "k" / base.name).data == fresh_cache.data
 
 
-def curate_here(overrides: list[str]) -> dict:
-    """scripts/curate.py's curate() in this process."""
+def stage_here(stage: str, overrides: list[str]) -> dict:
+    """scripts/<stage>.py's stage function (curate(), evaluate()) in this process: the entry point is not what
+    these tests are about."""
     from s1.cluster.pipeline import compose_stage
 
-    spec = importlib.util.spec_from_file_location("curate_script", REPO / "scripts" / "curate.py")
+    spec = importlib.util.spec_from_file_location(f"{stage}_script", REPO / "scripts" / f"{stage}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cfg = compose_stage("curate", overrides)
-    shards.begin(cfg, "curate")
-    return module.curate(cfg)
+    cfg = compose_stage(stage, overrides)
+    shards.begin(cfg, stage)
+    return (module.curate if stage == "curate" else module.evaluate)(cfg)
+
+
+def curate_here(overrides: list[str]) -> dict:
+    return stage_here("curate", overrides)
 
 
 @pytest.mark.slow
@@ -179,15 +184,7 @@ def eval_args(tmp: Path, model: Path, name: str) -> list[str]:
 
 
 def evaluate_here(overrides: list[str]) -> dict:
-    """scripts/eval.py's evaluate() in this process (the entry point is not what these tests are about)."""
-    from s1.cluster.pipeline import compose_stage
-
-    spec = importlib.util.spec_from_file_location("eval_script", REPO / "scripts" / "eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = compose_stage("eval", overrides)
-    shards.begin(cfg, "eval")
-    return module.evaluate(cfg)
+    return stage_here("eval", overrides)
 
 
 def generations(out: Path) -> dict[str, dict]:

@@ -17,10 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s1.cluster import slurm
 from s1.cluster.outputs import stage_finished
 from s1.cluster.shards import SHARD_DIR, shards_left
-from s1.runtime import REPO_ROOT, STAGES, ConfigError
+from s1.runtime import REPO_ROOT, STAGES
 
 
 def sharded_stages(run_dir: Path) -> list[tuple[str, dict]]:
@@ -69,14 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         print("usage: python -m s1.cluster.resume <run dir>   (make resume RUN=runs/<name>)", file=sys.stderr)
         return 2
-    try:
-        return resume(argv[0])
-    except ConfigError as e:
-        print(f"{e}\nnothing was submitted", file=sys.stderr)
-        return 2
-    except slurm.SlurmError as e:
-        print(str(e), file=sys.stderr)
-        return 1
+    from s1.cluster.pipeline import explain_errors
+
+    return explain_errors(lambda: resume(argv[0]))
 
 
 if __name__ == "__main__":
