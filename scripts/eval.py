@@ -11,6 +11,7 @@ metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 from s1.cache import GenerationCache, cache_files, start_progress
 from s1.cluster import dispatch, shards
 from s1.cluster.outputs import changed_inputs, record_inputs
+from s1.cluster.render import IN_JOB_ENV
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.checks import check_eval_config
 from s1.eval.methods import plan_runs
@@ -34,7 +36,7 @@ log = logging.getLogger("s1")
 def evaluate(cfg: DictConfig) -> dict:
     e = cfg.eval
     shard = shards.this_shard(cfg)
-    if shard is None:                                       # (shards run at once; the keys name the weights anyway)
+    if shards.shard_count(cfg) == 1:                        # with shards: before they start (main)
         set_aside_stale_generations(cfg)                    # the model at eval.model_path changed since the cache
     run = RunDir.create(cfg, e.output_dir) if shard is None else RunDir(Path(e.output_dir))
     benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
@@ -82,7 +84,9 @@ def set_aside_stale_generations(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "eval")
     check_eval_config(cfg)                 # backend, budgets, model path: fail before loading anything
-    shards.begin(cfg, "eval")              # cluster.shard=i: this process does shard i's questions
+    shard = shards.begin(cfg, "eval")      # cluster.shard=i: this process does shard i's questions
+    if shard is None and shards.shard_count(cfg) > 1 and not os.environ.get(IN_JOB_ENV):
+        set_aside_stale_generations(cfg)   # before any shard writes (not in the merge: it would take theirs)
     if dispatch(cfg, "eval"):              # cluster=slurm: submitted; the job runs this same script
         return
     evaluate(cfg)
