@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cluster_slurm import slurm_unavailable
+from test_cluster_slurm import slurm_unavailable, status_output
 from test_shards import eval_args, evaluate_here, generations, same_metrics, valid_lines
 
 from s1.cache import cache_files, set_shard
@@ -57,6 +57,8 @@ def test_scancel_of_one_array_task_then_resume(local_slurm, tiny_model_dir, tmp_
     assert not (out / "metrics.json").exists()
     assert sorted(p.name for p in (out / "shards").glob("done-*")) == ["done-0-of-3.json", "done-2-of-3.json"]
     before = {f.name: valid_lines(f) for f in cache_files(out / "generations.jsonl")}
+    row = next(line for line in status_output(run_dir).splitlines() if line.startswith("eval ") and "/3" in line)
+    assert "2/3" in row and "1 failed" in row, row      # shards done; the cancelled task, from scontrol/squeue
 
     assert resume.main([str(run_dir)]) == 0              # from the files: shard 1 has work left
     jobs = latest_jobs(run_dir)
