@@ -104,7 +104,7 @@ class Progress:
     written: float = 0.0
 
     def add(self, n: int) -> None:
-        self.done += n
+        self.done = min(self.total, self.done + n)  # keys of a cache outside the step (e.g. lengths) do not count
         if self.path is not None and (time.time() - self.written > 2.0 or self.done >= self.total):
             self.write()
 
