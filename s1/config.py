@@ -75,6 +75,10 @@ class ClusterConfig:
     dry_run: bool = False                     # print the rendered script, submit nothing
     python: Optional[str] = None              # interpreter in the job; None = the one submitting (this venv)
     wait: bool = False                        # block until the submitted jobs end; exit 1 if one failed
+    shards: int = 1                           # curate/eval model work split over K shards (a Slurm job array)
+    shard: Optional[int] = None               # set per shard process (array task id); None = the whole stage / merge
+    array_throttle: Optional[int] = None      # at most this many array tasks at once (--array=0-K%N); None = all
+    local_parallel: int = 1                   # cluster=local: shard processes at once (1 = one after another)
 
 
 @dataclass

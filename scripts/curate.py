@@ -21,7 +21,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from s1.cluster import dispatch
+from s1.cluster import dispatch, shards
 from s1.cluster.outputs import record_inputs
 from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
 from s1.curate.difficulty import (
@@ -29,6 +29,7 @@ from s1.curate.difficulty import (
     add_thinking_lengths,
     grade_teacher_attempts,
     keep_if_unsolved,
+    reference_tokens,
 )
 from s1.curate.diversity import sample_diverse
 from s1.curate.domains import assign_domains
@@ -40,7 +41,7 @@ from s1.curate.report import write_funnel_report
 from s1.curate.sources import add_gold_answers, load_pool
 from s1.curate.traces import generate_traces
 from s1.curate.validate import quarantine_invalid
-from s1.runtime import ConfigError, RunDir, prepare, run_stage
+from s1.runtime import ConfigError, prepare, run_stage
 
 log = logging.getLogger("s1")
 
@@ -54,7 +55,7 @@ def curate(cfg: DictConfig) -> dict:
                           "ARGS=experiment=s1_1)")
     if cfg.run.offline:   # fail before any model work, not at the length step with a transformers traceback
         check_length_tokenizer(c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path)
-    run = RunDir.create(cfg, c.output_dir)
+    run = shards.run_dir(cfg, c.output_dir, shards.this_shard(cfg))  # a shard: its own folder, the shared caches
     funnel = Funnel(run.path)
     endpoint, server = None, None
     judge_needed = c.difficulty.grader == "llm_judge" and c.difficulty.enabled   # disabled: nothing is judged
@@ -97,6 +98,8 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
     tokenizer = c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path
 
     pool = funnel.start("load", load_pool(c.sources, cfg.paths.benchmarks_dir))        # one schema, any source
+    shard = shards.this_shard(cfg)
+    pool = shards.owned(pool, lambda r: str(r["id"]), shard)                            # a shard's questions
     pool = funnel.add("validate", pool, quarantine_invalid(pool, c.quality.max_field_chars))
     funnel.note("gold_answers", add_gold_answers(pool))                                 # boxed / bare / metadata / none
     pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
@@ -109,11 +112,15 @@ def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
         pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
     pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
                                  judge=_judge(endpoint))
+    funnel.note("reference_tokens", reference_tokens(pool, c.difficulty, cfg.model, run.cache("reference")))
     pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
     pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
     pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=_judge(endpoint))  # seed set
     pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
                                                       endpoint=endpoint))
+    if shard is not None:                                   # diversity needs every question: the merge's work
+        shards.mark_done(cfg, "curate", shard, len(pool))
+        return {"shard": shard.index, "kept": len(pool)}
     s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
     export(s1k, run.path, c.push_to_hub)
     report = write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
@@ -133,13 +140,22 @@ def _judge(endpoint):
 @hydra.main(config_path="../configs", config_name="curate", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "curate")
+    shard = shards.begin(cfg, "curate")    # cluster.shard=i: this process does shard i's questions
     if dispatch(cfg, "curate"):
         return
     try:
         summary = curate(cfg)
     except EmptyStepError as e:  # a clear stop, not a traceback
+        if shard is not None:    # no question of this shard got this far: its share is done
+            shards.mark_done(cfg, "curate", shard, 0)
+            log.info("curate shard %d: %s", shard.index, str(e).splitlines()[0])
+            return
         print(f"curate stopped: {e}", file=sys.stderr)
         sys.exit(1)
+    if shard is not None:
+        log.info("curate shard %d of %d: %d questions through domains; the merge samples s1K", shard.index,
+                 shard.count, summary["kept"])
+        return
     last = summary["steps"][-1]
     log.info("s1K: %d questions, %d domains → %s", last["kept"], summary["num_domains"], cfg.curate.output_dir)
 

@@ -11,20 +11,22 @@ metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from s1.cache import GenerationCache
-from s1.cluster import dispatch
+from s1.cache import GenerationCache, cache_files, start_progress
+from s1.cluster import dispatch, shards
 from s1.cluster.outputs import changed_inputs, record_inputs
+from s1.cluster.render import IN_JOB_ENV
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.checks import check_eval_config
 from s1.eval.methods import plan_runs
 from s1.eval.report import compute_metrics, plot_figure4, plot_scaling, results_table, write_results_md
-from s1.eval.runner import regrade, run_all
+from s1.eval.runner import expected_records, regrade, run_all
 from s1.runtime import RunDir, prepare, run_stage
 
 log = logging.getLogger("s1")
@@ -33,13 +35,23 @@ log = logging.getLogger("s1")
 
 def evaluate(cfg: DictConfig) -> dict:
     e = cfg.eval
-    set_aside_stale_generations(cfg)                        # the model at eval.model_path changed since the cache
-    run = RunDir.create(cfg, e.output_dir)
+    shard = shards.this_shard(cfg)
+    if shards.shard_count(cfg) == 1:                        # with shards: before they start (main)
+        set_aside_stale_generations(cfg)                    # the model at eval.model_path changed since the cache
+    run = RunDir.create(cfg, e.output_dir) if shard is None else RunDir(Path(e.output_dir))
     benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
                for b in e.benchmarks}                       # AIME24 (no-figures text), MATH500, synthetic, jsonl
     runs = plan_runs(cfg)                                    # base model; trained without / with BF per budget; baselines
     cache = GenerationCache(run.path / "generations.jsonl")  # finished generations: a rerun skips them
-    made = run_all(runs, benches, cache, cfg)               # budget forcing through the engine; graded as they finish
+    mine = {b: shards.owned(rows, lambda r, b=b: f"{b}/{r['id']}", shard) for b, rows in benches.items()}
+    todo = [rec for spec in runs for *_, rec in expected_records(spec, mine, cache.records, cfg)]
+    start_progress("generations", len(todo), sum(rec is not None for rec in todo))
+    made = run_all(runs, mine, cache, cfg)                  # budget forcing through the engine; graded as they finish
+    if shard is not None:                                   # metrics need every question: the merge's work
+        cache.close()
+        shards.mark_done(cfg, "eval", shard, sum(map(len, mine.values())))
+        log.info("eval shard %d of %d: %d new generations", shard.index, shard.count, made)
+        return {"generated_this_run": made}
     if e.regrade:
         regrade(cache, e.grading_timeout_s, e.grading_workers)
     cache.close()
@@ -59,17 +71,22 @@ def set_aside_stale_generations(cfg: DictConfig) -> None:
     """Generations are keyed by the model's path: a model retrained in place makes them stale; keep them aside."""
     cache = Path(cfg.eval.output_dir) / "generations.jsonl"
     changed = changed_inputs(cfg, "eval") or []
-    if cache.exists() and "eval.model_path (file)" in changed:
-        aside = cache.with_name(f"generations.stale-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-        cache.rename(aside)
-        log.warning("eval: the model in %s changed since the cached generations; moved them to %s",
-                    cfg.eval.model_path, aside)
+    if cache_files(cache) and "eval.model_path (file)" in changed:
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        for f in cache_files(cache):    # with its shard files
+            aside = f.with_name(f.name.replace("generations", f"generations.stale-{stamp}", 1))
+            f.rename(aside)
+            log.warning("eval: the model in %s changed since the cached generations; moved them to %s",
+                        cfg.eval.model_path, aside)
 
 
 @hydra.main(config_path="../configs", config_name="eval", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "eval")
     check_eval_config(cfg)                 # backend, budgets, model path: fail before loading anything
+    shard = shards.begin(cfg, "eval")      # cluster.shard=i: this process does shard i's questions
+    if shard is None and shards.shard_count(cfg) > 1 and not os.environ.get(IN_JOB_ENV):
+        set_aside_stale_generations(cfg)   # before any shard writes (not in the merge: it would take theirs)
     if dispatch(cfg, "eval"):              # cluster=slurm: submitted; the job runs this same script
         return
     evaluate(cfg)

@@ -26,7 +26,11 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
     so there dispatch returns False and the stage does its work.
     """
     if cfg.cluster.kind != "slurm" or os.environ.get(IN_JOB_ENV):
+        if cfg.cluster.get("shard") is not None:
+            return False  # one shard of the stage: its progress file is what `make status` reads
         record_process(cfg, stage)  # the stage runs in this process: `make status` shows it running / failed
+        if cfg.cluster.kind != "slurm":
+            run_shards_here(cfg, stage)
         return False
     from hydra.core.hydra_config import HydraConfig
 
@@ -49,6 +53,25 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
         if infos[job_id] is None or infos[job_id].state != "COMPLETED":
             sys.exit(1)
     return True
+
+
+def run_shards_here(cfg: DictConfig, stage: str) -> None:
+    """cluster=local cluster.shards=K: the K shards as processes here first (those not finished), then the merge
+    continues in this process."""
+    from s1.cluster.shards import SHARDED_STAGES, ShardFailed, run_local_shards, shard_count, shards_left
+
+    if stage not in SHARDED_STAGES or shard_count(cfg) == 1:
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    from s1.runtime import REPO_ROOT
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    try:
+        run_local_shards(cfg, stage, overrides, REPO_ROOT / "scripts" / f"{stage}.py", shards_left(cfg, stage))
+    except ShardFailed as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
 
 
 def record_process(cfg: DictConfig, stage: str) -> Path:

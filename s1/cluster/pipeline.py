@@ -81,25 +81,36 @@ def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list
     return job_ids
 
 
-def main(argv: list[str] | None = None) -> int:
-    overrides = sys.argv[1:] if argv is None else list(argv)
+def explain_errors(run) -> int:
+    """run(): its exit code; a bad config or a Slurm refusal is one clear line and exit 2 / 1, not a traceback."""
     try:
-        check_overrides(overrides)
-        cfgs = {stage: compose_stage(stage, overrides) for stage in STAGES}
-        stages = stages_to_run(cfgs)
-        if not stages:
-            print("every stage is finished; nothing to submit")
-            return 0
-        cluster = cfgs["curate"].cluster
-        if cluster.kind != "slurm":
-            return run_local(stages, overrides)
-        job_ids = submit_chain(cfgs, stages, overrides)
+        return run()
     except ConfigError as e:
         print(f"{e}\nnothing was submitted", file=sys.stderr)
         return 2
     except slurm.SlurmError as e:
         print(str(e), file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = sys.argv[1:] if argv is None else list(argv)
+    if "--dry-run" in overrides:  # print every rendered sbatch script (shard arrays and merges too), submit nothing
+        overrides = [o for o in overrides if o != "--dry-run"] + ["cluster.dry_run=true"]
+    return explain_errors(lambda: run_pipeline(overrides))
+
+
+def run_pipeline(overrides: list[str]) -> int:
+    check_overrides(overrides)
+    cfgs = {stage: compose_stage(stage, overrides) for stage in STAGES}
+    stages = stages_to_run(cfgs)
+    if not stages:
+        print("every stage is finished; nothing to submit")
+        return 0
+    cluster = cfgs["curate"].cluster
+    if cluster.kind != "slurm":
+        return run_local(stages, overrides)
+    job_ids = submit_chain(cfgs, stages, overrides)
     print(f"follow: make status RUN={cfgs['curate'].run.dir}")
     if cluster.wait and job_ids:
         infos = slurm.wait_for(job_ids)
