@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, run_script
 
 LIMIT, CAP, MAX_GEN, BATCH = 4, 48, 200, 2
@@ -99,8 +98,8 @@ def test_auto_thinking_budget_is_the_release_formula(tiny_model_dir):
 
     lm = S1LM(pretrained=str(tiny_model_dir), backend="transformers", batch_size=BATCH)
     enc = lambda s: lm.tokenizer.encode(s, add_special_tokens=False)
-    from s1.infer import build_prompt
     from s1.data.benchmarks import load_benchmark
+    from s1.infer import build_prompt
 
     rows = load_benchmark("aime24", REPO / "data" / "benchmarks")[:2]
     longest = max(len(enc(build_prompt(lm.tokenizer, r["problem"], think=False))) for r in rows)

@@ -12,9 +12,9 @@ from s1.eval.sampling import (
     check_sampling_config,
     cons_at_n,
     mean_pass_at_k,
+    samples_for,
     sampling_metrics,
     sampling_table,
-    samples_for,
 )
 from s1.runtime import ConfigError
 
