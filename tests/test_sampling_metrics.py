@@ -134,3 +134,17 @@ def test_top_p_reaches_the_transformers_engine_and_reproduces(tiny_model_dir):
     wide = run(0.95, 5.0, [0, 1])
     assert wide != greedy and run(0.95, 5.0, [0, 1]) == wide   # sampled, and the same under the same seeds
     assert run(0.95, 5.0, [2, 3]) != wide
+
+
+def test_results_md_shows_the_sampling_protocol(tmp_path):
+    from s1.eval.metrics import summarize
+    from s1.eval.report import CONTROL_DEFINITION, write_results_md
+
+    recs = [{**r, "outcome": "answered", "thinking_tokens": 10, "answer_tokens": 2} for r in _records()]
+    row = {"model": "trained", "model_path": "m", "method": "no_bf", "budget": None, "benchmark": "aime24",
+           **summarize(recs), **sampling_metrics(recs)}
+    metrics = {"rows": [row], "scaling": [], "scaling_unit": "u", "control_definition": CONTROL_DEFINITION,
+               "extrapolation_waits": 2}
+    md = write_results_md(metrics, tmp_path / "results.md").read_text()
+    section = md.split("## Sampling protocol")[1].split("## All runs")[0]
+    assert "| trained | no_bf | None | aime24 | 4 | 37.5 ± 12.5 | 0.0 | @1 37.5, @2 " in section

@@ -1,8 +1,9 @@
 """Offline harness tasks over the benchmarks `make eval` reads, scored with the project's grader (no OpenAI key).
 
 Documents are `make eval`'s rows (s1.data.benchmarks.load_benchmark: id, problem, answer, ...): AIME24 with its
-no-figures text (the paper's), MATH500, GPQA Diamond (gpqa_diamond.csv in the benchmarks folder, else the gated
-hub set) from the repo's data/benchmarks, or the folder given as `--metadata '{"benchmarks_dir": DIR}'`.
+no-figures text (the paper's; aime24_figures: the original wording), MATH500, GPQA Diamond (gpqa_diamond.csv in
+the benchmarks folder, else the gated hub set), from the repo's data/benchmarks or the folder given as
+`--metadata '{"benchmarks_dir": DIR}'`.
 AIME 2025 is not shipped: its task reads the release's hub set (simplescaling/aime25_nofigures).
 
 Per document: exact_match = the first sample is correct (the release's metric); with `repeats: n`, also
@@ -26,16 +27,20 @@ from s1.infer.prompts import CLASS_PROMPTS, STEP_PROMPT, TOKEN_PROMPT
 REPO_BENCHMARKS = Path(__file__).resolve().parents[3] / "data" / "benchmarks"
 
 
-def _rows(name: str, benchmarks_dir: str | None) -> dict[str, datasets.Dataset]:
+def _rows(name: str, benchmarks_dir: str | None, aime_text: str = "problem_nofigures") -> dict[str, datasets.Dataset]:
     from s1.data.benchmarks import load_benchmark
 
-    rows = load_benchmark(name, benchmarks_dir or REPO_BENCHMARKS, aime_text="problem_nofigures")
+    rows = load_benchmark(name, benchmarks_dir or REPO_BENCHMARKS, aime_text=aime_text)
     keep = ("id", "problem", "answer", "multiple_choice")
     return {"test": datasets.Dataset.from_list([{k: r.get(k, False) for k in keep} for r in rows])}
 
 
 def load_aime24(benchmarks_dir: str | None = None, **_) -> dict[str, datasets.Dataset]:
     return _rows("aime24", benchmarks_dir)
+
+
+def load_aime24_figures(benchmarks_dir: str | None = None, **_) -> dict[str, datasets.Dataset]:
+    return _rows("aime24", benchmarks_dir, aime_text="problem")     # the original wording, figures as given
 
 
 def load_math500(benchmarks_dir: str | None = None, **_) -> dict[str, datasets.Dataset]:
