@@ -211,3 +211,21 @@ def test_bad_gen_kwargs_name_the_key_and_fix(kwargs, message):
     with pytest.raises(ValueError) as err:
         plan_generation(kwargs, 256)
     assert message in str(err.value)
+
+
+@pytest.mark.slow
+def test_task_until_strings_stop_thinking_as_in_the_fork(chatty_lm):
+    import re
+
+    from s1.infer import build_prompt, generate
+    from s1.lm_eval.stops import with_stops
+
+    engine = chatty_lm.engine
+    prompt = build_prompt(engine.tokenizer, "What is 2+3?")
+    bf = {"max_thinking_tokens": 40}
+    [free] = generate(engine, [prompt], bf, max_new_tokens=80, progress=False)
+    stop = re.findall(r"[A-Za-z]{3}", free.thinking[8:])[0]          # a word the model writes mid-thinking
+    [cut] = generate(with_stops(engine, [stop]), [prompt], bf, max_new_tokens=80, progress=False)
+    assert cut.thinking == free.thinking[:free.thinking.index(stop)]  # thinking ends where the stop string starts
+    assert cut.outcome != "forced" and cut.thinking_tokens < free.thinking_tokens   # read as the model's own end
+    assert with_stops(engine, []) is engine
