@@ -129,15 +129,15 @@ metric_list:
 """
 
 SAMPLED_TASK = """include: {tasks}/aime24_nofigures_r1.yaml
-task: s1_test_sampled
+task: {name}
 repeats: 3
 generation_kwargs:
   until: []
   do_sample: true
-  temperature: 1.0
+  temperature: {temperature}
   top_p: 0.95
   max_gen_toks: 24
-  max_tokens_thinking: 12
+  {thinking}
 filter_list:
   - name: all
     filter:
@@ -156,14 +156,18 @@ def test_loglikelihood_task_fails_with_the_message(chatty_lm, tmp_path):
         _evaluate(chatty_lm, None, tasks=("s1_test_loglik",), include=tmp_path)
 
 
-@pytest.mark.slow
-def test_n_samples_with_top_p_reproduce_under_a_seed(chatty_lm, tmp_path):
+def _sampled_task(name: str, temperature: float, thinking: str) -> str:
     from s1.lm_eval import TASKS_DIR
 
     metrics = "".join(f"  - metric: \"{m}\"\n    aggregation: {'bypass' if m == 'extracted_answers' else 'mean'}\n"
                       f"    higher_is_better: true\n" for m in
                       ("exact_match", "avg@3", "cons@3", "pass@1", "pass@2", "pass@3", "extracted_answers"))
-    (tmp_path / "sampled.yaml").write_text(SAMPLED_TASK.format(tasks=TASKS_DIR, metrics=metrics))
+    return SAMPLED_TASK.format(tasks=TASKS_DIR, name=name, temperature=temperature, thinking=thinking, metrics=metrics)
+
+
+@pytest.mark.slow
+def test_n_samples_with_top_p_reproduce_under_a_seed(chatty_lm, tmp_path):
+    (tmp_path / "sampled.yaml").write_text(_sampled_task("s1_test_sampled", 1.0, "max_tokens_thinking: 12"))
     first = _evaluate(chatty_lm, None, tasks=("s1_test_sampled",), include=tmp_path, limit=2)
     again = _evaluate(chatty_lm, None, tasks=("s1_test_sampled",), include=tmp_path, limit=2)
     resps = [s["resps"][0] for s in first["samples"]["s1_test_sampled"]]
@@ -229,3 +233,24 @@ def test_task_until_strings_stop_thinking_as_in_the_fork(chatty_lm):
     assert cut.thinking == free.thinking[:free.thinking.index(stop)]  # thinking ends where the stop string starts
     assert cut.outcome != "forced" and cut.thinking_tokens < free.thinking_tokens   # read as the model's own end
     assert with_stops(engine, []) is engine
+
+
+@pytest.mark.slow
+def test_r1_protocol_in_make_eval_and_the_harness_draws_the_same_samples(tmp_path, chatty_model_dir, chatty_lm):
+    """make eval at temperature 0.6 / top_p 0.95 with 3 samples per AIME question (eval.samples_per_benchmark):
+    avg@3 / cons@3 / pass@k in metrics.json and results.md; the harness, same seed, draws the very same samples."""
+    run_script("eval.py", "model=tiny", f"model.name_or_path={chatty_model_dir}", f"eval.model_path={chatty_model_dir}",
+               f"paths.runs_dir={tmp_path}", "run.name=r1", "eval.benchmarks=[aime24]", "eval.limit=2",
+               "eval.methods=[no_bf]", "eval.include_base_model=false", "eval.temperature=0.6", "eval.top_p=0.95",
+               "+eval.samples_per_benchmark.aime24=3", "eval.max_new_tokens=24", f"eval.batch_size={BATCH}")
+    out = tmp_path / "r1" / "eval"
+    recs = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines() if x.strip()]
+    by_key = {(r["question_id"], r["sample"]): r for r in recs}
+    assert len(recs) == len(by_key) == 6
+    [row] = json.loads((out / "metrics.json").read_text())["rows"]
+    assert row["n"] == 3 and {"avg@3", "avg@3_stderr", "cons@3", "pass@1", "pass@2", "pass@3"} <= set(row)
+    assert "| trained | no_bf | None | aime24 | 3 |" in (out / "results.md").read_text()
+    (tmp_path / "r1.yaml").write_text(_sampled_task("s1_test_r1", 0.6, "thinking_n_ignore: 0"))
+    samples = _evaluate(chatty_lm, None, tasks=("s1_test_r1",), include=tmp_path, limit=2)["samples"]["s1_test_r1"]
+    for s in samples:
+        assert s["resps"][0] == [THINK + by_key[(s["doc"]["id"], k)]["text"] for k in range(3)]
