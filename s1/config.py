@@ -255,6 +255,8 @@ class EvalConfig:
     budget_forcing: BudgetForcingConfig = field(default_factory=BudgetForcingConfig)
     num_samples: int = 1                      # samples per question (n)
     temperature: float = 0.0                  # paper: greedy
+    top_p: float = 1.0                        # nucleus sampling for sampled runs (R1 protocol: 0.95); 1.0 = off
+    samples_per_benchmark: dict[str, int] = field(default_factory=dict)  # n per benchmark over num_samples, e.g. {aime24: 64, math500: 4} (open-r1)
     max_new_tokens: int = 32768               # total generated tokens per sample
     batch_size: int = 8                       # sequences per engine call
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)

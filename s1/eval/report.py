@@ -9,6 +9,8 @@ from typing import Any
 from s1.eval.methods import RunSpec
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
 from s1.eval.runner import expected_records
+from s1.eval.sampling import sampling_metrics, sampling_table
+from s1.grading import canonical_answer
 
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
@@ -16,7 +18,6 @@ OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 BF_METHODS = ("bf", "auto", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
               "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
 BF_CURVE = ("bf", "auto", "wait")   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus Wait extrapolation
-UNCAPPED = ("auto", "wait", "extrapolation_strings", "adaptive", "no_bf")   # given only the total (eval.max_new_tokens)
 SCALING_METHODS = ("token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
                    "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
                    "step_conditional_prompt_bf", "rejection_sampling", "class_conditional", "majority")
@@ -38,7 +39,8 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
                 rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
-                         "budget": spec.budget, "benchmark": bench, **summarize(recs)})
+                         "budget": spec.budget, "benchmark": bench, **summarize(recs),
+                         **sampling_metrics(recs, canonical_answer)})   # cons@n votes by answer class, as maj@k
     return {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
             "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
             "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
@@ -338,6 +340,8 @@ def write_results_md(metrics: dict, path: Path) -> Path:
         "## Table 4 layout: extrapolation strings", table4(metrics),
         "## Figure 4: sequential (budget forcing) vs parallel (majority voting) scaling",
         "![Figure 4](figure4.png)",
+        "## Sampling protocol: avg@n (pass@1 over n samples) ± stderr, cons@n (majority), unbiased pass@k",
+        sampling_table(metrics["rows"]),
         "## All runs", results_table(metrics), ""])
     path.write_text(text, encoding="utf-8")
     return path

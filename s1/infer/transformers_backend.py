@@ -87,6 +87,15 @@ def _prefill_groups(rows: list[_Row]) -> list[list[_Row]]:
     return groups[::-1]
 
 
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Top-p: keep the most likely tokens whose mass reaches top_p (at least one), zero the rest."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = probs.sort(descending=True)
+    drop = sorted_p.cumsum(-1) - sorted_p >= top_p    # mass before this token already reaches top_p
+    return probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+
+
 def _backend_decoder(tokenizer):
     """The Rust tokenizer's own decode (public `backend_tokenizer`) when it equals tokenizer.decode(ids,
     skip_special_tokens=False, clean_up_tokenization_spaces=False) on a probe of every added token and a spread of
@@ -251,7 +260,7 @@ def _use_grouped_sdpa(model) -> None:
 class TransformersEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
-                 cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO):
+                 cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO, top_p: float = 1.0):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -274,6 +283,7 @@ class TransformersEngine:
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
         self.join_ratio = join_ratio
+        self.top_p = top_p                 # nucleus sampling for sampled requests (temperature > 0); 1.0 = off
         self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
         _use_grouped_sdpa(self.model)
@@ -451,7 +461,7 @@ class TransformersEngine:
         for i, r in enumerate(rows):
             if r.request.temperature > 0 and not r.done:   # a finished row's generator is left untouched
                 probs = torch.softmax(logits[i].float() / r.request.temperature, -1)
-                toks[i] = int(torch.multinomial(probs, 1, generator=r.generator))
+                toks[i] = int(torch.multinomial(_nucleus(probs, self.top_p), 1, generator=r.generator))
         return toks
 
     def _accept(self, r: _Row, tok: int) -> None:
