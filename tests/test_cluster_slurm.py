@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_or_skip
 
 from s1.cluster import pipeline, slurm
 from s1.cluster.submit import latest_jobs, submit_stage
@@ -24,8 +25,8 @@ def local_slurm() -> None:
     why. Tests never install packages, write /etc or start daemons: `make slurm-up` / `.ci/run` do that."""
     reason = slurm_unavailable()
     if reason:
-        pytest.skip(f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop it with "
-                    "`make slurm-down`")
+        require_or_skip("slurm", f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop it "
+                        "with `make slurm-down`")
 
 
 def slurm_unavailable() -> str | None:
@@ -107,9 +108,6 @@ def test_failed_curate_never_runs_train_or_eval(local_slurm, tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, capsys):
     """make pipeline on the demo (made small), waits for the chain, then a re-submission submits nothing."""
-    for script in ("curate.py", "train.py", "eval.py"):
-        if not (REPO / "scripts" / script).exists():
-            pytest.skip(f"scripts/{script} is not in the repo yet")
     args = [f"paths.runs_dir={tmp_path}", "run.name=e2e", "experiment=demo", "cluster=local_slurm",
             "curate.sources.0.size=300", "curate.diversity.num_samples=64", "train.max_steps=5",
             "train.global_batch_size=8", "train.micro_batch_size=8", "eval.limit=4", "eval.budgets=[16]",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, REPO, run_script
+from conftest import CACHE, REPO, require_or_skip, run_script
 
 REAL_MODEL = CACHE / "models" / "qwen2.5-0.5b-local"
 
@@ -41,7 +41,7 @@ ON_TRANSFORMERS = ["curate.difficulty.backend=transformers", "curate.traces.serv
 @pytest.mark.slow
 def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
     if not (REAL_MODEL / "config.json").exists():
-        pytest.skip(f"the real model is not built at {REAL_MODEL}: run `make real-model`")
+        require_or_skip("real-model", f"the real model is not built at {REAL_MODEL}: run `make real-model`")
     args = ["experiment=rehearsal", f"paths.runs_dir={tmp_path}", "run.name=slice", *SLICE]
     if ENGINE == "transformers":
         args += ON_TRANSFORMERS
