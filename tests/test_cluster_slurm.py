@@ -123,8 +123,16 @@ def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, 
     assert jobs["eval"]["dependency"] == f"afterok:{jobs['train']['job_id']}"
     assert len((run_dir / "curate" / "s1k.jsonl").read_text().splitlines()) == 64
     assert (run_dir / "train" / "final" / "config.json").is_file()
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics
+    assert json.loads((run_dir / "train" / "train_summary.json").read_text())["steps"] == 5
+    # eval: the one (model, method, budget, benchmark) asked for, over eval.limit questions, one sample each
+    gens = [json.loads(x) for x in (run_dir / "eval" / "generations.jsonl").read_text().splitlines()]
+    assert len(gens) == 4 and len({g["question_id"] for g in gens}) == 4
+    assert all((g["model_label"], g["benchmark"], g["method"], g["budget"]) == ("trained", "synthetic", "bf", 16)
+               and g["thinking_tokens"] <= 16 for g in gens)
+    [row] = json.loads((run_dir / "eval" / "metrics.json").read_text())["rows"]
+    assert (row["model"], row["method"], row["budget"], row["benchmark"]) == ("trained", "bf", 16, "synthetic")
+    assert (row["questions"], row["samples_per_question"]) == (4, 1) and sum(row["outcomes"].values()) == 4
+    assert row["accuracy"] == pytest.approx(100 * sum(g["correct"] for g in gens) / 4)
     assert "COMPLETED" in proc.stdout and proc.stdout.count("done") >= 3  # the status table printed at the end
 
     submitted = (run_dir / "slurm" / "jobs.jsonl").read_text()
