@@ -118,6 +118,7 @@ def required_groups() -> set[str]:
 
 def require_or_skip(group: str, reason: str) -> None:
     """Skip this test for `reason` (tagged [group]), or fail it where S1_REQUIRE names the group."""
+    __tracebackhide__ = True   # reported at the caller's line
     assert group in REQUIRE_GROUPS, group
     if group in required_groups():
         pytest.fail(f"[{group}] S1_REQUIRE={os.environ['S1_REQUIRE']} needs this test to run, but: {reason}",
@@ -135,9 +136,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "s1_requires(group, missing): see tests/conftest.py requires()")
 
 
+def _missing(item) -> list[tuple[str, str]]:
+    return [mark.args for mark in item.iter_markers("s1_requires") if mark.args[1] is not None]
+
+
+def pytest_collection_modifyitems(config, items):
+    """@requires with something missing: a plain skip (reported at the test) unless S1_REQUIRE names the group."""
+    required = required_groups()
+    for item in items:
+        plain = [(g, why) for g, why in _missing(item) if g not in required]
+        if plain:
+            item.add_marker(pytest.mark.skip(reason=f"[{plain[0][0]}] {plain[0][1]}"))
+
+
 def pytest_runtest_setup(item):
-    missing = [mark.args for mark in item.iter_markers("s1_requires") if mark.args[1] is not None]
-    for group, reason in sorted(missing, key=lambda m: m[0] in required_groups()):   # a plain skip wins a failure
+    for group, reason in _missing(item):   # only required groups are left: a plain skip ran first
         require_or_skip(group, reason)
 
 
