@@ -127,7 +127,8 @@ def require_or_skip(group: str, reason: str) -> None:
 
 
 def requires(group: str, missing: str | None):
-    """Decorator form: the test runs when `missing` is None; else require_or_skip(group, missing) before setup."""
+    """Decorator form: the test runs when `missing` is None; else it skips (reported at the test), or fails before
+    setup where S1_REQUIRE names the group."""
     return pytest.mark.s1_requires(group, missing)
 
 
