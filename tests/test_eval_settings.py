@@ -152,6 +152,7 @@ HASH_CHANGES = [
     (("eval.methods=[rejection_sampling]",), "eval.seed=12345"),
     (("eval.methods=[step_conditional_prompt]",), "eval.tokens_per_step=2"),
     (("eval.methods=[extrapolation_strings]",), "eval.extrapolation_waits=1"),
+    (("eval.temperature=0.6",), "eval.top_p=0.95"),                 # nucleus sampling (R1-style protocol)
 ]
 # Not generation settings: the same hash (timeouts, batching, which questions / runs, grading, GPU memory share).
 HASH_SAME = ["eval.seed=12345", "eval.batch_size=1", "eval.limit=2", "eval.budget_forcing.request_timeout_s=1",
@@ -211,7 +212,7 @@ def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one()
     tested |= {"model_path", "aime_text", "budget_forcing.max_thinking_tokens"}   # other model, AIME text, budgets
     not_generation = {   # why each reaches the cache key another way, or cannot change what the model writes
         "benchmarks", "limit",                            # which questions: the question is in the key
-        "num_samples", "majority_k",                      # how many samples: the sample index is in the key
+        "num_samples", "majority_k", "samples_per_benchmark",   # how many samples: the sample index is in the key
         "methods", "include_base_model", "wait_counts", "extrapolation_strings", "adaptive_max_waits",
         "majority_model", "token_conditional_model", "step_conditional_model",   # which runs: model, method, budget
         "budgets",                                        # the budget is in the key (and max_thinking_tokens above)
