@@ -6,7 +6,7 @@ curate.traces.engine (the model served for traces, the LLM judge and LLM domains
 
 from __future__ import annotations
 
-from s1.runtime import ConfigError
+from s1.errors import ConfigError
 
 DTYPES = ("auto", "bfloat16", "float32", "float16")
 
