@@ -22,7 +22,6 @@ import hydra
 from omegaconf import DictConfig
 
 from s1.cluster import dispatch, shards
-from s1.cluster.outputs import record_inputs
 from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
 from s1.curate.difficulty import (
     add_reference_answers,
@@ -40,6 +39,7 @@ from s1.curate.report import write_funnel_report
 from s1.curate.sources import add_gold_answers, load_pool
 from s1.curate.traces import generate_traces
 from s1.curate.validate import quarantine_invalid
+from s1.run_inputs import record_inputs
 from s1.runtime import ConfigError, prepare, run_stage
 
 log = logging.getLogger("s1")

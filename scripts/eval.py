@@ -20,13 +20,13 @@ from omegaconf import DictConfig
 
 from s1.cache import GenerationCache, cache_files, start_progress
 from s1.cluster import dispatch, shards
-from s1.cluster.outputs import changed_inputs, record_inputs
 from s1.cluster.render import IN_JOB_ENV
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.checks import check_eval_config
 from s1.eval.methods import plan_runs
 from s1.eval.report import compute_metrics, plot_figure4, plot_scaling, results_table, write_results_md
 from s1.eval.runner import expected_records, regrade, run_all
+from s1.run_inputs import changed_inputs, record_inputs
 from s1.runtime import RunDir, prepare, run_stage
 
 log = logging.getLogger("s1")
