@@ -100,12 +100,12 @@ def test_paper_train_script_two_nodes_by_eight_gpus(tmp_path, capsys):
 
 def test_each_stage_config_is_checked_once_per_submission(tmp_path, capsys, monkeypatch):
     """make pipeline checks every stage before the first sbatch, and submitting does not check it again."""
-    import s1.stages
+    import s1.stage_checks
 
     calls = []
     for name in ("check_train_config", "check_eval_config"):
-        real = getattr(s1.stages, name)
-        monkeypatch.setattr(s1.stages, name, lambda cfg, real=real, name=name: (calls.append(name), real(cfg))[1])
+        real = getattr(s1.stage_checks, name)
+        monkeypatch.setattr(s1.stage_checks, name, lambda cfg, real=real, name=name: (calls.append(name), real(cfg))[1])
     rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(calls) == ["check_eval_config", "check_train_config"]

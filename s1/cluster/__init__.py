@@ -16,11 +16,11 @@ from omegaconf import DictConfig
 
 from s1.cluster import slurm
 from s1.cluster.render import IN_JOB_ENV
-from s1.cluster.shards import SHARDED_STAGES, ShardFailed, run_local_shards, shard_count, shards_left
 from s1.cluster.status import PROCESS_FILE, print_status
 from s1.cluster.submit import submit_stage
 from s1.errors import ConfigError
 from s1.runtime import REPO_ROOT
+from s1.shards import SHARDED_STAGES, ShardFailed, run_local_shards, shard_count, shards_left
 
 
 def dispatch(cfg: DictConfig, stage: str) -> bool:

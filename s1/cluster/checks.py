@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from s1.cluster.slurm import run_slurm
 from s1.errors import ConfigError
+from s1.stage_checks import CHECKS, is_remote
 from s1.stages import stage as stage_spec
 
 
@@ -75,7 +76,7 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
         raise ConfigError("cluster.python", c.python, "no such interpreter; give an existing path, or null for this venv")
     check_inputs(cfg, stage, upstream)
     if not stage_checked:
-        notes += stage_spec(stage).check(cfg, upstream)   # train: batch, paths, memory plan; eval: its settings
+        notes += CHECKS[stage](cfg, upstream)   # train: batch, paths, memory plan; eval: its settings
     if not c.dry_run:  # the config first (it is what the user edits), then whether Slurm is here
         check_slurm_here(cfg)
     return notes
@@ -99,7 +100,7 @@ def check_inputs(cfg: DictConfig, stage: str, upstream: tuple[str, ...]) -> None
         key, producer = spec.upstream.key, spec.upstream.producer
         value = str(OmegaConf.select(cfg, key))
         if producer not in upstream:
-            if not spec.upstream.remote(value):
+            if not is_remote(spec.upstream, value):  # a hub id (simplescaling/s1K-1.1) is no path
                 paths.append((key, value))
         elif not _is_under(value, cfg[producer].output_dir):
             raise ConfigError(key, value, f"the {producer} job of this pipeline writes under "

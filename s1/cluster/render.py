@@ -12,8 +12,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from s1.cluster.checks import stage_time
-from s1.cluster.shards import SHARDED_STAGES, shard_count, shard_overrides
 from s1.runtime import REPO_ROOT
+from s1.shards import SHARDED_STAGES, shard_count, shard_overrides
+from s1.stage_checks import LAUNCH
 from s1.stages import stage as stage_spec
 
 TEMPLATES = REPO_ROOT / "slurm"
@@ -91,9 +92,8 @@ def job_script(cfg: DictConfig, stage: str, overrides: list[str], array: str | N
         "setup": "\n".join(c.setup),
     }
     raw = ("sbatch_options", "setup")
-    launch = stage_spec(stage).launch
-    if launch is not None:   # train: torchrun on every node (slurm/train.sbatch)
-        values |= {"nodes": int(c.nodes), "launch": launch(cfg, python_path(cfg))}
+    if stage_spec(stage).launched:   # train: torchrun on every node (slurm/train.sbatch)
+        values |= {"nodes": int(c.nodes), "launch": LAUNCH[stage](cfg, python_path(cfg))}
     else:
         values |= {"python": python_path(cfg), "script": str(REPO_ROOT / "scripts" / f"{stage}.py"),
                    "overrides": " ".join(shlex.quote(o) for o in overrides)}

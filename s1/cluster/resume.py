@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from s1.cluster.pipeline import compose_stage, explain_errors
-from s1.cluster.shards import SHARD_DIR, shards_left
 from s1.cluster.submit import submit_stage
 from s1.run_inputs import stage_finished
 from s1.runtime import REPO_ROOT
+from s1.shards import SHARD_DIR, shards_left
 from s1.stages import STAGES
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from s1.cluster import slurm
-from s1.cluster.shards import SHARD_DIR, SHARDED_STAGES
 from s1.cluster.submit import latest_jobs, slurm_dir
 from s1.run_inputs import stage_finished
+from s1.shards import SHARD_DIR, SHARDED_STAGES
 from s1.stages import STAGES, TABLE
 
 LOG_TAIL_LINES = 15

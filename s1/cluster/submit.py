@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from s1.cluster import slurm
 from s1.cluster.checks import check_submission
 from s1.cluster.render import job_script, log_path
-from s1.cluster.shards import SHARDED_STAGES, save_command, shard_count, shards_left
+from s1.shards import SHARDED_STAGES, save_command, shard_count, shards_left
 
 
 def slurm_dir(run_dir: str | Path) -> Path:
