@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from s1.config import S1Config
 from s1.errors import ConfigError  # re-exported: `from s1.runtime import ConfigError` keeps working
 from s1.infer.engine_settings import engine_args
+from s1.stages import STAGES  # the stage table's names, in pipeline order
 from s1.tiny_model import SIZES, ensure_tiny_model
 
 log = logging.getLogger("s1")
-STAGES = ("curate", "train", "eval")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = str(REPO_ROOT / "configs")
 
