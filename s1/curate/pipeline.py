@@ -70,6 +70,8 @@ def run_stage_here(cfg: DictConfig, shard: Shard | None) -> None:
 
 
 def curate(cfg: DictConfig) -> dict:
+    """The run folder (a shard's own), the chat endpoint when a step needs one (teacher traces, LLM judge, LLM
+    domains; curate.traces.serve_model serves one here), then the funnel. Returns the funnel report."""
     c = cfg.curate
     if not c.sources:
         raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo); "
@@ -105,6 +107,8 @@ def serve_teacher(cfg: DictConfig, traces: DictConfig):
 
 
 def run_funnel(cfg: DictConfig, run, funnel, endpoint) -> dict:
+    """§2 in order: load → validate → quality → decontaminate → difficulty (reference models) → domains; a shard
+    stops here, the whole run goes on to diversity (Algorithm 1) → export → the funnel report."""
     c = cfg.curate
     tokenizer = c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path
 
