@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from conftest import REPO
+from fake_engine import ScriptedEngine
 
 from s1.cache import GenerationCache, JsonlCache
 from s1.eval.metrics import scaling_metrics
@@ -305,22 +306,15 @@ def test_gpqa_is_evaluated_and_graded_on_the_tiny_model(tmp_path, tiny_model_dir
 
 # ---- rejection sampling: the try limit is reported, never silently a non-fitting sample ------------------------
 
-class ThinkingEngine:
-    """At the engine seam: thinks `lengths[attempt]` tokens, then ends thinking; answers "Answer: 4"."""
+def thinking_engine(tokenizer, lengths: list[int]) -> ScriptedEngine:
+    """Thinks `lengths[attempt]` tokens (in request order), then ends thinking; answers "Answer: 4"."""
+    def script(r, i):
+        if r.text.rstrip().endswith("Answer:"):
+            return Continuation(" \\boxed{4}", 3, "eos")
+        n = lengths.pop(0)
+        return Continuation("x " * n, n, "stop", "<|im_start|>")
 
-    def __init__(self, tokenizer, lengths_by_seed):
-        self.tokenizer, self.lengths, self.calls = tokenizer, lengths_by_seed, []
-
-    def continue_batch(self, requests):
-        out = []
-        for r in requests:
-            self.calls.append(r)
-            if r.text.rstrip().endswith("Answer:"):
-                out.append(Continuation(" \\boxed{4}", 3, "eos"))
-            else:
-                n = self.lengths.pop(0)
-                out.append(Continuation("x " * n, n, "stop", "<|im_start|>"))
-        return out
+    return ScriptedEngine(tokenizer, script)
 
 
 def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_model_dir):
@@ -337,7 +331,7 @@ def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_
     rows = [{"id": "fits-2nd", "problem": "2+2?", "answer": "4"}, {"id": "never", "problem": "2+2?", "answer": "4"}]
     cache = GenerationCache(tmp_path / "r.jsonl")
     # attempt 1: both think too long; attempt 2: the first fits; attempt 3 (the last): the second still does not
-    engine = ThinkingEngine(tok, [80, 90, 30, 95, 99])
+    engine = thinking_engine(tok, [80, 90, 30, 95, 99])
     assert run_spec(engine, spec, [("t", rows[0], 0), ("t", rows[1], 0)], cache, cfg) == 2
     recs = {r["question_id"]: r for r in cache.records.values()}
     assert recs["fits-2nd"]["accepted"] and recs["fits-2nd"]["tries"] == 2 and recs["fits-2nd"]["correct"]

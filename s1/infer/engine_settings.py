@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s1.runtime import ConfigError
+from s1.errors import ConfigError
 
 DTYPES = ("auto", "bfloat16", "float32", "float16")
 
