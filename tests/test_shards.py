@@ -3,7 +3,6 @@ a changed K re-splits without recomputing, conflicting duplicates are refused, a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,8 +15,8 @@ import pytest
 from conftest import REPO
 from omegaconf import OmegaConf
 
+from s1 import shards
 from s1.cache import GenerationCache, JsonlCache, Shard, ShardConflictError, cache_files, record_key, set_shard
-from s1.cluster import shards
 from s1.config import DifficultyConfig, ModelConfig
 
 
@@ -138,16 +137,14 @@ def test_three_shard_difficulty_equals_unsharded_and_a_changed_k_recomputes_noth
 
 
 def stage_here(stage: str, overrides: list[str]) -> dict:
-    """scripts/<stage>.py's stage function (curate(), evaluate()) in this process: the entry point is not what
-    these tests are about."""
+    """The stage function (curate(), evaluate()) in this process: the entry point is not what these tests are about."""
     from s1.cluster.pipeline import compose_stage
+    from s1.curate.pipeline import curate
+    from s1.eval.stage import evaluate
 
-    spec = importlib.util.spec_from_file_location(f"{stage}_script", REPO / "scripts" / f"{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     cfg = compose_stage(stage, overrides)
     shards.begin(cfg, stage)
-    return (module.curate if stage == "curate" else module.evaluate)(cfg)
+    return (curate if stage == "curate" else evaluate)(cfg)
 
 
 def curate_here(overrides: list[str]) -> dict:

@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 
 from s1.cluster import slurm
 from s1.cluster.checks import check_submission
-from s1.cluster.outputs import stage_finished
 from s1.cluster.status import print_status
 from s1.cluster.submit import active_job, submit_stage
-from s1.runtime import CONFIG_DIR, REPO_ROOT, STAGES, ConfigError, check_overrides, prepare
+from s1.run_inputs import stage_finished
+from s1.runtime import CONFIG_DIR, REPO_ROOT, ConfigError, check_overrides, prepare
+from s1.stages import STAGES
 
 
 def compose_stage(stage: str, overrides: list[str]) -> DictConfig:
@@ -64,17 +65,18 @@ def run_local(stages: list[str], overrides: list[str]) -> int:
 
 
 def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list[str]) -> list[str]:
-    for i, stage in enumerate(stages):  # all checks first: a bad train config submits no curate job
-        check_submission(cfgs[stage], stage, upstream=tuple(stages[:i]))
+    for i, stage in enumerate(stages):  # all checks first, once each: a bad train config submits no curate job
+        for note in check_submission(cfgs[stage], stage, upstream=tuple(stages[:i])):
+            print(f"{stage}: {note}")
     job_ids, previous = [], None
-    for i, stage in enumerate(stages):
+    for stage in stages:
         cfg = cfgs[stage]
         dependency = f"afterok:{previous}" if previous else None
         job = None if cfg.cluster.dry_run else active_job(cfg.run.dir, stage)
         if job:
             print(f"{stage}: job {job} is still queued or running; reusing it")
         else:
-            job = submit_stage(cfg, stage, overrides, dependency=dependency, upstream=tuple(stages[:i]))
+            job = submit_stage(cfg, stage, overrides, dependency=dependency, checked=True)
         previous = job or f"<{stage} job>"
         if job:
             job_ids.append(job)

@@ -17,9 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s1.cluster.outputs import stage_finished
-from s1.cluster.shards import SHARD_DIR, shards_left
-from s1.runtime import REPO_ROOT, STAGES
+from s1.cluster.pipeline import compose_stage, explain_errors
+from s1.cluster.submit import submit_stage
+from s1.run_inputs import stage_finished
+from s1.runtime import REPO_ROOT
+from s1.shards import SHARD_DIR, shards_left
+from s1.stages import STAGES
 
 
 def sharded_stages(run_dir: Path) -> list[tuple[str, dict]]:
@@ -32,9 +35,6 @@ def sharded_stages(run_dir: Path) -> list[tuple[str, dict]]:
 
 
 def resume(run_dir: str | Path) -> int:
-    from s1.cluster.pipeline import compose_stage
-    from s1.cluster.submit import submit_stage
-
     stages = sharded_stages(Path(run_dir))
     if not stages:
         print(f"{run_dir}: no stage ran with cluster.shards > 1 (no */{SHARD_DIR}/command.json); nothing to resume")
@@ -68,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         print("usage: python -m s1.cluster.resume <run dir>   (make resume RUN=runs/<name>)", file=sys.stderr)
         return 2
-    from s1.cluster.pipeline import explain_errors
-
     return explain_errors(lambda: resume(argv[0]))
 
 

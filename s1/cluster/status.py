@@ -15,13 +15,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from s1.cluster import PROCESS_FILE, slurm
-from s1.cluster.outputs import STAGE_OUTPUTS, stage_finished
-from s1.cluster.shards import SHARD_DIR, SHARDED_STAGES
+from s1.cluster import slurm
 from s1.cluster.submit import latest_jobs, slurm_dir
-from s1.runtime import STAGES
+from s1.run_inputs import stage_finished
+from s1.shards import SHARD_DIR, SHARDED_STAGES
+from s1.stages import STAGES, TABLE
 
 LOG_TAIL_LINES = 15
+PROCESS_FILE = "process.json"   # <output_dir>/process.json: the process running a stage (s1.cluster.record_process)
 
 
 def stage_config(run_dir: Path, stage: str) -> DictConfig | None:
@@ -77,7 +78,7 @@ def stage_row(run_dir: Path, stage: str, record: dict | None) -> dict:
     finally:
         os.chdir(cwd)
     if done:
-        row["state"], row["outputs"] = "done", ", ".join(str(out / s.split("|")[0]) for s in STAGE_OUTPUTS[stage])
+        row["state"], row["outputs"] = "done", ", ".join(str(out / s.split("|")[0]) for s in TABLE[stage].outputs)
         return row
     row["outputs"] = why
     if info and not info.done:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from s1.cluster import slurm
 from s1.cluster.checks import check_submission
 from s1.cluster.render import job_script, log_path
+from s1.shards import SHARDED_STAGES, save_command, shard_count, shards_left
 
 
 def slurm_dir(run_dir: str | Path) -> Path:
@@ -26,16 +27,18 @@ def array_spec(indices: list[int], throttle: int | None) -> str:
 
 
 def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependency: str | None = None,
-                 upstream: tuple[str, ...] = (), shards: list[int] | None = None) -> str | None:
+                 upstream: tuple[str, ...] = (), shards: list[int] | None = None, checked: bool = False,
+                 stage_checked: bool = False) -> str | None:
     """Submit `stage` as a Slurm job; returns its job id (None on a dry run). Nothing is submitted on a bad config.
 
     With cluster.shards=K (curate, eval): first the shards as one job array (only `shards` when given, e.g. the
     ones `make resume` found unfinished), then the stage itself after it (afterok): the merge. Returns the merge's id.
+    `checked`: the caller ran check_submission already (make pipeline checks every stage first); `stage_checked`:
+    the entry point ran the stage's own checks, the cluster's remain. Either way each config is checked once.
     """
-    from s1.cluster.shards import SHARDED_STAGES, save_command, shard_count, shards_left
-
-    for note in check_submission(cfg, stage, upstream=upstream):
-        print(f"{stage}: {note}")
+    if not checked:
+        for note in check_submission(cfg, stage, upstream=upstream, stage_checked=stage_checked):
+            print(f"{stage}: {note}")
     if stage in SHARDED_STAGES and shard_count(cfg) > 1:
         todo = shards_left(cfg, stage) if shards is None else shards
         if not cfg.cluster.dry_run:

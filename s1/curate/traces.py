@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from s1.cache import JsonlCache, slug, start_progress
+from s1.curate.endpoint import ChatEndpoint
 from s1.data.schema import first_trace
 
 log = logging.getLogger("s1.curate")
@@ -40,8 +41,6 @@ def generate_traces(pool: list[dict], cfg, cache_dir: Path, endpoint=None) -> li
         if need:
             log.info("traces: %d records have no trace (curate.traces.enabled=false)", len(need))
         return pool
-    from s1.curate.endpoint import ChatEndpoint
-
     endpoint = endpoint or ChatEndpoint(cfg)
     cache = JsonlCache(Path(cache_dir) / f"traces-{slug(cfg.model)}.jsonl")
     todo = [r for r in need if r["id"] not in cache or cache.data[r["id"]].get("error")]

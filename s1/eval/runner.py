@@ -23,13 +23,13 @@ from s1.eval.sampling import samples_for
 from s1.grading import extract_answer, extract_choice, is_correct
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import generate_sweep
-from s1.infer.engine_settings import engine_args
+from s1.infer.engine_settings import engine_args, hub_revision
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
-               "merges.txt", "chat_template.jinja", "special_tokens_map.json")
+               "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 EDGE_BYTES = 1 << 20      # weights fingerprint: size + first and last MiB of each file (a full hash of 64 GB is minutes)
 
@@ -41,10 +41,10 @@ def model_id(spec: RunSpec) -> str:
 
 @lru_cache(maxsize=32)
 def model_fingerprint(path: str) -> str:
-    """Identity of a model's weights and tokenizer: a local folder's files, or a hub name (with @revision if any)."""
+    """Identity of a model's weights and tokenizer: a local folder's files, or a hub name and the commit it resolves to."""
     folder = Path(path)
     if not folder.is_dir():
-        return f"hub:{path}"
+        return f"hub:{path}@{hub_revision(path)}"
     h = hashlib.sha256()
     for f in sorted(folder.iterdir()):
         if f.name in MODEL_FILES:
@@ -72,6 +72,9 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
         **({"top_p": float(e.get("top_p", 1.0))} if spec.temperature > 0 and float(e.get("top_p", 1.0)) < 1 else {}),
         "accept_max_thinking": spec.accept_max_thinking,
         "max_tries": int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1,
+        **({"engine_kwargs": dict(e.engine_kwargs)} if e.engine_kwargs else {}),   # e.g. quantization
+        **({"trust_remote_code": True} if cfg.model.trust_remote_code else {}),    # the model's own code runs
+        **({"base_url": e.base_url} if e.backend == "openai" else {}),             # the server that generates
     }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
 
 

@@ -28,10 +28,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from s1.cache import Shard, content_key, set_shard
+from s1.run_inputs import stage_inputs
 from s1.runtime import ConfigError, RunDir
+from s1.stages import STAGES, TABLE
 
 log = logging.getLogger("s1.cluster")
-SHARDED_STAGES = ("curate", "eval")   # train is one data-parallel job, not shards
+SHARDED_STAGES = tuple(s for s in STAGES if TABLE[s].sharded)   # train is one data-parallel job, not shards
 SHARD_DIR = "shards"
 
 
@@ -95,8 +97,6 @@ def done_path(output_dir: str | Path, shard: Shard) -> Path:
 
 def inputs_key(cfg: DictConfig, stage: str) -> str:
     """What a finished shard's share depends on: the stage's inputs (config and files), not the cluster."""
-    from s1.cluster.outputs import stage_inputs
-
     return content_key(json.dumps(stage_inputs(cfg, stage), sort_keys=True, default=str))
 
 
