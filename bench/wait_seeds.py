@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from s1.tiny_model import ensure_tiny_model  # noqa: E402  (after the path set-up)
 
-SETTINGS = [("no Wait", "no_bf", None), ("Wait x1", "wait", 1), ("Wait x2", "wait", 2), ("Wait x4", "wait", 4),
+SETTINGS = [("no Wait", "auto", "auto"), ("Wait x1", "wait", 1), ("Wait x2", "wait", 2), ("Wait x4", "wait", 4),
             ("adaptive (<=4)", "adaptive", 4)]
 KEYS = {"no Wait": "no_wait", "Wait x1": "wait1", "Wait x2": "wait2", "Wait x4": "wait4", "adaptive (<=4)": "adaptive"}
 
@@ -42,7 +42,7 @@ def seed_model(seed: int, runs_dir: Path) -> Path:
 def run_seed(seed: int, runs_dir: Path, strings: bool) -> dict:
     """One demo pipeline for this seed; returns its eval metrics.json."""
     model = seed_model(seed, runs_dir)
-    methods = "[no_bf,wait,adaptive" + (",extrapolation_strings]" if strings else "]")
+    methods = "[auto,wait,adaptive" + (",extrapolation_strings]" if strings else "]")
     common = ["experiment=demo", f"paths.runs_dir={runs_dir}", f"run.name=seed{seed}", f"run.seed={seed}",
               f"model.name_or_path={model}", "model.build_tiny=null"]
     env = dict(os.environ, PYTHONPATH=str(REPO))

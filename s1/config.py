@@ -18,6 +18,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from s1 import format as fmt
+
 
 @dataclass
 class RunConfig:
@@ -232,11 +234,13 @@ class BudgetForcingConfig:
     max_thinking_tokens: Optional[int] = None  # cap T; None = no cap beyond the context
     num_waits: int = 0                        # times an early end of thinking is suppressed
     wait_string: str = "Wait"                 # paper: "Wait" beat "Hmm" / "Alternatively"
-    think_prefix: str = "<|im_start|>think\n"  # opens the thinking segment
-    end_of_thinking: str = "<|im_start|>"     # stop string that ends thinking
-    answer_prefix: str = "<|im_start|>answer\nAnswer:"  # forced after thinking (paper code: "Final Answer:")
+    think_prefix: str = fmt.THINK             # opens the thinking segment (the release: "<|im_start|>think")
+    end_of_thinking: str = fmt.END_OF_THINKING  # stop string that ends thinking
+    answer_prefix: str = fmt.FORCED_AT_CAP    # forced when the cap ends thinking, after a newline (the release's)
+    answer_prefix_after_end: str = fmt.FORCED_AFTER_END  # forced when the model ends thinking itself (the release's)
     answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
+    plain_generation: bool = False            # no thinking control: one generation to the total, ends only at the end of turn (method no_bf, the release's "without budget forcing")
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)
     request_timeout_s: float = 600.0          # wall clock per sequence
 
@@ -258,9 +262,14 @@ class EvalConfig:
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)
     output_dir: str = "${run.dir}/eval"       # generations cache, metrics, tables, plots
     include_base_model: bool = True           # also evaluate model.name_or_path without budget forcing (Table 1 base row)
-    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf bf wait extrapolation_strings token_/step_conditional[_prompt][_bf] class_conditional rejection_sampling majority
+    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf auto bf wait extrapolation_strings token_/step_conditional[_prompt][_bf] class_conditional rejection_sampling majority
     wait_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 6])  # method "wait": suppressed ends of thinking (paper Fig. 4a)
-    tokens_per_step: int = 100                # step_conditional: thinking tokens per stated step (budget / this = steps)
+    tokens_per_step: int = 100                # step_conditional: thinking tokens per stated step (its Control budget = steps x this)
+    token_budgets: list[int] = field(default_factory=list)  # token_conditional*: tokens stated in the prompt (release: 2048 4096 8192 16384); [] = eval.budgets
+    step_budgets: list[int] = field(default_factory=list)   # step_conditional*: steps stated in the prompt (release: 16 32 64 128 256); [] = eval.budgets / tokens_per_step
+    rejection_budgets: list[int] = field(default_factory=list)  # rejection_sampling: thinking caps (release: 3500 4000 5000 6000 8000 16000, temperature 1); [] = eval.budgets
+    class_ranges: dict[str, Any] = field(default_factory=dict)  # class_conditional Control: class -> [a_min, a_max] thinking tokens; {} = short at most, long at least the unprompted run's average
+    paper_model: str = "s1"                   # whose paper numbers sit beside this run's: s1 | s1.1 | none
     rejection_max_tries: int = 8              # rejection_sampling: safety limit on samples per question; a question with no fit is scored wrong and counted
     majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question (paper: up to 64)
     majority_model: str = "base"              # method "majority": base (paper Fig. 4: Qwen2.5-32B-Instruct) | trained

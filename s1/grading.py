@@ -1,7 +1,9 @@
 """Grading: pull the final answer out of a response and decide if it equals the reference.
 
-Extraction follows the paper: the last \\boxed{...} (or \\fbox{...}), else the
-text after the last "Answer:". Equivalence is math-verify's (LaTeX / sympy),
+Extraction follows the release's task code: cut the response to its answer
+section (after the last "<|im_start|>answer"; the whole text when there is
+none), then the last \\boxed{...} (or \\fbox{...}), else the text after the
+last "Answer:" in any case (docs/grading.md). Equivalence is math-verify's (LaTeX / sympy),
 plus AIME's integer rule ("016" equals "16") and letter matching for multiple
 choice. math-verify times out with signal.alarm, which only works in a main
 thread, so every check runs in a worker process of a small pool that lives
@@ -21,30 +23,51 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
+from s1.format import ANSWER_MARKER, END, answer_section
+
 log = logging.getLogger("s1.grading")
 
 MAX_ANSWER_CHARS = 1000         # longer "answers" are junk; math-verify on them only burns time
 MAX_RESPONSE_CHARS = 2_000_000  # responses are scanned at most this far from their end
 BOX_COMMANDS = ("\\boxed", "\\fbox")
+_ANSWER_LABEL = re.compile(r"answer\s*:", re.IGNORECASE)     # "Answer:", "Final Answer:", "answer :"
+_ANSWER_IS = re.compile(r"(?i:answer is)\s*:?\s*\**\s*\(?([A-D])\b")   # "The answer is (B)", "the answer is **B**"
 _LETTER = re.compile(r"^\(?\s*([A-J])\s*\)?\.?$")
 
 
-def extract_answer(text: str) -> str | None:
-    """The last \\boxed{...}/\\fbox{...} content (braces balanced), else the text after the last "Answer:"."""
+def extract_answer(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | None:
+    """The final answer of a response: in its answer section (the text after the last answer marker, or the
+    whole text when there is none), the last \\boxed{...}/\\fbox{...} content (braces balanced), else the text
+    after the last "Answer:" / "Final Answer:" in any case (its first paragraph). A boxed guess inside the
+    thinking never decides."""
     if not text:
         return None
-    text = text[-MAX_RESPONSE_CHARS:]
-    boxed = _last_boxed(text)
+    section = answer_section(text[-MAX_RESPONSE_CHARS:], answer_marker)
+    boxed = _last_boxed(section)
     if boxed is not None:
         return boxed
-    i = text.rfind("Answer:")
-    if i < 0:
+    labels = list(_ANSWER_LABEL.finditer(section))
+    if not labels:
         return None
-    ans = text[i + len("Answer:"):].strip()
+    ans = section[labels[-1].end():].strip()
     ans = ans.split("\n\n")[0].strip()           # the answer paragraph, not a trailing chat turn
-    ans = ans.removesuffix("<|im_end|>").strip()
+    ans = ans.split(END)[0].strip()
+    ans = re.sub(r"^\*+\s*|\s*\*+$", "", ans)      # "**Final Answer:** 42" / "Answer: **B**"
     ans = _strip_dollars(ans.rstrip(".").strip())
     return ans or None
+
+
+def extract_choice(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | None:
+    """The option letter (A-D) a multiple-choice response chose, read from its answer section as extract_answer
+    reads it: "(B)", "B)", "B) 7", "**B**", "\\boxed{B}", "Answer: B", else the last "the answer is B"."""
+    from s1.data.benchmarks import choice_letter
+
+    ans = extract_answer(text, answer_marker=answer_marker)
+    letter = choice_letter(ans)
+    if letter is None:
+        said = _ANSWER_IS.findall(answer_section((ans or text or "")[-MAX_RESPONSE_CHARS:], answer_marker))
+        letter = said[-1].upper() if said else None
+    return letter
 
 
 def _last_boxed(text: str) -> str | None:
@@ -89,7 +112,9 @@ def _normalize(s: str) -> str:
 def as_integer(s: str) -> int | None:
     """AIME-style integer from an answer string: '016' -> 16, '$1{,}000$' -> 1000; None if not an integer."""
     s = _normalize(s)
-    s = s.replace("{,}", "").replace(",", "")
+    s = s.replace("{,}", ",")
+    if re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+", s):   # thousands separators only: "2,1" is a list, not 21
+        s = s.replace(",", "")
     s = re.sub(r"\^\{?\\circ\}?$", "", s)
     if re.fullmatch(r"[-+]?\d{1,30}", s):
         return int(s)
@@ -256,3 +281,50 @@ def grade_many(responses: list[str], references: list[str], *, integer_answer: b
 def is_correct(response: str, reference: str, *, integer_answer: bool = False, timeout_s: float = 5.0) -> bool:
     """Is the final answer in `response` equal to `reference`? integer_answer: AIME rule ('016' == '16')."""
     return grade_many([response], [reference], integer_answer=integer_answer, timeout_s=timeout_s, workers=1)[0]
+
+
+def canonical_answer(text_or_answer: str | None) -> str | None:
+    """A key that equal answers share, for majority voting: the option letter ("(B)", "B) 7", "**B**" -> "B"), the
+    integer ("016" -> "16"), else math-verify's parse in a canonical sympy form ("\\frac12", "0.5", "1/2" -> "1/2";
+    "2,1" and "\\{1,2\\}" -> one set), else the normalised text. A whole response (it has an answer section, a box or
+    an "Answer:") is extracted first; None when it holds no answer."""
+    if not text_or_answer:
+        return None
+    text = str(text_or_answer)
+    looks_like_response = (ANSWER_MARKER in text or any(c in text for c in BOX_COMMANDS)
+                           or _ANSWER_LABEL.search(text) is not None or len(text) > MAX_ANSWER_CHARS)
+    ans = extract_answer(text) if looks_like_response else text.strip()
+    if not ans or len(ans) > MAX_ANSWER_CHARS:
+        return None
+    from s1.data.benchmarks import choice_letter
+
+    letter = _letter(ans) or choice_letter(ans)
+    if letter is not None:
+        return letter
+    n = as_integer(ans)
+    if n is not None:
+        return str(n)
+    return _math_key(ans) or _normalize(ans)
+
+
+def _math_key(answer: str) -> str | None:
+    """math-verify's parse of one answer as a canonical string (floats made rational, then simplified); None when it
+    does not parse. Parsing has math-verify's time limit in a main thread, none elsewhere (answers are short)."""
+    try:
+        import sympy
+        from math_verify import parse
+
+        main = threading.current_thread() is threading.main_thread()
+        parsed = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=5 if main else None)
+        expr = next((p for p in parsed if not isinstance(p, str)), None)
+        if expr is None:
+            return None
+        if isinstance(expr, sympy.Eq) and isinstance(expr.lhs, sympy.Symbol):   # "x=3" answers 3
+            expr = expr.rhs
+        if isinstance(expr, sympy.Basic) and not isinstance(expr, sympy.Set) and len(str(expr)) < 200:
+            expr = sympy.nsimplify(expr, rational=True) if expr.has(sympy.Float) else expr
+            expr = sympy.simplify(expr)
+        n = as_integer(str(expr))
+        return str(n) if n is not None else str(expr)
+    except Exception:  # noqa: BLE001 - an answer math-verify cannot read keeps its text key
+        return None

@@ -18,9 +18,9 @@ QUESTION = "Start at 3, add 4, 5 times. Last digit?"
 def scripted_engine(tokenizer, answers) -> ScriptedEngine:
     """Thinking writes one line per round and stops; an answer depends on the Waits so far."""
     def script(r, i):
-        if r.text.endswith("Answer:"):
+        if r.text.endswith("<|im_start|>answer"):   # the model ended thinking: only the marker is forced
             ans = answers[min(r.text.count("Wait"), len(answers) - 1)]
-            return Continuation(f" \\boxed{{{ans}}}", 5, "eos")
+            return Continuation(f"\nAnswer: \\boxed{{{ans}}}", 5, "eos")
         return Continuation("3+4=7\n", 6, "stop", "<|im_start|>")
 
     return ScriptedEngine(tokenizer, script)
@@ -43,10 +43,10 @@ def test_stops_forcing_once_two_peeks_agree_and_keeps_the_peek_as_answer():
     r, reqs = _run(["0", "7", "7", "5"], num_waits=4, adaptive_waits=True)
     fixed, _ = _run(["0", "7", "7", "5"], num_waits=2)
     assert r.waits_used == 2 and r.outcome == "answered"
-    assert r.text == fixed.text and r.answer == fixed.answer == " \\boxed{7}"   # the same as Wait x2, answer included
+    assert r.text == fixed.text and r.answer == fixed.answer == "\nAnswer: \\boxed{7}"   # the same as Wait x2, answer included
     assert r.thinking_tokens == fixed.thinking_tokens == 18
     assert r.peek_tokens == 10 and r.answer_tokens == 5                          # 2 peeks discarded, the 3rd kept
-    peeks = [q for q in reqs if q.text.endswith("Answer:")]
+    peeks = [q for q in reqs if q.text.endswith("<|im_start|>answer")]
     assert len(peeks) == 3 and all(q.key.endswith("/peek") and q.fork_from == reqs[0].key for q in peeks)
     assert "\\boxed{0}" not in r.text                                            # a peek never enters the sequence
 
@@ -54,7 +54,7 @@ def test_stops_forcing_once_two_peeks_agree_and_keeps_the_peek_as_answer():
 def test_changing_answers_use_every_wait_then_answer_as_usual():
     r, reqs = _run(["1", "2", "3", "4", "5"], num_waits=3, adaptive_waits=True)
     fixed, _ = _run(["1", "2", "3", "4", "5"], num_waits=3)
-    assert r.waits_used == 3 and r.text == fixed.text and r.answer == " \\boxed{4}"
+    assert r.waits_used == 3 and r.text == fixed.text and r.answer == "\nAnswer: \\boxed{4}"
     assert r.peek_tokens == 15 and len([q for q in reqs if q.key.endswith("/peek")]) == 3
 
 
@@ -71,7 +71,7 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
     cfg = compose_stage("eval", [
         "model=tiny", "model.build_tiny=null", f"model.name_or_path={chatty_model_dir}",
         f"eval.model_path={chatty_model_dir}", f"paths.runs_dir={tmp_path}", "run.name=adaptive",
-        "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.methods=[no_bf,wait,adaptive]", "eval.wait_counts=[1,2,3]",
+        "eval.benchmarks=[synthetic]", "eval.limit=6", "eval.methods=[auto,wait,adaptive]", "eval.wait_counts=[1,2,3]",
         "eval.adaptive_max_waits=3", "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
         "eval.budget_forcing.answer_max_tokens=3", "eval.budget_forcing.end_of_thinking=' two'"])
     runs = plan_runs(cfg)
@@ -85,7 +85,8 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
     run_all(runs, benches, cache, cfg)
     cache.close()
     recs = list(cache.records.values())
-    wait = {(r["question_id"], r["budget"] or 0): r for r in recs if r["method"] in ("no_bf", "wait")}
+    wait = {(r["question_id"], 0 if r["method"] == "auto" else r["budget"]): r for r in recs
+            if r["method"] in ("auto", "wait")}   # auto: budget forcing with no Wait (no_bf is plain generation)
     ada = [r for r in recs if r["method"] == "adaptive"]
     assert len(ada) == 6 and len(wait) == 24
     assert any(0 < r["waits_used"] < 3 for r in ada), "no question stopped early: the agreeing-peeks path is untested"
@@ -94,3 +95,9 @@ def test_adaptive_on_the_tiny_model_equals_wait_with_as_many_waits(tmp_path, cha
         assert r["text"] == w["text"] and r["correct"] == w["correct"]
         assert r["thinking_tokens"] - r["peek_tokens"] == w["thinking_tokens"]
         assert (r["peek_tokens"] > 0) == (r["waits_used"] > 0)
+
+
+def test_peeks_agree_on_equal_answers_in_different_spellings():
+    """Peeks compare canonical answers (s1.grading.canonical_answer): 1/2 then 0.5 is the same answer."""
+    r, _ = _run(["0", "\\frac12", "0.5", "3"], num_waits=4, adaptive_waits=True)
+    assert r.waits_used == 2 and r.outcome == "answered" and r.answer == "\nAnswer: \\boxed{0.5}"

@@ -69,9 +69,10 @@ def test_seed_set_rule_and_counts_add_up():
     pool = skewed_pool()
     c = cfg(method="s1", seed_min_length=3000, num_samples=1200)
     seeds = seed_set(pool, c)
-    expect = [r for r in pool if (r["teacher_correct"] and ("aime" in r["source_type"].lower()
-                                                            or "gpqa" in r["source_type"].lower()))
-              or ("openaimath" in r["source_type"] and r["thinking_length"] > 3000)]
+    expect = [r for r in pool if r["teacher_correct"] and ("aime" in r["source_type"].lower()
+                                                           or "gpqa" in r["source_type"].lower()
+                                                           or ("openaimath" in r["source_type"]
+                                                               and r["thinking_length"] > 3000))]
     assert {r["id"] for r in seeds} == {r["id"] for r in expect} and 100 < len(seeds) < 1200
     result = sample_diverse(pool, c)
     chosen = {r["id"] for r in result.kept}
@@ -120,3 +121,20 @@ def test_thinking_length_is_counted_with_the_training_tokenizer(tiny_model_dir, 
     assert (recs[1]["length_source"], recs[1]["thinking_length"]) == (
         "solution", len(tok.encode("Keep the last digit: 5.", add_special_tokens=False)))
     assert (recs[2]["length_source"], recs[2]["thinking_length"]) == ("gemini_length", 4321)
+
+
+def test_seed_set_needs_a_correct_teacher_for_long_math_too():
+    """The released filter.ipynb checks isgeminicorrect before both branches: a long MATH trace whose teacher
+    answer is wrong is not a seed (it may still be drawn by Algorithm 1 like any other question)."""
+    c = cfg(method="s1", seed_min_length=5600, num_samples=3)
+    pool = [{"id": "math-long-wrong", "source_type": "qfq/openaimath/Algebra", "domain": "a", "thinking_length": 9000,
+             "teacher_correct": False},
+            {"id": "math-long-right", "source_type": "qfq/openaimath/Algebra", "domain": "a", "thinking_length": 9000,
+             "teacher_correct": True},
+            {"id": "math-short-right", "source_type": "qfq/openaimath/Algebra", "domain": "b", "thinking_length": 100,
+             "teacher_correct": True},
+            {"id": "aime-right", "source_type": "qq8933/AIME_1983_2024", "domain": "b", "thinking_length": 100,
+             "teacher_correct": True},
+            {"id": "gpqa-ungraded", "source_type": "Idavidrein/gpqa", "domain": "c", "thinking_length": 100,
+             "teacher_correct": None}]
+    assert [r["id"] for r in seed_set(pool, c)] == ["math-long-right", "aime-right"]

@@ -92,7 +92,9 @@ def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir, c
             ("trained", "rejection_sampling"), ("base", "majority"), ("trained", "wait"),
             ("trained", "extrapolation_strings")} <= methods
     bf_control = next(s for s in metrics["scaling"] if s["method"] == "bf")
-    assert bf_control["control_range"] == [0, 16] and bf_control["control"] == 100.0   # caps hold: paper's Control
+    # the paper's BF curve: caps 4 and 16 plus 1x Wait (given only the total, 40); each run within its own budget
+    assert bf_control["budgets"] == 3 and bf_control["wait_points"] == 1
+    assert bf_control["control_range"] == [0, 40] and bf_control["control"] == 100.0
     bf_rows = {r["budget"]: r for r in metrics["rows"] if r["method"] == "bf"}
     assert bf_rows[4]["avg_thinking_tokens"] <= 4 and bf_rows[16]["avg_thinking_tokens"] <= 16
     assert all(sum(r["outcomes"].values()) == 6 * r["samples_per_question"] for r in metrics["rows"]
@@ -163,3 +165,112 @@ def test_check_eval_config_refuses_missing_checkpoint_and_bad_budgets(tmp_path):
     cfg.eval.methods = ["beam"]
     with pytest.raises(ConfigError, match="eval.methods"):
         plan_runs(cfg)
+    cfg.eval.budgets = [100]
+    cfg.eval.paper_model = "s2"
+    with pytest.raises(ConfigError, match="eval.paper_model='s2'.*s1.1"):
+        check_eval_config(cfg)
+
+
+# ---- Control, majority and the methods as the paper defines them -------------------------------------------------
+
+def _compose(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from s1.runtime import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose("eval", overrides=list(overrides))
+
+
+def _run_row(model, method, budget, tokens, acc=30.0):
+    return {"model": model, "method": method, "budget": budget, "benchmark": "aime24", "accuracy": acc,
+            "avg_thinking_tokens": float(tokens)}
+
+
+def test_control_holds_each_run_to_its_own_budget():
+    """The paper's Table 3: token-conditional control scores 40% because the model overshoots the budget it was
+    told; held to the sweep's largest budget (the old rule) the same runs would score 100%."""
+    from s1.eval.report import scaling_table
+
+    cfg = _compose("eval.max_new_tokens=32768", "eval.tokens_per_step=100")
+    told = [1024, 2048, 4096, 8192, 16384]
+    rows = [_run_row("token_model", "token_conditional", b, t) for b, t in zip(told, [6000, 6500, 7000, 7500, 8000])]
+    [tc] = scaling_table(rows, cfg)
+    assert tc["control"] == pytest.approx(40.0) and tc["control_range"] == [0, 16384]
+    assert scaling_metrics([(r["avg_thinking_tokens"], r["accuracy"]) for r in rows], 0, 16384)["control"] == 100.0
+    assert [r["budget_given"] for r in rows] == [[0, b] for b in told]
+    # step-conditional: steps x tokens_per_step; 16 steps = 1600 tokens overshot, 64 steps = 6400 kept
+    rows = [_run_row("step_model", "step_conditional", 16, 2000), _run_row("step_model", "step_conditional", 64, 3000)]
+    assert scaling_table(rows, cfg)[0]["control"] == 50.0
+    # budget forcing: caps always hold; a minimum (min_thinking_tokens) is an a_min an undershooting run misses
+    cfg_min = _compose("eval.max_new_tokens=32768", "eval.budget_forcing.min_thinking_tokens=600")
+    rows = [_run_row("trained", "bf", 500, 480), _run_row("trained", "bf", 1000, 700),
+            _run_row("trained", "wait", 2, 9000)]
+    [bf] = scaling_table(rows, cfg_min)
+    assert bf["control"] == pytest.approx(100 * 2 / 3) and bf["budgets"] == 3 and bf["wait_points"] == 1
+    assert [r["budget_given"] for r in rows] == [[600, 500], [600, 1000], [600, 32768]]
+
+
+def test_class_conditional_control_uses_its_documented_range():
+    from s1.eval.report import scaling_table
+
+    rows = [_run_row("trained", "auto", "auto", 4000), _run_row("trained", "class_conditional", "short", 4500),
+            _run_row("trained", "class_conditional", "long", 6000)]
+    # default: short at most, long at least the unprompted (auto) run: the short prompt overshot -> 50%
+    cc = next(s for s in scaling_table(rows, _compose()) if s["method"] == "class_conditional")
+    assert cc["control"] == 50.0
+    ranged = _compose("+eval.class_ranges={short: [0, 5000], long: [5000, null]}")
+    cc = next(s for s in scaling_table([dict(r) for r in rows], ranged) if s["method"] == "class_conditional")
+    assert cc["control"] == 100.0
+
+
+def test_majority_votes_over_equivalent_spellings():
+    # raw strings: "C" would win 2 votes to 1; as answers, B was given three times
+    assert majority_correct(["B", "C", "(B)", "C", "B) 7"], [True, False, True, False, True])
+    assert majority_correct(["016", "15", "16", "15", "\\boxed{16}"], [True, False, True, False, True])
+    assert majority_correct(["\\frac12", "0.3", "0.5", "0.3", "1/2"], [True, False, True, False, True])
+    assert not majority_correct(["\\frac13", "0.5", "1/3"], [False, True, False])
+    assert majority_correct([None, None, "7"], [False, False, True])
+
+
+def test_no_bf_is_plain_generation_and_auto_its_own_method():
+    from s1.eval.methods import plan_runs
+
+    cfg = _compose("eval.methods=[no_bf,auto,bf,rejection_sampling,token_conditional_prompt,step_conditional_prompt]",
+                   "eval.budgets=[100,200,null]", "eval.include_base_model=false", "eval.tokens_per_step=50",
+                   "eval.rejection_budgets=[350,160]", "eval.token_budgets=[2048]")
+    runs = {}
+    for r in plan_runs(cfg):
+        runs.setdefault(r.method, []).append(r)
+    [plain] = runs["no_bf"]
+    assert plain.bf({})["plain_generation"] is True and plain.max_thinking_tokens is None
+    [auto] = runs["auto"]
+    assert auto.budget == "auto" and auto.max_thinking_tokens is None and not dict(auto.bf_overrides)
+    assert [r.budget for r in runs["bf"]] == [100, 200]              # auto is its own method: no bf at null
+    assert [(r.budget, r.max_thinking_tokens, r.accept_max_thinking) for r in runs["rejection_sampling"]] == [
+        (160, 161, 160), (350, 351, 350)]                            # the release: cap T + 1, keep <= T
+    assert [r.instruction for r in runs["token_conditional_prompt"]] == ["Think for up to 2048 tokens."]
+    assert [r.budget for r in runs["step_conditional_prompt"]] == [2, 4]   # eval.budgets / tokens_per_step
+    with pytest.raises(Exception, match="eval.rejection_budgets"):
+        plan_runs(_compose("eval.methods=[rejection_sampling]", "eval.rejection_budgets=[0]"))
+
+
+def test_paper_s1_takes_the_releases_budget_lists_and_strings():
+    from s1.eval.methods import plan_runs
+
+    cfg = _compose("experiment=paper_s1", "eval.model_path=simplescaling/s1-32B",
+                   "eval.step_conditional_model=simplescaling/step-conditional-control",
+                   "eval.token_conditional_model=simplescaling/token-conditional-control",
+                   "eval.methods=[rejection_sampling,token_conditional,token_conditional_bf,step_conditional_bf]")
+    runs = {}
+    for r in plan_runs(cfg):
+        runs.setdefault(r.method, []).append(r)
+    assert [r.budget for r in runs["rejection_sampling"]] == [3500, 4000, 5000, 6000, 8000, 16000]
+    assert all(r.temperature == 1.0 for r in runs["rejection_sampling"])
+    assert [r.budget for r in runs["token_conditional"]] == [2048, 4096, 8192, 16384]
+    assert [r.max_thinking_tokens for r in runs["token_conditional_bf"]] == [2048, 4096, 8192, 16384]
+    assert [r.budget for r in runs["step_conditional_bf"]] == [16, 32, 64, 128, 256]
+    assert runs["step_conditional_bf"][0].instruction == "Think for up to 16 steps."
+    bf = cfg.eval.budget_forcing
+    assert (bf.think_prefix, bf.end_of_thinking, bf.answer_prefix, bf.answer_prefix_after_end) == (
+        "<|im_start|>think", "<|im_start|>", "<|im_start|>answer\nFinal Answer:", "<|im_start|>answer")

@@ -151,9 +151,11 @@ HASH_CHANGES = [
     (("eval.methods=[rejection_sampling]",), "eval.rejection_max_tries=3"),
     (("eval.methods=[rejection_sampling]",), "eval.sampling_temperature=0.5"),
     (("eval.methods=[rejection_sampling]",), "eval.seed=12345"),
-    (("eval.methods=[step_conditional_prompt]",), "eval.tokens_per_step=2"),
+    (("eval.methods=[step_conditional_prompt_bf]", "eval.step_budgets=[2]"), "eval.tokens_per_step=2"),  # its cap
     (("eval.methods=[extrapolation_strings]",), "eval.extrapolation_waits=1"),
     (("eval.temperature=0.6",), "eval.top_p=0.95"),                 # nucleus sampling (R1-style protocol)
+    ((), "eval.budget_forcing.answer_prefix_after_end='<|im_start|>answer:'"),   # forced after the model's own end
+    ((), "eval.budget_forcing.plain_generation=true"),              # no_bf: no thinking control at all
 ]
 # Not generation settings: the same hash (timeouts, batching, which questions / runs, grading, GPU memory share).
 HASH_SAME = ["eval.seed=12345", "eval.batch_size=1", "eval.limit=2", "eval.budget_forcing.request_timeout_s=1",
@@ -216,7 +218,8 @@ def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one()
         "num_samples", "majority_k", "samples_per_benchmark",   # how many samples: the sample index is in the key
         "methods", "include_base_model", "wait_counts", "extrapolation_strings", "adaptive_max_waits",
         "majority_model", "token_conditional_model", "step_conditional_model",   # which runs: model, method, budget
-        "budgets",                                        # the budget is in the key (and max_thinking_tokens above)
+        "budgets", "token_budgets", "step_budgets", "rejection_budgets",   # the budget is in the key
+        "class_ranges", "paper_model",                    # reporting only: Control ranges, paper numbers
         "batch_size", "sweep_sharing",                    # batching (test_sweep_sharing: same records)
         "budget_forcing.request_timeout_s",               # wall clock: a timeout is recorded as an outcome
         "output_dir", "grading_timeout_s", "grading_workers", "regrade", "api_key_env",
@@ -309,7 +312,7 @@ def test_gpqa_is_evaluated_and_graded_on_the_tiny_model(tmp_path, tiny_model_dir
 def thinking_engine(tokenizer, lengths: list[int]) -> ScriptedEngine:
     """Thinks `lengths[attempt]` tokens (in request order), then ends thinking; answers "Answer: 4"."""
     def script(r, i):
-        if r.text.rstrip().endswith("Answer:"):
+        if r.text.rstrip().endswith(("Answer:", "<|im_start|>answer")):   # forced at the cap / after its own end
             return Continuation(" \\boxed{4}", 3, "eos")
         n = lengths.pop(0)
         return Continuation("x " * n, n, "stop", "<|im_start|>")

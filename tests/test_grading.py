@@ -182,3 +182,86 @@ def test_grading_inside_datasets_map_with_two_processes():
     graded = rows.map(lambda row: {"correct": is_correct(row["response"], row["reference"], timeout_s=2.0)},
                       num_proc=2, load_from_cache_file=False)
     assert graded["correct"] == [want for _, _, want in NEEDS_MATH_VERIFY] * 2
+
+
+# ---- the answer section decides (the release's extraction) -----------------------------------------------------
+
+THINKING_WRONG = ("<|im_start|>think\nLet me add: 17+25 = \\boxed{41}? No, 7+5 = 12, carry 1: 42.\n"
+                  "<|im_start|>answer\nAnswer: 42<|im_end|>")
+THINKING_RIGHT = ("<|im_start|>think\nSo the sum is \\boxed{42}. Let me double-check... Wait, I'll go with 41.\n"
+                  "<|im_start|>answer\nAnswer: \\boxed{41}<|im_end|>")
+
+
+@pytest.mark.parametrize("text, answer", [
+    (THINKING_WRONG, "42"),                                             # a boxed guess while thinking never decides
+    (THINKING_RIGHT, "41"),                                             # ... nor does a right one
+    ("thinking \\boxed{7}\n<|im_start|>answer\nanswer: 42", "42"),       # lower case
+    ("thinking\n<|im_start|>answer\nFinal Answer: $\\frac{1}{2}$.", "\\frac{1}{2}"),
+    ("thinking\n<|im_start|>answer\n**Final Answer:** 42", "42"),
+    ("thinking\n<|im_start|>answer\nANSWER : 42\n\nmore chat", "42"),
+    ("thinking Answer: 3\n<|im_start|>answer\nAnswer: 5 and \\boxed{6}", "6"),   # the box wins in the section
+    ("no marker at all, Answer: 9", "9"),                                # no answer section: the whole text
+    ("thinking \\boxed{3}\n<|im_start|>answer\nI am not sure.", None),  # the section has no answer
+])
+def test_extraction_reads_the_answer_section_only(text, answer):
+    assert extract_answer(text) == answer
+
+
+def test_grading_follows_the_answer_section():
+    assert is_correct(THINKING_WRONG, "42") and not is_correct(THINKING_WRONG, "41")
+    assert is_correct(THINKING_RIGHT, "41") and not is_correct(THINKING_RIGHT, "42")
+    assert grade_many([THINKING_WRONG, THINKING_RIGHT], ["42", "42"]) == [True, False]
+
+
+@pytest.mark.parametrize("text, letter", [
+    ("<|im_start|>answer\nAnswer: (B)", "B"),
+    ("<|im_start|>answer\nAnswer: B) 7 moles", "B"),
+    ("<|im_start|>answer\nAnswer: **B**", "B"),
+    ("<|im_start|>answer\nThe answer is B.", "B"),
+    ("<|im_start|>answer\nthe answer is (C)", "C"),
+    ("think: (A) looks wrong \\boxed{A}\n<|im_start|>answer\n\\boxed{D}", "D"),
+    ("<|im_start|>answer\nfinal answer: \\text{C}", "C"),
+    ("<|im_start|>answer\nThe answer is a prime.", None),
+    ("thinking says the answer is B\n<|im_start|>answer\nAnswer: 7", None),   # the thinking never decides
+])
+def test_gpqa_letters_are_read_from_the_answer_section(text, letter):
+    from s1.eval.runner import grade
+    from s1.grading import extract_choice
+
+    assert extract_choice(text) == letter
+    if letter:
+        assert grade(text, {"answer": letter, "multiple_choice": True}, "gpqa_diamond")
+        assert not grade(text, {"answer": "A" if letter != "A" else "B", "multiple_choice": True}, "gpqa_diamond")
+
+
+def test_comma_lists_are_sets_and_thousands_are_integers():
+    from s1.grading import as_integer
+
+    assert is_correct("Answer: 2, 1", "1,2") and is_correct("\\boxed{1,2}", "2,1")
+    assert not is_correct("\\boxed{(2,1)}", "(1,2)")                   # an ordered pair keeps its order
+    assert as_integer("1,000") == 1000 and as_integer("$1{,}000$") == 1000 and as_integer("2,1") is None
+    assert not is_correct("\\boxed{2,1}", "21", integer_answer=True)
+
+
+@pytest.mark.parametrize("spellings", [
+    ["B", "(B)", "B) 7", "**B**", "\\text{B}"],
+    ["016", "16", "\\boxed{16}", "\\frac{32}{2}", "<|im_start|>answer\nAnswer: 16"],
+    ["\\frac12", "\\dfrac{1}{2}", "0.5", "1/2"],
+    ["\\sqrt{2}/2", "\\frac{1}{\\sqrt2}"],
+    ["2,1", "1,2", "\\{1,2\\}"],
+    ["x=3", "3"],
+])
+def test_canonical_answer_gives_equivalent_spellings_one_key(spellings):
+    from s1.grading import canonical_answer
+
+    keys = {canonical_answer(s) for s in spellings}
+    assert len(keys) == 1 and None not in keys, keys
+
+
+def test_canonical_answer_keeps_different_answers_apart():
+    from s1.grading import canonical_answer
+
+    keys = [canonical_answer(s) for s in ("B", "C", "16", "17", "\\frac12", "\\frac13", "(1,2)", "\\{1,2\\}")]
+    assert len(set(keys)) == len(keys), keys
+    assert canonical_answer(None) is None and canonical_answer("") is None
+    assert canonical_answer("thinking \\boxed{3}\n<|im_start|>answer\nno idea") is None

@@ -104,7 +104,11 @@ def test_budget_forcing_with_tiny_model_has_the_trained_shape(engine):
     [r] = generate(engine, [prompt], bf, max_new_tokens=64, progress=False)
     assert r.thinking_tokens <= 12 and r.answer_tokens <= 5
     assert r.text.startswith(r.thinking)
-    assert r.text[len(r.thinking):].lstrip("\n").startswith("<|im_start|>answer\nAnswer:")
+    forced = r.text[len(r.thinking):len(r.text) - len(r.answer)]
+    if r.thinking_tokens == 12:   # the cap ended thinking: the release's "\n<|im_start|>answer\nFinal Answer:"
+        assert forced == ("" if r.thinking.endswith("\n") else "\n") + "<|im_start|>answer\nFinal Answer:"
+    else:                       # the model ended it: only the answer marker, the model writes on
+        assert forced == "<|im_start|>answer"
     assert r.text.endswith(r.answer)
     assert r.outcome in ("answered", "forced", "no_answer")
 
@@ -123,26 +127,26 @@ def test_never_stops_thinking_is_forced_to_answer(engine):
         return Continuation("7+9=6\n" * req.max_new_tokens, req.max_new_tokens, "length")
     r, _reqs = _run(engine, script, max_thinking_tokens=50, num_waits=3)
     assert r.outcome == "forced" and r.thinking_tokens == 50 and r.waits_used == 0
-    assert r.text.endswith("7+9=6\n<|im_start|>answer\nAnswer: \\boxed{6}")
+    assert r.text.endswith("7+9=6\n<|im_start|>answer\nFinal Answer: \\boxed{6}")
 
 
 def test_stops_at_once_gets_waits_then_answers(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" 6", 2, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: 6", 2, "eos")
         return Continuation("", 1, "stop", "<|im_start|>")
     r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
     assert r.outcome == "answered" and r.waits_used == 2
     assert r.thinking == "Wait\nWait"
-    assert r.text == "Wait\nWait\n<|im_start|>answer\nAnswer: 6"
+    assert r.text == "Wait\nWait<|im_start|>answer\nAnswer: 6"   # the release: the marker replaces the stop
     # the remaining thinking budget shrinks across rounds
     assert [q.max_new_tokens for q in reqs[:3]] == [100, 99, 98]
 
 
 def test_wait_follows_the_training_traces(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" \\boxed{5}", 4, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: \\boxed{5}", 4, "eos")
         return Continuation(["3+4=7\n", " 7+4=1\n", " 1+4=5\n"][i], 6, "stop", "<|im_start|>")
     r, reqs = _run(engine, script, max_thinking_tokens=100, num_waits=2)
     assert r.text == "3+4=7\nWait 7+4=1\nWait 1+4=5\n<|im_start|>answer\nAnswer: \\boxed{5}"
@@ -414,8 +418,8 @@ def test_continuous_batching_equals_rounds_with_fewer_passes(engine, join_ratio)
 
 def test_min_thinking_tokens_suppresses_early_ends(engine):
     def script(req, i):
-        if req.text.endswith("Answer:"):
-            return Continuation(" 6", 2, "eos")
+        if req.text.endswith("<|im_start|>answer"):
+            return Continuation("\nAnswer: 6", 2, "eos")
         if req.max_new_tokens < 6:
             return Continuation("3+4"[:req.max_new_tokens], req.max_new_tokens, "length")
         return Continuation("3+4=7\n", 6, "stop", "<|im_start|>")
@@ -445,3 +449,62 @@ def test_bad_budget_forcing_values_name_the_key(engine):
 
     with pytest.raises(ValueError, match=r"max_thinking_tokens=0"):
         generate_sweep(engine, ["x"], [{"max_thinking_tokens": 0}], max_new_tokens=5, progress=False)
+
+
+class RecordingEngine:
+    """The real engine, with every request it was given kept."""
+
+    def __init__(self, engine):
+        self.engine, self.tokenizer, self.requests = engine, engine.tokenizer, []
+        self.max_context = engine.max_context
+
+    def continue_batch(self, requests):
+        self.requests += requests
+        return self.engine.continue_batch(requests)
+
+
+@pytest.mark.parametrize("cap", [7, 12, 20])
+def test_bf_forced_strings_are_the_releases_token_for_token(engine, cap):
+    """At the cap the answer round carries exactly the release's sequence (vllm_causallms.py): prompt +
+    "<|im_start|>think" + the thinking + "\\n" unless the thinking ends in one + tok("<|im_start|>answer\\nFinal
+    Answer:"), the forced string's tokens identical; when the model ends thinking, tok("<|im_start|>answer")
+    replaces the stop. (This engine feeds text, re-encoded whole: where the model generated a non-canonical
+    tokenization of its own thinking the ids before the forced string may differ from the generated ones.)"""
+    from s1 import format as fmt
+
+    tok = engine.tokenizer
+    chat = build_prompt(tok, QUESTION, think=False)
+    prompt_ids = engine.encode(chat) + engine.encode("<|im_start|>think")            # the release's request
+    think = engine.continue_batch([Request(engine.decode(prompt_ids), cap, ["<|im_start|>"])])[0]
+    assert think.stop_reason == "length"
+    nl = [] if think.text.endswith("\n") else engine.encode("\n")
+    forced_ids = engine.encode("<|im_start|>answer\nFinal Answer:")                # thinking_end_max_tok
+    release = prompt_ids + think.token_ids + nl + forced_ids
+
+    rec = RecordingEngine(engine)
+    bf = dict(DEFAULTS, think_prefix=fmt.RELEASE_THINK, max_thinking_tokens=cap, answer_max_tokens=2)
+    [r] = generate(rec, [build_prompt(tok, QUESTION, think_prefix=fmt.RELEASE_THINK)], bf, max_new_tokens=64,
+                   progress=False)
+    ours = engine.encode(rec.requests[-1].text)
+    assert r.thinking == think.text and r.thinking_tokens == cap
+    assert rec.requests[-1].text == engine.decode(release)                  # the same text, character for character
+    assert ours[-len(forced_ids):] == forced_ids                            # the forced string, token for token
+    assert ours[:-len(forced_ids)] == engine.encode(engine.decode(prompt_ids + think.token_ids) + "\n" * bool(nl))
+    # the model-ended case: the marker is its own tokens after any thinking text (a special token starts it)
+    assert engine.encode(think.text + fmt.FORCED_AFTER_END) == engine.encode(think.text) + engine.encode(
+        "<|im_start|>answer")
+
+
+def test_bf_plain_generation_forces_nothing(engine):
+    """no_bf (the release's "without budget forcing"): one generation to the total that ends only at the end of
+    turn; the model's own answer marker splits thinking from answer; nothing is appended."""
+    def script(req, i):
+        return Continuation("3+4=7\n<|im_start|>answer\nAnswer: \\boxed{7}", 40, "eos")
+    r, reqs = _run(engine, script, plain_generation=True, max_thinking_tokens=5, num_waits=3)
+    [req] = reqs
+    assert req.stop == ["<|im_end|>"] and req.max_new_tokens == 1000
+    assert r.text == "3+4=7\n<|im_start|>answer\nAnswer: \\boxed{7}" and r.waits_used == 0
+    assert r.thinking == "3+4=7\n" and r.answer == "<|im_start|>answer\nAnswer: \\boxed{7}"
+    assert r.thinking_tokens + r.answer_tokens == 40 and 0 < r.answer_tokens < 40 and r.outcome == "answered"
+    r, _ = _run(engine, lambda req, i: Continuation("x " * 1000, 1000, "length"), plain_generation=True)
+    assert r.outcome == "no_answer" and "<|im_start|>answer" not in r.text

@@ -28,3 +28,21 @@ def test_bad_content_length_is_refused_not_read_to_the_end(length):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_chat_reply_forces_the_answer_as_budget_forcing_does(chatty_model_dir):
+    """A thinking reply cut at its cap gets the release's "\\n<|im_start|>answer\\nFinal Answer:"; the reply's
+    content is the answer section ("Final Answer: ..."), the thinking goes to reasoning_content."""
+    from s1.infer import load_engine
+    from s1.infer.server import chat
+
+    engine = load_engine("transformers", str(chatty_model_dir), max_context=4096)
+    seen = []
+    real = engine.continue_batch
+    engine.continue_batch = lambda reqs: (seen.extend(reqs), real(reqs))[1]
+    body = {"messages": [{"role": "user", "content": "Start at 3, add 4, 5 times. Last digit?"}], "max_tokens": 64}
+    msg = chat(engine, "tiny", body, "field", think_tokens=6, answer_tokens=3)["choices"][0]["message"]
+    think, answer = seen
+    assert answer.text == think.text + msg["reasoning_content"] + (
+        "" if msg["reasoning_content"].endswith("\n") else "\n") + "<|im_start|>answer\nFinal Answer:"
+    assert msg["content"].startswith("Final Answer:")

@@ -241,7 +241,7 @@ def test_r1_protocol_in_make_eval_and_the_harness_draws_the_same_samples(tmp_pat
     avg@3 / cons@3 / pass@k in metrics.json and results.md; the harness, same seed, draws the very same samples."""
     run_script("eval.py", "model=tiny", f"model.name_or_path={chatty_model_dir}", f"eval.model_path={chatty_model_dir}",
                f"paths.runs_dir={tmp_path}", "run.name=r1", "eval.benchmarks=[aime24]", "eval.limit=2",
-               "eval.methods=[no_bf]", "eval.include_base_model=false", "eval.temperature=0.6", "eval.top_p=0.95",
+               "eval.methods=[auto]", "eval.include_base_model=false", "eval.temperature=0.6", "eval.top_p=0.95",
                "+eval.samples_per_benchmark.aime24=3", "eval.max_new_tokens=24", f"eval.batch_size={BATCH}")
     out = tmp_path / "r1" / "eval"
     recs = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines() if x.strip()]
@@ -249,7 +249,7 @@ def test_r1_protocol_in_make_eval_and_the_harness_draws_the_same_samples(tmp_pat
     assert len(recs) == len(by_key) == 6
     [row] = json.loads((out / "metrics.json").read_text())["rows"]
     assert row["n"] == 3 and {"avg@3", "avg@3_stderr", "cons@3", "pass@1", "pass@2", "pass@3"} <= set(row)
-    assert "| trained | no_bf | None | aime24 | 3 |" in (out / "results.md").read_text()
+    assert "| trained | auto | auto | aime24 | 3 |" in (out / "results.md").read_text()   # thinking control, no cap
     (tmp_path / "r1.yaml").write_text(_sampled_task("s1_test_r1", 0.6, "thinking_n_ignore: 0"))
     samples = _evaluate(chatty_lm, None, tasks=("s1_test_r1",), include=tmp_path, limit=2)["samples"]["s1_test_r1"]
     for s in samples:

@@ -99,7 +99,7 @@ def test_eval_section_pairs_paper_numbers_and_shows_tables_3_4_and_figure4(tmp_p
     assert "### Table 4 layout" in text and '| 2× "Wait" |' in text and "| 2× without string |" in text
     assert "| trained with budget forcing (1× Wait) |" in text and "](eval/figure4.png)" in text
     assert re.search(r"\| trained with budget forcing \(T=4\) \|.*\| – \|$", text, re.M)
-    assert "a_min = 0 unless budget forcing sets a minimum" in text
+    assert "THAT run was given" in text                    # Control's definition beside Table 3
 
 
 def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():
@@ -109,9 +109,72 @@ def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():
         return {"method": method, "model": "trained", "benchmark": "aime24", "budget": budget, "accuracy": acc,
                 "avg_thinking_tokens": 100.0}
 
-    rows = [row("no_bf", None, 40.0), row("extrapolation_strings", "Wait", 45.0), row("extrapolation_strings", "none", 30.0)]
+    # "no extrapolation" is budget forcing with no Wait (auto), not the plain generation (no_bf)
+    rows = [row("auto", "auto", 40.0), row("no_bf", None, 35.0), row("extrapolation_strings", "Wait", 45.0),
+            row("extrapolation_strings", "none", 30.0)]
     header, out = table4_rows({"rows": rows, "extrapolation_waits": 2})
     assert header == ["setting", "aime24 (%)", "avg thinking tokens", "paper aime24"]
     assert {r[0]: r[-1] for r in out} == {"no extrapolation": "50.0", '2× "Wait"': "53.3", "2× without string": "50.0"}
     _, out3 = table4_rows({"rows": rows, "extrapolation_waits": 3})   # not the paper's setting: no paper number
     assert {r[0]: r[-1] for r in out3} == {"no extrapolation": "50.0", '3× "Wait"': "–", "3× without string": "–"}
+
+
+
+def _t1_row(model, method, budget, acc):
+    return {"model": model, "method": method, "budget": budget, "benchmark": "aime24", "accuracy": acc, "stderr": 0.0,
+            "avg_thinking_tokens": 10.0, "questions": 30, "samples_per_question": 1}
+
+
+T1_ROWS = [_t1_row("base", "no_bf", None, 20.0), _t1_row("trained", "no_bf", None, 40.0),
+           _t1_row("trained", "auto", "auto", 42.0), _t1_row("trained", "bf", 500, 30.0),
+           _t1_row("trained", "wait", 1, 44.0), _t1_row("trained", "wait", 2, 45.0),
+           _t1_row("trained", "adaptive", 4, 46.0)]
+
+
+def _paper_rows(paper_model):
+    from s1.eval.report import table1
+
+    lines = table1({"rows": T1_ROWS, "paper_model": paper_model}).splitlines()[2:]
+    return {ln.split(" | ")[0].strip("| "): ln.rsplit(" | ", 1)[1].strip(" |") for ln in lines}
+
+
+def test_paper_numbers_sit_beside_the_one_setting_they_describe_for_s1():
+    assert _paper_rows("s1") == {
+        "base model without budget forcing": "Qwen2.5-32B-Instruct",
+        "trained without budget forcing": "s1-32B without budget forcing",          # plain generation
+        "trained with budget forcing (auto: no cap)": "–",
+        "trained with budget forcing (T=500)": "–",
+        "trained with budget forcing (1× Wait)": "–",
+        "trained with budget forcing (2× Wait)": "s1-32B with budget forcing",
+        "trained with adaptive Wait (≤4×, peeks counted)": "–"}
+
+
+def test_paper_numbers_for_an_s1_1_model_are_s1_1s():
+    from s1.eval.report import paper_table3_cell, table4_rows
+
+    assert _paper_rows("s1.1") == {
+        "base model without budget forcing": "Qwen2.5-32B-Instruct",
+        "trained without budget forcing": "–",                                      # s1.1 ran auto, not plain
+        "trained with budget forcing (auto: no cap)": "s1.1-32B without budget forcing",
+        "trained with budget forcing (T=500)": "–",
+        "trained with budget forcing (1× Wait)": "–",
+        "trained with budget forcing (2× Wait)": "s1.1-32B, 2 x Wait",
+        "trained with adaptive Wait (≤4×, peeks counted)": "–"}
+    bf = {"model": "trained", "method": "bf", "benchmark": "aime24", "wait_points": 4}
+    assert paper_table3_cell({**bf, "paper_model": "s1"}) == "100% / 15 / 56.7"
+    assert paper_table3_cell({**bf, "paper_model": "s1.1"}) == "–"          # Table 3 is s1-32B's
+    assert paper_table3_cell({**bf, "paper_model": "s1", "wait_points": 0}) == "–"   # caps alone: not that curve
+    rows = [{"method": "extrapolation_strings", "model": "trained", "benchmark": "aime24", "budget": "Wait",
+             "accuracy": 45.0, "avg_thinking_tokens": 100.0}]
+    _, out = table4_rows({"rows": rows, "extrapolation_waits": 2, "paper_model": "s1.1"})
+    assert out[0][-1] == "–"
+
+
+def test_s1_1_experiment_selects_s1_1_numbers():
+    from hydra import compose, initialize_config_dir
+
+    from s1.runtime import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        assert compose("eval", overrides=["experiment=s1_1"]).eval.paper_model == "s1.1"
+        assert compose("eval", overrides=["experiment=paper_s1"]).eval.paper_model == "s1"

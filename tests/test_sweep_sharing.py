@@ -33,7 +33,7 @@ def _records(tmp_path, model_dir, name, *extra):
     cache = GenerationCache(tmp_path / f"{name}.jsonl")
     made = run_all(plan_runs(cfg), benches, cache, cfg)
     cache.close()
-    assert made == len(cache.records) == 5 * 11
+    assert made == len(cache.records) == 5 * 12     # 11 shared settings (bf at null = auto) + no_bf, plain, alone
     return cache.records
 
 

@@ -33,13 +33,23 @@ def compose_stage(stage: str, overrides: list[str]) -> DictConfig:
     return prepare(cfg, stage)
 
 
+def pipeline_stages(cfgs: dict[str, DictConfig]) -> tuple[str, ...]:
+    """The stages this setting has: no curate when there is nothing to curate (experiment=s1_1 trains on s1K-1.1
+    as released: curate.sources is empty and train.dataset names the data)."""
+    if not cfgs["curate"].curate.sources:
+        print(f"curate: skipped (curate.sources is empty; train reads train.dataset={cfgs['train'].train.dataset})")
+        return tuple(s for s in STAGES if s != "curate")
+    return tuple(STAGES)
+
+
 def stages_to_run(cfgs: dict[str, DictConfig]) -> list[str]:
     """From the first stage that is not finished on: everything after a re-run stage runs again too."""
-    for i, stage in enumerate(STAGES):
+    stages = pipeline_stages(cfgs)
+    for i, stage in enumerate(stages):
         done, why = stage_finished(cfgs[stage], stage)
         if not done or active_job(cfgs[stage].run.dir, stage):
             print(f"{stage}: to run ({why if not done else 'its job is still queued or running'})")
-            return list(STAGES[i:])
+            return list(stages[i:])
         print(f"{stage}: finished, skipped ({why})")
     return []
 

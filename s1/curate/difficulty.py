@@ -20,6 +20,7 @@ from tqdm import tqdm
 from s1.cache import JsonlCache, content_key, slug, start_progress
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
+from s1.format import END
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -94,7 +95,7 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
             batch = missing[i:i + cfg.batch_size]
             prompts = [tok.apply_chat_template([{"role": "user", "content": r["question"]}], tokenize=False,
                                                add_generation_prompt=True) for r in batch]
-            reqs = [Request(text=p, max_new_tokens=cfg.max_new_tokens, stop=["<|im_end|>"],
+            reqs = [Request(text=p, max_new_tokens=cfg.max_new_tokens, stop=[END],
                             temperature=cfg.temperature, seed=seed) for p in prompts]
             outs = engine.continue_batch(reqs)
             cache.put_many({r["id"]: {"response": o.text, "num_tokens": o.num_tokens, "stop_reason": o.stop_reason}
@@ -182,6 +183,10 @@ def keep_if_unsolved(pool: list[dict]) -> StepResult:
 def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path, judge=None) -> list[dict]:
     """rec["teacher_correct"]: the trace's attempt vs the reference (notebook's isgeminicorrect); None = no grade."""
     cache = JsonlCache(Path(cache_dir) / "teacher.jsonl")
+    if cfg.grader == "llm_judge" and judge is None and not cfg.enabled:   # difficulty off: no judge was set up
+        log.warning("difficulty disabled with grader=llm_judge: teacher attempts without a precomputed %s column "
+                    "stay ungraded (they cannot seed Algorithm 1)", cfg.teacher_column)
+        judge = lambda responses, records: [None] * len(records)   # noqa: E731 - "no grade", as the notebook
     todo = []
     for rec in pool:
         pre = column(rec, cfg.teacher_column) if cfg.use_existing_columns else None
@@ -210,7 +215,7 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
     Records without a trace count their solution instead when length_fallback=solution
     (rec["length_source"] says which text was counted).
     """
-    from s1.curate.lengths import TokenCounter, count_tokens, tokenizer_file
+    from s1.curate.lengths import TokenCounter, check_length_tokenizer, count_tokens
 
     cache = JsonlCache(Path(cache_dir) / f"lengths-{slug(tokenizer)}.jsonl")
     todo: dict[str, str] = {}
@@ -228,7 +233,7 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
         if key not in cache.data:
             todo[key] = text
     if todo:
-        counter = TokenCounter(tokenizer_file(tokenizer))
+        counter = TokenCounter(check_length_tokenizer(tokenizer))
         log.info("thinking length: counting %d texts (%.1f MB) with %s%s", len(todo),
                  sum(map(len, todo.values())) / 1e6, tokenizer, " (fast exact path)" if counter.exact_fast_path else "")
         counts = count_tokens(list(todo.values()), counter, workers=workers)

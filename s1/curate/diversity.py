@@ -1,7 +1,7 @@
 """Diversity sampling (paper Algorithm 1) and the ablation selectors of Table 6.
 
 s1 (paper): start from the seed set (teacher-correct GPQA/AIME questions, and
-MATH questions with traces longer than seed_min_length tokens); then until
+teacher-correct MATH questions with traces longer than seed_min_length tokens); then until
 num_samples: pick a domain uniformly among those with questions left; rank
 its questions by thinking length (rank 0 = longest) and draw one with
 probability ∝ 2^-rank; remove it.
@@ -33,10 +33,12 @@ def source_matches(rec: dict, needles) -> bool:
 
 
 def seed_set(pool: list[dict], cfg) -> list[dict]:
-    """Paper: 384 (notebook: 393) high-quality questions that always enter s1K."""
-    return [r for r in pool
-            if (r.get("teacher_correct") and source_matches(r, cfg.seed_sources))
-            or (source_matches(r, cfg.seed_long_sources) and r.get("thinking_length", 0) > cfg.seed_min_length)]
+    """Paper: 384 (notebook: 393) high-quality questions that always enter s1K: the teacher answered correctly
+    (both branches, as the released notebook: isgeminicorrect) and it is a GPQA/AIME question, or a MATH question
+    whose trace is longer than seed_min_length tokens."""
+    return [r for r in pool if r.get("teacher_correct")
+            and (source_matches(r, cfg.seed_sources)
+                 or (source_matches(r, cfg.seed_long_sources) and r.get("thinking_length", 0) > cfg.seed_min_length))]
 
 
 def draw_rank(rng: random.Random, n: int) -> int:

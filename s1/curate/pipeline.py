@@ -35,6 +35,7 @@ from s1.curate.endpoint import ChatEndpoint
 from s1.curate.export import export
 from s1.curate.funnel import EmptyStepError, Funnel
 from s1.curate.judge import llm_judge
+from s1.curate.lengths import check_length_tokenizer
 from s1.curate.quality import apply_quality_rules
 from s1.curate.report import write_funnel_report
 from s1.curate.sources import add_gold_answers, load_pool
@@ -77,10 +78,13 @@ def curate(cfg: DictConfig) -> dict:
         raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo); "
                           "experiment=s1_1 curates nothing: it trains on s1K-1.1 as released (make train "
                           "ARGS=experiment=s1_1)")
+    if cfg.run.offline:   # fail before any model work, not at the length step with a transformers traceback
+        check_length_tokenizer(c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path)
     run = shards.run_dir(cfg, c.output_dir, shards.this_shard(cfg))  # a shard: its own folder, the shared caches
     funnel = Funnel(run.path)
     endpoint, server = None, None
-    if c.traces.enabled or c.domains.method == "llm" or c.difficulty.grader == "llm_judge":
+    judge_needed = c.difficulty.grader == "llm_judge" and c.difficulty.enabled   # disabled: nothing is judged
+    if c.traces.enabled or c.domains.method == "llm" or judge_needed:
         traces_cfg = c.traces
         if c.traces.serve_model:                   # serve a local model here; the endpoint paths run for real
             server, traces_cfg = serve_teacher(cfg, c.traces)

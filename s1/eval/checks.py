@@ -34,6 +34,9 @@ def check_eval_config(cfg) -> None:
     if e.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
         raise ConfigError("eval.dtype", e.dtype, "use float32 (the paper's evaluation), bfloat16, float16, auto, or "
                           "null for model.dtype")
+    if e.get("paper_model", "s1") not in ("s1", "s1.1", "none"):
+        raise ConfigError("eval.paper_model", e.paper_model, "use s1 (s1-32B's numbers), s1.1 (experiment=s1_1) or "
+                          "none (no paper numbers beside this run)")
     if e.majority_model not in ("base", "trained"):
         raise ConfigError("eval.majority_model", e.majority_model, "use base (paper Fig. 4) or trained")
     check_sampling_config(cfg)                             # eval.top_p, eval.samples_per_benchmark

@@ -2,15 +2,16 @@
 
 pass@1 is the mean over questions of each question's fraction of correct
 samples, with its standard error over questions. maj@k is majority voting
-over k samples (ties: the earliest answer), pass@k the unbiased estimator
+over k samples by canonical answer (ties: the earliest answer), pass@k the unbiased estimator
 1 - C(n-c, k) / C(n, k).
 
 Scaling metrics over budgets with accuracies f(a), where a is the average
 number of thinking tokens actually used at that budget (s1 §3.2):
-- Control = fraction of runs whose used thinking tokens stay within
-  [a_min, a_max]: a_max is the largest budget the method was asked for, and
-  a_min is 0 unless the method sets a minimum (paper: "we usually only
-  constrain a_max"; a minimum only where budget forcing enforces one);
+- Control = fraction of runs whose used thinking tokens stay within the
+  [a_min, a_max] THAT run was given (its thinking cap, the token or step
+  budget stated in its prompt, its class prompt's range: s1/eval/report.py
+  run_budget); a_min is 0 unless budget forcing sets a minimum (paper: "we
+  usually only constrain a_max");
 - Scaling = average slope (f(b) - f(a)) / (b - a) over all pairs a < b,
   in accuracy points per 1,000 thinking tokens (SCALING_UNIT);
 - Performance = max accuracy.
@@ -46,13 +47,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
-    """Is the most common extracted answer a correct one? (None answers do not vote.)"""
-    votes = Counter(a for a in answers if a is not None)
+    """Is the most common answer a correct one? Answers vote by their canonical form (s1.grading.canonical_answer:
+    "B", "(B)" and "B) 7" are one vote, so are "016" and "16", "\\frac12" and "0.5"); None answers do not vote;
+    ties go to the answer seen first."""
+    from s1.grading import canonical_answer
+
+    keys = [canonical_answer(a) for a in answers]
+    votes = Counter(k for k in keys if k is not None)
     if not votes:
         return False
     top = max(votes.values())
-    winner = next(a for a in answers if a is not None and votes[a] == top)
-    return correct[answers.index(winner)]
+    winner = next(k for k in keys if k is not None and votes[k] == top)
+    return correct[keys.index(winner)]
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,13 +90,19 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def scaling_metrics(points: list[tuple[float, float]], a_min: float, a_max: float | None) -> dict[str, float | None]:
+def scaling_metrics(points: list[tuple[float, float]], a_min: float = 0, a_max: float | None = None,
+                    ranges: list[tuple[float, float | None] | None] | None = None) -> dict[str, float | None]:
     """Control / Scaling / Performance from (avg thinking tokens used, accuracy %) points of one method.
 
-    a_max None: the method was given no maximum, so Control is undefined (None)."""
+    Control holds each run to the budget THAT run was given: ranges[i] = (a_min, a_max) of point i (None: the run
+    was given no budget and is left out). Without ranges every run is held to [a_min, a_max]; a_max None there, or
+    no run with a budget, leaves Control undefined (None)."""
     if not points:
         return {"control": None, "scaling": None, "performance": None}
-    control = None if a_max is None else sum(a_min <= a <= a_max for a, _ in points) / len(points)
+    if ranges is None:
+        ranges = [None if a_max is None else (a_min, a_max)] * len(points)
+    held = [(a, r) for (a, _), r in zip(points, ranges) if r is not None]
+    control = sum(lo <= a and (hi is None or a <= hi) for a, (lo, hi) in held) / len(held) if held else None
     slopes = [(fb - fa) / (b - a) * 1000 for (a, fa), (b, fb) in combinations(sorted(points), 2) if b > a]
     return {
         "control": None if control is None else 100 * control,

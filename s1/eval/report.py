@@ -6,26 +6,28 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s1.eval.methods import RunSpec, finite_budgets
+from s1.eval.methods import RunSpec
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
 from s1.eval.runner import expected_records
 from s1.eval.sampling import sampling_metrics, sampling_table
+from s1.grading import canonical_answer
 
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
 
-BF_METHODS = ("bf", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
+BF_METHODS = ("bf", "auto", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
               "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
-TOKEN_BUDGET_METHODS = ("bf", "token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
-                        "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
-                        "step_conditional_prompt_bf", "rejection_sampling")   # budget = a thinking-token maximum
-SCALING_METHODS = TOKEN_BUDGET_METHODS + ("class_conditional", "wait", "majority")
+BF_CURVE = ("bf", "auto", "wait")   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus Wait extrapolation
+SCALING_METHODS = ("token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
+                   "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
+                   "step_conditional_prompt_bf", "rejection_sampling", "class_conditional", "majority")
 
 
 def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict[str, list[dict]], cfg) -> dict:
-    """One row per (run, benchmark) plus the scaling metrics per (model, method, benchmark).
+    """One row per (run, benchmark) plus the scaling metrics per (model, curve, benchmark).
 
-    Only records generated under this config's settings count (the cache key holds them all)."""
+    Only records generated under this config's settings count (the cache key holds them all). Each row carries
+    the [a_min, a_max] thinking tokens its run was given (run_budget), which is what Control holds it to."""
     rows = []
     for spec in runs:
         found = [(b, rec) for b, _, _, rec in expected_records(spec, benches, records, cfg) if rec is not None]
@@ -37,32 +39,81 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
                 rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
-                         "budget": spec.budget, "benchmark": bench, **summarize(recs), **sampling_metrics(recs)})
-    budgets = finite_budgets(cfg.eval.budgets)
-    min_tokens = cfg.eval.budget_forcing.get("min_thinking_tokens")   # set by budget forcing only
+                         "budget": spec.budget, "benchmark": bench, **summarize(recs),
+                         **sampling_metrics(recs, canonical_answer)})   # cons@n votes by answer class, as maj@k
+    return {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
+            "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
+            "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
+
+
+def scaling_table(rows: list[dict], cfg) -> list[dict]:
+    """Control / Scaling / Performance per (model, curve, benchmark); sets each row's budget_given first."""
+    for r in rows:
+        r["budget_given"] = run_budget(r, rows, cfg)
     scaling = []
-    for (model, method, bench), pts in _points(rows).items():
-        if len(pts) < 2 and method != "bf":
+    for (model, curve, bench), members in _curves(rows).items():
+        if len(members) < 2 and curve != "bf":
             continue
-        asked = [r["budget"] for r in rows if (r["model"], r["method"], r["benchmark"]) == (model, method, bench)
-                 and isinstance(r["budget"], int)]
-        if method in TOKEN_BUDGET_METHODS:
-            a_max = max(asked) if asked else None
-        elif method == "class_conditional":       # asked for short/long thinking: held to the sweep's range
-            a_max = budgets[-1] if budgets else None
-        else:                                     # Wait extrapolation, majority voting: no maximum was asked for
-            a_max = None
-        a_min = int(min_tokens) if min_tokens and method in BF_METHODS else 0
-        scaling.append({"model": model, "method": method, "benchmark": bench, "budgets": len(pts),
-                        "control_range": [a_min, a_max], **scaling_metrics(pts, a_min, a_max)})
-    return {"rows": rows, "scaling": scaling, "scaling_unit": SCALING_UNIT,
-            "control_definition": CONTROL_DEFINITION, "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
+        pts = [(r["avg_thinking_tokens"], r["accuracy"]) for r in members]
+        ranges = [None if r["budget_given"] is None else tuple(r["budget_given"]) for r in members]
+        given = [g for g in ranges if g is not None]
+        waits = sum(r["method"] == "wait" for r in members)
+        scaling.append({"model": model, "method": curve, "benchmark": bench, "budgets": len(pts),
+                        "wait_points": waits if curve == "bf" else None, "paper_model": _paper_model(cfg),
+                        "control_range": [min(g[0] for g in given), _max_or_none([g[1] for g in given])]
+                        if given else None, **scaling_metrics(pts, ranges=ranges)})
+    return scaling
 
 
-CONTROL_DEFINITION = ("Control: share of a method's runs whose average thinking tokens stay within [a_min, a_max]; "
-                      "a_max = the largest budget the method was asked for (class-conditional: the sweep's largest; "
-                      "none, so no Control, for Wait extrapolation and majority voting), a_min = 0 unless budget "
-                      "forcing sets a minimum (paper §3.2: only a_max is usually constrained).")
+CONTROL_DEFINITION = ("Control: share of a curve's runs whose average thinking tokens stay within the [a_min, a_max] "
+                      "THAT run was given: a thinking cap T -> [0, T] (rejection sampling: its T); a token budget "
+                      "stated in the prompt -> [0, tokens]; a step budget -> [0, steps x eval.tokens_per_step]; a "
+                      "class prompt -> its range in eval.class_ranges (default: short at most, long at least the "
+                      "unprompted auto run's average); no cap (auto, Wait) -> [0, eval.max_new_tokens]; majority "
+                      "voting -> none (left out). a_min is budget forcing's minimum where it sets one, else 0 "
+                      "(paper §3.2: only a_max is usually constrained). The budget-forcing curve (bf) is the "
+                      "paper's: every thinking cap plus auto and the Wait extrapolation points.")
+
+
+def run_budget(row: dict, rows: list[dict], cfg) -> list | None:
+    """[a_min, a_max] thinking tokens one run was given (a_max None: no maximum); None: no budget at all."""
+    e = cfg.eval
+    m, b = row["method"], row["budget"]
+    min_tokens = e.budget_forcing.get("min_thinking_tokens")
+    a_min = int(min_tokens) if min_tokens and m in BF_METHODS else 0
+    if m == "majority":
+        return None
+    if m in ("bf", "rejection_sampling") or m.startswith("token_conditional"):
+        return [a_min, int(b) if isinstance(b, int) else int(e.max_new_tokens)]
+    if m.startswith("step_conditional"):
+        return [a_min, int(b) * int(e.tokens_per_step)]
+    if m == "class_conditional":
+        return _class_range(row, rows, e)
+    return [a_min, int(e.max_new_tokens)]    # auto, Wait, extrapolation strings, adaptive, no_bf: the total
+
+
+def _class_range(row: dict, rows: list[dict], e) -> list | None:
+    """A class prompt's range: eval.class_ranges[class], else relative to the same model's unprompted run."""
+    ranges = dict(e.get("class_ranges") or {})
+    if row["budget"] in ranges:
+        lo, hi = list(ranges[row["budget"]])
+        return [int(lo or 0), None if hi is None else int(hi)]
+    plain = [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
+             and (r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None))]
+    plain = plain or [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
+                      and r["method"] == "no_bf"]
+    if not plain:
+        return None
+    ref = plain[0]["avg_thinking_tokens"]
+    return [0, ref] if row["budget"] == "short" else [ref, None]
+
+
+def _max_or_none(xs: list) -> int | None:
+    return None if any(x is None for x in xs) else max(xs)
+
+
+def _paper_model(cfg) -> str:
+    return str(cfg.eval.get("paper_model") or "s1")
 
 
 def _hashable(b):
@@ -84,20 +135,23 @@ def _majority_rows(spec: RunSpec, bench: str, recs: list[dict], ks) -> list[dict
     return out
 
 
-def _points(rows: list[dict]) -> dict[tuple, list[tuple[float, float]]]:
-    pts: dict[tuple, list] = defaultdict(list)
+def _curves(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """(model, curve, benchmark) -> its runs: the budget-forcing curve joins caps, auto and Wait points."""
+    curves: dict[tuple, list] = defaultdict(list)
     for r in rows:
-        if r["method"] in SCALING_METHODS:
-            if r["method"] == "bf" and r["budget"] is None:
-                continue
-            pts[(r["model"], r["method"], r["benchmark"])].append((r["avg_thinking_tokens"], r["accuracy"]))
-    return pts
+        if r["method"] in BF_CURVE:
+            curves[(r["model"], "bf", r["benchmark"])].append(r)
+        elif r["method"] in SCALING_METHODS:
+            curves[(r["model"], r["method"], r["benchmark"])].append(r)
+    return curves
 
 
 def _budget_label(r: dict) -> str:
     b = r["budget"]
-    if r["method"] == "no_bf" or (r["method"] == "bf" and b is None):
-        return "no cap"
+    if r["method"] == "no_bf":
+        return "plain (no forcing)"
+    if r["method"] == "auto" or (r["method"] == "bf" and b is None):
+        return "auto (no cap)"
     if r["method"] == "wait":
         return f"{b}× Wait"
     if r["method"] == "adaptive":
@@ -121,14 +175,17 @@ def results_table(metrics: dict) -> str:
 
 
 def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
-    """Table 1's rows: setting name → benchmark → metrics row. Budget caps and Wait extrapolation are separate rows."""
+    """Table 1's rows: setting name → benchmark → metrics row. Plain generation, auto, caps and Wait counts are
+    separate rows."""
     settings: dict[str, dict[str, dict]] = {}
     for r in rows:
-        if r["method"] not in ("no_bf", "bf", "wait", "adaptive"):
+        if r["method"] not in ("no_bf", "auto", "bf", "wait", "adaptive"):
             continue
         name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"])
-        if r["method"] == "no_bf" or (r["method"] == "bf" and r["budget"] is None):
+        if r["method"] == "no_bf":
             name += " without budget forcing"
+        elif r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None):
+            name += " with budget forcing (auto: no cap)"
         elif r["method"] == "bf":
             name += f" with budget forcing (T={r['budget']})"
         elif r["method"] == "adaptive":
@@ -139,21 +196,27 @@ def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
     return settings
 
 
-def paper_table1_row(name: str) -> tuple[str, dict] | None:
-    """The paper's Table 1 row that a setting reproduces, or None. Table 1's "with budget forcing" numbers are
-    extrapolation with "Wait" (paper Fig. 1/4: 50% → 57% on AIME24), so they sit beside the Wait rows only,
-    never beside a thinking cap."""
+# The paper's Table 1 row each of our settings reproduces, per paper model (s1: simplescaling/s1-32B; s1.1:
+# simplescaling/s1.1-32B, experiment=s1_1). The release's commands (eval/commands.sh): s1 "without budget forcing"
+# is a plain generation (max_gen_toks only: our no_bf); s1.1's rows run max_tokens_thinking=auto (our auto) with 0
+# or 2 Waits. s1's "with budget forcing" row is 2x Wait: its MATH500 / GPQA numbers (93.0 / 59.6) are Table 4's
+# 2x "Wait" row. Settings the paper did not run (caps, other Wait counts, adaptive) get none.
+TABLE1_ROWS = {
+    "s1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
+           "trained without budget forcing": "s1-32B without budget forcing",
+           "trained with budget forcing (2× Wait)": "s1-32B with budget forcing"},
+    "s1.1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
+             "trained with budget forcing (auto: no cap)": "s1.1-32B without budget forcing",
+             "trained with budget forcing (2× Wait)": "s1.1-32B, 2 x Wait"},
+}
+
+
+def paper_table1_row(name: str, paper_model: str = "s1") -> tuple[str, dict] | None:
+    """The paper's Table 1 row that a setting reproduces for this paper model (eval.paper_model), or None."""
     from s1.report import paper
 
-    if name == "base model without budget forcing":
-        key = "Qwen2.5-32B-Instruct"
-    elif name == "trained without budget forcing":
-        key = "s1-32B without budget forcing"
-    elif name.startswith("trained with budget forcing (") and name.endswith("× Wait)"):
-        key = "s1-32B with budget forcing"
-    else:
-        return None
-    return key, paper.TABLE1[key]
+    key = TABLE1_ROWS.get(paper_model, {}).get(name)
+    return None if key is None else (key, paper.TABLE1[key])
 
 
 PAPER_COLUMNS = ("aime24", "math500", "gpqa_diamond")
@@ -173,7 +236,7 @@ def table1(metrics: dict) -> str:
     header = ["model", *benches, *[f"paper {b}" for b in paper_cols], "paper row"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, v in table1_settings(metrics["rows"]).items():
-        match = paper_table1_row(name)
+        match = paper_table1_row(name, metrics.get("paper_model", "s1"))
         refs = [(_paper_cell(match[1], b) if match else "–") for b in paper_cols]
         cells = [name, *[cell(v[b]) if b in v else "–" for b in benches], *refs, match[0] if match else "–"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -189,11 +252,14 @@ PAPER_TABLE3_METHODS = {   # our method → the paper's Table 3 row (AIME24); pr
 
 
 def paper_table3_cell(s: dict) -> str:
-    """The paper's Control / Scaling / Performance for this method on AIME24, or "–"."""
+    """The paper's Control / Scaling / Performance for this curve on AIME24, or "–": Table 3 is s1-32B's (none for
+    s1.1), and its budget-forcing row describes the curve of caps plus Wait extrapolation (none for caps alone)."""
     from s1.report.paper import TABLE3
 
     name = PAPER_TABLE3_METHODS.get(s["method"])
-    if s["benchmark"] != "aime24" or name is None or s["model"] == "base":
+    if s["benchmark"] != "aime24" or name is None or s["model"] == "base" or s.get("paper_model", "s1") != "s1":
+        return "–"
+    if s["method"] == "bf" and s.get("wait_points") == 0:
         return "–"
     c, sc, p = TABLE3[name]
     return f"{c}% / {sc} / {p}"
@@ -217,9 +283,10 @@ def table3(metrics: dict) -> str:
 
 
 def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
-    """Paper Table 4 layout: extrapolation string (2 suppressed ends of thinking each) vs no extrapolation."""
+    """Paper Table 4 layout: extrapolation string (2 suppressed ends of thinking each) vs no extrapolation, which is
+    budget forcing with no Wait (auto; its MATH500 / GPQA numbers are not Table 1's plain generation)."""
     rows = [r for r in metrics["rows"] if r["method"] == "extrapolation_strings"
-            or (r["method"] == "no_bf" and r["model"] == "trained")]
+            or (_is_auto(r) and r["model"] == "trained")]
     if not any(r["method"] == "extrapolation_strings" for r in rows):
         return [], []
     benches = sorted({r["benchmark"] for r in rows})
@@ -230,19 +297,24 @@ def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
     by: dict[str, dict[str, dict]] = {}
     paper_key: dict[str, str | None] = {}
     for r in rows:
-        name = "no extrapolation" if r["method"] == "no_bf" else (
+        name = "no extrapolation" if _is_auto(r) else (
             f"{w}× without string" if r["budget"] == "none" else f'{w}× "{r["budget"]}"')
         by.setdefault(name, {})[r["benchmark"]] = r
         # the paper's row only where the setting is the paper's: 2 suppressions (or none at all)
-        paper_key[name] = "no extrapolation" if r["method"] == "no_bf" else (str(r["budget"]) if w == 2 else None)
+        paper_key[name] = "no extrapolation" if _is_auto(r) else (str(r["budget"]) if w == 2 else None)
     out = []
     for name, v in by.items():
         toks = [x["avg_thinking_tokens"] for x in v.values()]
-        ref = TABLE4.get(paper_key[name] or "", {})
+        ref = TABLE4.get(paper_key[name] or "", {}) if metrics.get("paper_model", "s1") == "s1" else {}   # s1-32B's
         out.append([name, *[f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches],
                     f"{sum(toks) / len(toks):.0f}", *[_paper_cell(ref, b) for b in paper_cols]])
     return (["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens", *[f"paper {b}" for b in paper_cols]],
             out)
+
+
+def _is_auto(r: dict) -> bool:
+    """The release's max_tokens_thinking=auto run: method auto, or bf at no cap."""
+    return r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None)
 
 
 def table4(metrics: dict) -> str:
@@ -256,8 +328,9 @@ def table4(metrics: dict) -> str:
 def write_results_md(metrics: dict, path: Path) -> Path:
     text = "\n\n".join([
         "# Results", "## Table 1 layout: accuracy (%) ± standard error over questions",
-        "Paper numbers (s1-32B / Qwen2.5-32B-Instruct) sit beside the setting they reproduce only; its "
-        "\"with budget forcing\" numbers are Wait extrapolation, so thinking-cap rows have none."
+        f"Paper numbers ({PAPER_MODEL_NAMES.get(metrics.get('paper_model', 's1'), 'none')}, eval.paper_model) sit "
+        "beside the one setting each describes: \"without budget forcing\" is s1's plain generation (no_bf) and "
+        "s1.1's auto run; \"with budget forcing\" is 2× Wait; caps and other Wait counts have none."
         + ("" if _is_paper_model(metrics) else " This run evaluates other models: the paper's numbers are reference "
            "only."),
         table1(metrics),
@@ -272,6 +345,9 @@ def write_results_md(metrics: dict, path: Path) -> Path:
         "## All runs", results_table(metrics), ""])
     path.write_text(text, encoding="utf-8")
     return path
+
+
+PAPER_MODEL_NAMES = {"s1": "s1-32B / Qwen2.5-32B-Instruct", "s1.1": "s1.1-32B / Qwen2.5-32B-Instruct"}
 
 
 def _is_paper_model(metrics: dict) -> bool:
@@ -292,8 +368,7 @@ def plot_figure4(metrics: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         seq = sorted((r["avg_thinking_tokens"], r["accuracy"]) for r in metrics["rows"] if r["benchmark"] == bench
-                     and r["model"] == "trained" and (r["method"] in ("wait",) or
-                                                      (r["method"] == "bf" and r["budget"] is not None)))
+                     and r["model"] == "trained" and r["method"] in BF_CURVE)   # caps, auto and Wait
         par = sorted((r["avg_thinking_tokens"], r["accuracy"], r["budget"], r["model"]) for r in metrics["rows"]
                      if r["benchmark"] == bench and r["method"] == "majority")
         if seq:

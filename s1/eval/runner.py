@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from s1.cache import GenerationCache, content_key, record_key
-from s1.data.benchmarks import choice_letter
 from s1.eval.methods import RunSpec
 from s1.eval.sampling import samples_for
-from s1.grading import extract_answer, is_correct
+from s1.grading import extract_answer, extract_choice, is_correct
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args, hub_revision
@@ -236,13 +235,19 @@ def hash_seed(seed: int, qid: str, sample: int, attempt: int) -> int:
 
 
 def grade(text: str, row_or_reference, bench: str, timeout_s: float = 5.0, multiple_choice: bool | None = None) -> bool:
-    """Multiple choice (GPQA): the chosen letter against the reference letter; else the math grader."""
+    """Multiple choice (GPQA): the chosen letter against the reference letter; else the math grader. Both read the
+    answer section only (s1.grading.extract_answer)."""
     reference = row_or_reference["answer"] if isinstance(row_or_reference, dict) else row_or_reference
     if multiple_choice is None:
         multiple_choice = bool(isinstance(row_or_reference, dict) and row_or_reference.get("multiple_choice"))
     if multiple_choice:
-        return choice_letter(extract_answer(text)) == reference
+        return extract_choice(text) == reference
     return is_correct(text, reference, integer_answer=bench in INTEGER_ANSWER_BENCHMARKS, timeout_s=timeout_s)
+
+
+def extracted(text: str, multiple_choice: bool) -> str | None:
+    """What a record keeps as its answer (majority voting reads it): the chosen letter, or the extracted answer."""
+    return extract_choice(text) if multiple_choice else extract_answer(text)
 
 
 def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, settings: str = "", tries: int = 1,
@@ -251,7 +256,7 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
     return {
         "model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
         "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
-        "reference": row["answer"], "multiple_choice": mc, "extracted": extract_answer(res.text),
+        "reference": row["answer"], "multiple_choice": mc, "extracted": extracted(res.text, mc),
         "correct": accepted and grade(res.text, row, bench, timeout_s),
         "outcome": res.outcome, "thinking_tokens": res.thinking_tokens + res.peek_tokens,
         "answer_tokens": res.answer_tokens,
@@ -272,8 +277,8 @@ def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
         verdicts = grade_many([r["text"] for r in rest], [r["reference"] for r in rest], timeout_s=timeout_s,
                               integer_answer=bench in INTEGER_ANSWER_BENCHMARKS, workers=workers)
         for r, ok in zip(rest, verdicts):
-            r["correct"], r["extracted"] = ok and r.get("accepted", True), extract_answer(r["text"])
+            r["correct"], r["extracted"] = ok and r.get("accepted", True), extracted(r["text"], False)
         for r in mc:
             r["correct"] = r.get("accepted", True) and grade(r["text"], r["reference"], bench, multiple_choice=True)
-            r["extracted"] = extract_answer(r["text"])
+            r["extracted"] = extracted(r["text"], True)
     cache.rewrite()

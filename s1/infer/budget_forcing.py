@@ -8,21 +8,25 @@ the rules below decide what to append:
   "<|im_start|>", or end-of-text) with waits left and budget left: drop the
   delimiter, append "Wait" (on a new line, as the "Wait 12:7+9=6" corrections
   of the training traces are), keep thinking;
-- thinking ended otherwise, or the thinking budget T ran out: append the
-  answer prefix "<|im_start|>answer\\nAnswer:" (after a newline if needed),
-  exactly the shape the model was trained on, and let it answer;
+- the thinking budget T ran out: append the answer prefix
+  "<|im_start|>answer\\nFinal Answer:" (after a newline if needed) and let it answer;
+- thinking ended by the model with no wait or budget left: append only "<|im_start|>answer" in place of the
+  delimiter, and the model writes "\\nAnswer: ..." on as it was trained (the release's two cases, s1.format);
 - the answer ends at end-of-text (or a new "<|im_start|>") under its own cap (answer_max_tokens), or, when that is
   None, under the rest of the total (the public code's rule);
 - minimum budget: with min_thinking_tokens = N, an end of thinking before N thinking tokens is suppressed with
   "Wait" too (these count as waits used);
 - adaptive extrapolation (adaptive_waits, beyond the paper): at each end of thinking that would be suppressed, first
-  peek: the answer the model would give now (the answer prefix and a short answer, on a copy of the sequence: the
+  peek: the answer the model would give now (the answer marker and a short answer, on a copy of the sequence: the
   sequence itself is unchanged). When the peeked answer equals the previous peek's, stop forcing and keep that peek
   as the answer (it is exactly what the answer phase would generate); otherwise append "Wait" as above. num_waits
   caps the Waits; the peeks that were not kept count in peek_tokens.
 
 Each sequence's next round is handed to the engine as soon as its last one returns (s1.infer.engine.run_requests:
 continuous batching on transformers and vLLM), so no sequence waits for the slowest of a batch.
+plain_generation (method no_bf, the release's "without budget forcing" row) turns all of this off: one
+generation to the total that ends only at the end of turn; its thinking is the text before the answer marker it
+wrote itself.
 The remaining thinking budget is decremented across rounds; waits, total
 tokens (within the context window) and wall time per sequence are capped; every
 sequence ends with an outcome: answered (the model ended thinking itself),
@@ -47,10 +51,11 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from s1.config import BudgetForcingConfig
+from s1.format import END, forced_answer
 from s1.infer.engine import Continuation, Request, forget, run_requests
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
-END_OF_TEXT = "<|im_end|>"
+END_OF_TEXT = END
 FORCED_SLACK = 16     # tokens kept free in the context for the forced strings
 ANSWER_RESERVE = 1024  # tokens thinking always leaves for the answer (at most half the total)
 _KEYS = itertools.count()
@@ -150,6 +155,8 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
         if s.phase is not Phase.DONE:
             return [ask(s)]
         forget(engine, [s.key, s.key + "/peek"])
+        if opts["plain_generation"]:
+            _split_plain(s, opts, engine.tokenizer)
         bar.update(1)
         if on_result:
             on_result(s.index, _result(s))
@@ -213,6 +220,8 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         for j, s, r in group:
             s.fork_from = None if r is lead else lead.key
             step(s, cont if r is lead else _cut(cont, r.max_new_tokens, decode), opts_of[j])
+            if s.phase is Phase.DONE and opts_of[j]["plain_generation"]:
+                _split_plain(s, opts_of[j], engine.tokenizer)
             if s.phase is not Phase.DONE:
                 live.append((j, s))
             elif on_result:
@@ -249,7 +258,9 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
         prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False))
     room = max(0, max_context - prompt_tokens - FORCED_SLACK)
     s.total = min(max_new_tokens, room)
-    if prompt.endswith(opts["think_prefix"]):
+    if opts["plain_generation"]:               # no thinking control: the model writes thinking and answer itself
+        s.phase, s.answer_limit = Phase.ANSWERING, s.total
+    elif prompt.endswith(opts["think_prefix"]):
         answer_cap = opts["answer_max_tokens"]
         reserve = min(answer_cap if answer_cap is not None else ANSWER_RESERVE, s.total // 2)
         s.answer_limit = reserve                # None: raised to the rest of the total when the answer starts
@@ -262,12 +273,14 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
 
 def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
     if s.phase is Phase.PEEKING:    # a branch off the sequence: its own key, starting from the sequence's state
-        return Request(text=s.prompt + s.text + _on_new_line(s, opts["answer_prefix"]),
+        return Request(text=s.prompt + s.text + _forced(s, opts, at_cap=False),
                        max_new_tokens=max(0, _answer_cap(s, opts)), stop=[opts["end_of_thinking"], END_OF_TEXT],
                        temperature=temperature, seed=seed, key=s.key + "/peek", deadline=s.deadline,
                        fork_from=s.fork_from or s.key)
     if s.phase is Phase.THINKING:
         max_new, stop = s.think_limit - s.thinking_tokens, [opts["end_of_thinking"], END_OF_TEXT]
+    elif opts["plain_generation"]:
+        max_new, stop = s.answer_limit - s.answer_tokens, [END_OF_TEXT]
     else:
         max_new, stop = s.answer_limit - s.answer_tokens, [opts["end_of_thinking"], END_OF_TEXT]
     return Request(text=s.prompt + s.text, max_new_tokens=max(0, max_new), stop=stop, temperature=temperature,
@@ -299,7 +312,7 @@ def step(s: Sequence, cont, opts) -> None:
             s.waits_used += 1
             return
         s.forced = not ended_by_model
-        s.text += _on_new_line(s, opts["answer_prefix"])    # end thinking, force the answer
+        s.text += _forced(s, opts, at_cap=not ended_by_model)   # end thinking, force the answer
         s.phase = Phase.ANSWERING
         s.answer_limit = _answer_cap(s, opts)
         if s.answer_limit <= 0:
@@ -322,14 +335,15 @@ def _answer_cap(s: Sequence, opts) -> int:
 
 def _after_peek(s: Sequence, cont, opts) -> None:
     """Adaptive extrapolation: keep the peek as the answer once two consecutive peeks agree, else force "Wait"."""
-    from s1.grading import extract_answer
+    from s1.grading import canonical_answer, extract_answer
 
-    answer = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
-    stable = answer is not None and bool(s.peeks) and s.peeks[-1] == answer
+    extracted = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
+    answer = canonical_answer(extracted) if extracted else None   # "\\boxed{7}" and "Answer: 7" agree
+    stable = answer is not None and bool(s.peeks) and s.peeks[-1] == answer   # equal answers in any spelling
     s.peeks.append(answer)
     timed_out = cont.stop_reason == "timeout" or (s.deadline is not None and time.monotonic() > s.deadline)
     if stable or timed_out:
-        s.text += _on_new_line(s, opts["answer_prefix"]) + cont.text
+        s.text += _forced(s, opts, at_cap=False) + cont.text
         s.answer, s.answer_tokens, s.phase = cont.text, cont.num_tokens, Phase.ANSWERING
         return _finish(s, "timeout" if timed_out else "answered")
     s.peek_tokens += cont.num_tokens
@@ -338,6 +352,24 @@ def _after_peek(s: Sequence, cont, opts) -> None:
     s.text += wait
     s.waits_used += 1
     s.phase = Phase.THINKING
+
+
+def _split_plain(s: Sequence, opts, tokenizer) -> None:
+    """A plain generation's own thinking and answer: the text before and after its last answer marker (all answer
+    when it wrote none), with the answer's tokens counted by the tokenizer."""
+    i = s.answer.rfind(opts["answer_prefix_after_end"])
+    if i <= 0 or not s.prompt.endswith(opts["think_prefix"]):
+        return
+    thinking, answer = s.answer[:i], s.answer[i:]
+    n_answer = min(s.answer_tokens, len(tokenizer.encode(answer, add_special_tokens=False)))
+    s.thinking, s.answer = thinking, answer
+    s.thinking_tokens, s.answer_tokens = s.answer_tokens - n_answer, n_answer
+
+
+def _forced(s: Sequence, opts, *, at_cap: bool) -> str:
+    """The string that ends thinking: at the cap the answer prefix on a new line, else the bare answer marker."""
+    return forced_answer(s.prompt + s.text, at_cap=at_cap, at_cap_string=opts["answer_prefix"],
+                         after_end_string=opts["answer_prefix_after_end"])
 
 
 def _on_new_line(s: Sequence, forced: str) -> str:

@@ -8,7 +8,8 @@ and max_tokens. Routes:
   temperature, seed): what budget forcing needs. Like vLLM it reports the
   matched stop string in `stop_reason` (None at end of text).
 - POST /v1/chat/completions: a reasoning model's reply, thinking after
-  "<|im_start|>think\n" until "<|im_start|>", then the answer. reasoning="field"
+  "<|im_start|>think\n" until "<|im_start|>", then the answer, forced as budget
+  forcing forces it (s1.format: the release's strings per case). reasoning="field"
   returns the thinking in message.reasoning_content (as DeepSeek / vLLM
   reasoning parsers do), "tags" returns "<think>…</think>answer" in content.
 - GET /v1/models.
@@ -24,8 +25,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from s1.format import END, END_OF_THINKING, THINK, answer_section, build_prompt, forced_answer
 from s1.infer.engine import Request
-from s1.infer.prompts import build_prompt
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_TOKENS_CAP = 4096
@@ -127,23 +128,25 @@ def chat(engine, model_name: str, body: dict, reasoning: str, think_tokens: int,
         prompt = engine.tokenizer.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
         cap = min(answer_tokens, int(body.get("max_tokens") or MAX_TOKENS_CAP), MAX_TOKENS_CAP)
         temp, seed = float(body.get("temperature") or 0.0), int(body.get("seed") or 0)
-        ans = engine.continue_batch([Request(prompt, cap, stop=["<|im_end|>"], temperature=temp, seed=seed)])[0]
+        ans = engine.continue_batch([Request(prompt, cap, stop=[END], temperature=temp, seed=seed)])[0]
         return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
                 "model": model_name, "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text},
                                                   "finish_reason": "length" if ans.stop_reason == "length" else "stop"}],
                 "usage": {"completion_tokens": ans.num_tokens}}
     question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
-    prompt = build_prompt(engine.tokenizer, question, think=True)
+    prompt = build_prompt(engine.tokenizer, question, think_prefix=THINK)
     temp, seed = float(body.get("temperature") or 0.0), int(body.get("seed") or 0)
     cap = min(think_tokens, int(body.get("max_tokens") or MAX_TOKENS_CAP), MAX_TOKENS_CAP)
-    think = engine.continue_batch([Request(prompt, cap, stop=["<|im_start|>"], temperature=temp, seed=seed)])[0]
-    ans = engine.continue_batch([Request(prompt + think.text + "<|im_start|>answer\n", min(answer_tokens, MAX_TOKENS_CAP),
-                                         stop=["<|im_end|>"], temperature=temp, seed=seed)])[0]
-    msg = {"role": "assistant", "content": ans.text}
+    think = engine.continue_batch([Request(prompt, cap, stop=[END_OF_THINKING, END], temperature=temp, seed=seed)])[0]
+    forced = forced_answer(prompt + think.text, at_cap=think.stop_reason not in ("stop", "eos"))
+    ans = engine.continue_batch([Request(prompt + think.text + forced, min(answer_tokens, MAX_TOKENS_CAP),
+                                         stop=[END_OF_THINKING, END], temperature=temp, seed=seed)])[0]
+    reply = answer_section(forced + ans.text).lstrip("\n")   # "Answer: 42" / "Final Answer: 42"
+    msg = {"role": "assistant", "content": reply}
     if reasoning == "field":
         msg["reasoning_content"] = think.text
     else:
-        msg["content"] = f"<think>{think.text}</think>{ans.text}"
+        msg["content"] = f"<think>{think.text}</think>{reply}"
     return {"id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": model_name, "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
             "usage": {"completion_tokens": think.num_tokens + ans.num_tokens}}

@@ -71,6 +71,7 @@ def plan_generation(gen_kwargs: dict, default_max_gen_toks: int, eos: str | None
     thinking_end = _text(kw, "thinking_end", RELEASE_THINKING_END)
     if "thinking_end" in kw:     # keep what the controller forces after "<|im_start|>answer"
         bf["answer_prefix"] = thinking_end + DEFAULTS["answer_prefix"].removeprefix(RELEASE_THINKING_END)
+        bf["answer_prefix_after_end"] = thinking_end   # the fork forces thinking_end alone when the model stops
     cap = kw.get("max_tokens_thinking")
     auto = cap == "auto"
     bf["max_thinking_tokens"] = None if cap is None or auto else _count(kw, "max_tokens_thinking", None, low=1)

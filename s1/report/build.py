@@ -187,13 +187,14 @@ def evaluation_section(d: Path) -> list[Block]:
     for name, per in table1_settings(rows).items():
         cells = [f"{per[b]['accuracy']:.1f} ± {per[b]['stderr']:.1f}" if b in per else "–" for b in benches]
         n = next(iter(per.values()))
-        match = paper_table1_row(name)
+        match = paper_table1_row(name, m.get("paper_model", "s1"))
         t1.append([name, *cells, f"{n['questions']} × {n['samples_per_question']}",
                    *[(_paper_cell(match[1], b) if match else "–") for b in paper_cols], match[0] if match else "–"])
     blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(header, t1)]
     if paper_cols:
-        blocks.append(Para("Paper numbers sit beside the setting they reproduce only (the paper's \"with budget "
-                           "forcing\" row is Wait extrapolation, so thinking-cap rows have none)"
+        blocks.append(Para(f"Paper numbers ({m.get('paper_model', 's1')}-32B's, eval.paper_model) sit beside the one "
+                           "setting each describes (\"with budget forcing\" is 2× Wait; thinking caps and other Wait "
+                           "counts have none)"
                            + ("" if is_paper else " — reference only: this run evaluates a different model") + "."))
     blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)"),
                           ("figure4.png", "Figure 4 layout: sequential (budget forcing) vs parallel (majority vote) "
@@ -206,7 +207,7 @@ def evaluation_section(d: Path) -> list[Block]:
                    Para(f"{m.get('control_definition', '')} Scaling in {m.get('scaling_unit', '?')}."),
                    Table(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling",
                           "Performance (%)", "paper (AIME24)"], t3),
-                   Para("Paper (AIME24): " + "; ".join(f"{k} {c}% / {s} / {p}"
+                   Para("Paper (AIME24, s1-32B): " + "; ".join(f"{k} {c}% / {s} / {p}"
                                                        for k, (c, s, p) in paper.TABLE3.items()) + ".")]
         no_fit = [r for r in rows if r["method"] == "rejection_sampling"]
         if no_fit:

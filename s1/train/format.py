@@ -1,8 +1,5 @@
-"""s1K records → TRL prompt/completion examples in the paper's chat format, with token counts.
+"""s1K records → TRL prompt/completion examples in the paper's chat format (s1.format), with token counts.
 
-Sequence (S1_REFERENCE.md, Training):
-  <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{question}<|im_end|>\\n<|im_start|>assistant\\n
-  <|im_start|>think\\n{thinking}\\n<|im_start|>answer\\nAnswer: {attempt}<|im_end|>
 The prompt is everything up to and including "<|im_start|>assistant\\n", rendered by the tokenizer's own
 chat template; the completion is the rest. TRL's `completion_only_loss` then masks the prompt, so the loss
 covers exactly the assistant turn. This works with the real Qwen2.5 template, which has no
@@ -16,24 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from s1.format import build_prompt, completion_text
 from s1.runtime import ConfigError
-from s1.tiny_model import QWEN_SYSTEM_PROMPT
-
-THINK = "<|im_start|>think\n"
-ANSWER = "<|im_start|>answer\n"
-END = "<|im_end|>"
-
-
-def completion_text(thinking: str, attempt: str) -> str:
-    """The assistant turn the model learns: think segment, answer segment, end of turn."""
-    return f"{THINK}{thinking}\n{ANSWER}Answer: {attempt}{END}"
-
-
-def prompt_text(tokenizer, question: str, system: str = QWEN_SYSTEM_PROMPT) -> str:
-    """System + user turns and the opened assistant turn, from the tokenizer's chat template."""
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")   # owner/name, e.g. simplescaling/s1K-1.1
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -135,7 +116,7 @@ def to_example(record: dict[str, Any], index: int, tokenizer, trace_column: str 
             raise ConfigError("train.dataset", f"record {index} (id={rid})",
                               f"{name} is empty; s1 trains on the first trace and the attempt, so every record "
                               "needs both: re-run curate (its quality filter drops these) or remove the record")
-    return {"id": str(rid), "prompt": prompt_text(tokenizer, record["question"]),
+    return {"id": str(rid), "prompt": build_prompt(tokenizer, record["question"], think=False),
             "completion": completion_text(trace, attempt)}
 
 

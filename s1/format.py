@@ -1,0 +1,62 @@
+"""The s1 text format: one place for the strings that training, budget forcing, the server and the grader share.
+
+Training sequence (S1_REFERENCE.md, Training):
+  <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{question}<|im_end|>\\n<|im_start|>assistant\\n
+  <|im_start|>think\\n{thinking}\\n<|im_start|>answer\\nAnswer: {attempt}<|im_end|>
+
+Budget forcing appends what the release's lm-evaluation-harness fork (eval/lm-evaluation-harness/lm_eval/models/
+vllm_causallms.py) appends, per case:
+- the thinking cap ran out: "\\n<|im_start|>answer\\nFinal Answer:" (no "\\n" first when the thinking already ends
+  in one) -- FORCED_AT_CAP;
+- the model ended its thinking itself (it wrote "<|im_start|>", the stop): only "<|im_start|>answer", and the model
+  writes "\\nAnswer: ..." on as it was trained -- FORCED_AFTER_END.
+The release opens thinking with "<|im_start|>think" (the model writes the newline); the training text, and so this
+project's default prompt, ends with "<|im_start|>think\\n". Every string is a config key
+(eval.budget_forcing.*); these are the defaults, and configs/experiment/paper_s1.yaml spells the release's.
+"""
+
+from __future__ import annotations
+
+from s1.tiny_model import QWEN_SYSTEM_PROMPT
+
+SYSTEM_PROMPT = QWEN_SYSTEM_PROMPT        # Qwen2.5's default system turn: the training format's
+THINK = "<|im_start|>think\n"             # opens the thinking segment (training; the default prompt ends with it)
+RELEASE_THINK = "<|im_start|>think"       # the release's thinking_start: the model writes the newline
+ANSWER_MARKER = "<|im_start|>answer"      # opens the answer segment; the grader reads the text after its last one
+ANSWER = ANSWER_MARKER + "\n"
+ANSWER_LABEL = "Answer:"                  # training: "Answer: {attempt}"
+END_OF_THINKING = "<|im_start|>"          # stop string: any new segment ends thinking
+END = "<|im_end|>"                        # end of the assistant turn
+FORCED_AT_CAP = ANSWER + "Final Answer:"  # the release's thinking_end + "\nFinal Answer:" (after a newline)
+FORCED_AFTER_END = ANSWER_MARKER          # the release's thinking_end: the model writes "\nAnswer: ..." itself
+
+
+def completion_text(thinking: str, attempt: str) -> str:
+    """The assistant turn the model learns: think segment, answer segment, end of turn."""
+    return f"{THINK}{thinking}\n{ANSWER}{ANSWER_LABEL} {attempt}{END}"
+
+
+def build_prompt(tokenizer, question: str, *, system: str | None = None, think: bool = True,
+                 think_prefix: str = THINK) -> str:
+    """System (Qwen's default when None), user turn and the opened assistant turn from the tokenizer's chat
+    template, plus the think prefix when `think`: the training sequence cut where the model starts writing.
+
+    Training's prompt is this with think=False (the think prefix is the completion's first text)."""
+    messages = [{"role": "system", "content": system or SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt + think_prefix if think else prompt
+
+
+def forced_answer(text_so_far: str, *, at_cap: bool, at_cap_string: str = FORCED_AT_CAP,
+                  after_end_string: str = FORCED_AFTER_END) -> str:
+    """What budget forcing appends to end thinking: at the cap the answer prefix on a new line; after the model's
+    own end of thinking the bare answer marker (the release's two cases)."""
+    if not at_cap:
+        return after_end_string
+    return at_cap_string if not text_so_far or text_so_far.endswith("\n") else "\n" + at_cap_string
+
+
+def answer_section(text: str, marker: str = ANSWER_MARKER) -> str:
+    """The text after the last answer marker; the whole text when there is none."""
+    i = text.rfind(marker) if marker else -1
+    return text if i < 0 else text[i + len(marker):]
