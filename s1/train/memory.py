@@ -54,6 +54,9 @@ class ModelShape:
         return 6 * matmul + 6 * self.layers * self.hidden * seq_len
 
 
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 # Shapes of the models the configs name (from their config.json), so planning needs no download.
 QWEN25_32B = ModelShape(5120, 64, 40, 8, 27648, 152064, tied=False)
 KNOWN_MODELS = {
@@ -63,6 +66,15 @@ KNOWN_MODELS = {
     "Qwen/Qwen2.5-7B-Instruct": ModelShape(3584, 28, 28, 4, 18944, 152064, tied=False),
     "Qwen/Qwen2.5-1.5B-Instruct": ModelShape(1536, 28, 12, 2, 8960, 151936, tied=True),
 }
+
+
+def lora_parameters(m: ModelShape, r: int, targets: tuple[str, ...] | list[str] = LORA_TARGETS) -> int:
+    """Adapter parameters: r · (in + out) for each targeted linear layer of each block."""
+    kv = m.hidden // m.heads * m.kv_heads
+    sizes = {"q_proj": (m.hidden, m.hidden), "k_proj": (m.hidden, kv), "v_proj": (m.hidden, kv),
+             "o_proj": (m.hidden, m.hidden), "gate_proj": (m.hidden, m.intermediate),
+             "up_proj": (m.hidden, m.intermediate), "down_proj": (m.intermediate, m.hidden)}
+    return m.layers * sum(r * sum(sizes[t]) for t in targets)
 
 
 def shape_from_config(c: dict) -> ModelShape:
