@@ -37,6 +37,18 @@ class PathsConfig:
 
 
 @dataclass
+class ModelShapeConfig:
+    """The model's config.json shape, so the memory planner needs no download (values cited in data/README.md)."""
+    hidden_size: int = MISSING
+    num_hidden_layers: int = MISSING
+    num_attention_heads: int = MISSING
+    num_key_value_heads: int = MISSING
+    intermediate_size: int = MISSING
+    vocab_size: int = MISSING
+    tie_word_embeddings: bool = False
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = MISSING               # hub name or local dir (HF format)
     tokenizer: Optional[str] = None           # defaults to name_or_path
@@ -44,6 +56,7 @@ class ModelConfig:
     trust_remote_code: bool = False           # off unless a config turns it on (warns naming the model)
     dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
     max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
+    shape: Optional[ModelShapeConfig] = None  # config.json shape for the planner; None = read the local config.json / KNOWN_MODELS
     attn_implementation: Optional[str] = None  # training attention: sdpa | flash_attention_2 (GPU, flash-attn) | eager; None = transformers' default (sdpa)
 
 
@@ -63,6 +76,7 @@ class ClusterConfig:
     nodes: int = 1                            # nodes for the train job (one task per node); curate/eval use 1
     gpus_per_node: int = 0                    # 0 on CPU-only machines
     gpu_memory_gb: float = 80.0               # per GPU, for the memory planner
+    host_memory_gb: Optional[float] = None    # RAM per node, for CPU offload in train.fit=auto; None = not checked
     cpus_per_task: int = 2                    # sbatch --cpus-per-task
     mem: Optional[str] = None                 # sbatch --mem, e.g. "200G"; None = cluster default
     time: str = "04:00:00"                    # sbatch --time, [D-]HH:MM:SS

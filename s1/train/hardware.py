@@ -33,6 +33,10 @@ class Hardware:
     flash_attn: bool = False        # flash-attn is installed
 
 
+# A GPU node with every optional package: for plans (train.plan_only) and for jobs submitted elsewhere.
+GPU_RIG = Hardware(cuda=True, cpu_flags=frozenset(), gpu_bf16=True, bnb_4bit=True, liger=True, flash_attn=True)
+
+
 def read_cpu_flags(cpuinfo: str) -> frozenset[str]:
     """The flags line of /proc/cpuinfo (first CPU; all cores of one machine share it)."""
     for line in cpuinfo.splitlines():
