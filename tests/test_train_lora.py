@@ -4,11 +4,12 @@ is base + B·A·(alpha/r), and the merged directory generates in the transformer
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import CACHE, REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
@@ -124,3 +125,29 @@ def test_a_bad_lora_setting_is_refused_before_any_work(tiny_model_dir, data, tmp
     with pytest.raises(ConfigError, match="train.lora"):
         train(lora_cfg(tiny_model_dir, data, tmp_path / "t", "train.lora.r=0"))
     assert not (tmp_path / "t").exists()
+
+
+def test_lora_on_the_real_05b_for_two_steps(tmp_path):
+    """The rehearsal's config (real Qwen2.5 0.5B, precision by the machine) with train.peft=lora: 2 steps, merged."""
+    from s1.train.sft import train
+
+    real = CACHE / "models" / "qwen2.5-0.5b-local"
+    if not (real / "config.json").exists():
+        pytest.skip(f"the real model is not built at {real}: run `make real-model`")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("train", overrides=[
+            f"paths.repo={REPO}", f"paths.cache_dir={CACHE}", "experiment=rehearsal", f"paths.runs_dir={tmp_path}",
+            "train.dataset=${paths.repo}/data/fixtures/s1k_sample.parquet", "train.max_steps=2",
+            "train.block_size=128", "train.nproc_per_node=1", "train.deepspeed=null", "train.save_steps=0",
+            "train.wandb_mode=off", "train.peft=lora"])
+    OmegaConf.resolve(cfg)
+    final = train(cfg)
+    out = final.parent
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 2 and all(math.isfinite(x) and x > 0 for x in losses(out))
+    assert summary["trainable_parameters"] == lora_parameters(model_shape(str(real)), 16)  # 8.8M of 494M
+    assert summary["total_parameters"] == model_shape(str(real)).params + summary["trainable_parameters"]
+    from transformers import AutoConfig, AutoTokenizer
+
+    assert AutoConfig.from_pretrained(final).num_hidden_layers == 24 and (final / "model.safetensors").is_file()
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(final).chat_template
