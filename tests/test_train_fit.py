@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import run_script
+from conftest import REPO, run_script
 from omegaconf import OmegaConf
 
 from s1.runtime import ConfigError
@@ -188,3 +188,50 @@ def test_explicit_bf16_on_a_cpu_without_any_bf16_is_refused_and_null_picks_by_th
 def test_cpu_flags_are_read_from_cpuinfo():
     text = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\nbogomips\t: 1\n"
     assert read_cpu_flags(text) == frozenset({"fpu", "avx512f", "avx512_bf16", "amx_tile"})
+
+
+# --- the experiment= recipes: each is what train.fit=auto picks for its rig ------------------------------------
+
+RECIPES = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("s1_*b_*.yaml"))
+
+
+def compose_recipe(name: str, *overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from s1.runtime import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("train", overrides=[f"paths.repo={REPO}", f"experiment={name}", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def test_the_recipes_cover_the_qwen25_sizes_and_the_issue_rigs():
+    assert {"s1_7b_1x80gb", "s1_32b_8x80gb_lora", "s1_14b_4x24gb_qlora"} <= set(RECIPES)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_each_recipe_is_what_fit_auto_picks_for_its_rig(name):
+    from s1.train.fit import fit_config
+    from s1.train.memory import plan_memory
+
+    recipe = compose_recipe(name)
+    plan = plan_memory(recipe)
+    assert plan.fits and not plan.suggestions
+    # from the paper's starting point (full fine-tune, 32K tokens), the planner lands on the recipe
+    start = compose_recipe(name, "train.peft=none", "train.block_size=32768", "train.offload_optimizer=false",
+                           "train.offload_params=false", "train.fit=auto")
+    chosen, table = fit_config(start)
+    for key in ("peft", "block_size", "offload_optimizer", "offload_params"):
+        assert chosen.train[key] == recipe.train[key], (key, table)
+    assert ("Warning: block" in table) == (recipe.train.block_size < 20_000)
+    assert recipe.model.name_or_path.startswith("Qwen/Qwen2.5-") and recipe.model.shape.hidden_size > 0
+
+
+def test_model_files_carry_the_shapes_the_planner_knows():
+    from s1.train.memory import KNOWN_MODELS, shape_from_config
+
+    for path in sorted((REPO / "configs" / "model").glob("qwen2.5-*-instruct.yaml")):
+        m = OmegaConf.load(path)
+        assert shape_from_config(dict(m.shape)) == KNOWN_MODELS[m.name_or_path], path.name
+    assert len(list((REPO / "configs" / "model").glob("qwen2.5-*-instruct.yaml"))) == 6
