@@ -124,3 +124,60 @@ def fit_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     if not t.deepspeed:  # every option is ZeRO-3
         t.deepspeed, t.fsdp = f"{cfg.paths.repo}/configs/deepspeed/zero3.json", None
     return out, table
+
+
+RIGS = [(1, 24, 64), (4, 24, 128), (8, 40, 512), (1, 80, 128), (8, 80, 1024), (8, 80, 256)]  # GPUs, GiB each, RAM GiB
+
+
+def rig_table(rigs=RIGS, block: int = 32768) -> str:
+    """docs/gpus.md's "What fits" table: each Qwen2.5 size on each rig, train.fit=auto's choice from a full fine-tune
+    at `block` tokens (python -m s1.train.fit prints it)."""
+    from s1.train.memory import QWEN25
+
+    rows = ["| model | GPUs × GiB (RAM GiB) | chosen | block | per GPU GiB | offloaded to RAM GiB |",
+            "|---|---|---|---:|---:|---:|"]
+    for size, shape in QWEN25.items():
+        for gpus, gb, host in rigs:
+            base = Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3")
+            o, _ = choose(shape, base, gb, gpus, host)
+            rows.append(f"| {size} | {gpus} × {gb} ({host}) | " + (
+                f"{o.setup.describe().replace(', DeepSpeed ZeRO-3', '')} | {o.setup.seq_len:,}"
+                f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''} | {o.total:.1f} | {o.host_gb:.0f} |"
+                if o else "nothing fits | - | - | - |"))
+    return "\n".join(rows)
+
+
+def largest_block(shape: ModelShape, s: Setup, gpu_gb: float, block: int = 32768) -> Option | None:
+    """The option at the longest block (a multiple of 1,024 up to `block`) that fits, or None."""
+    for b in range(block, BLOCK_STEP - 1, -BLOCK_STEP):
+        o = Option(replace(s, seq_len=b), estimate_gib(shape, replace(s, seq_len=b)), gpu_gb)
+        if o.fits:
+            return o
+    return None
+
+
+def method_table(rigs=RIGS, block: int = 32768) -> str:
+    """Per rig and size: the longest block each of full (ZeRO-3, nothing offloaded), LoRA and QLoRA affords."""
+    from s1.train.memory import QWEN25
+
+    rows = ["| model | GPUs × GiB | full (ZeRO-3) | LoRA r=16 | QLoRA r=16 |", "|---|---|---|---|---|"]
+    seen = set()
+    for size, shape in QWEN25.items():
+        for gpus, gb, _ in rigs:
+            if (size, gpus, gb) in seen:
+                continue
+            seen.add((size, gpus, gb))
+            base = Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3")
+            cells = []
+            for peft in ("none", "lora", "qlora"):
+                o = largest_block(shape, replace(base, peft=peft), gb, block)
+                cells.append(f"{o.setup.seq_len:,} tokens, {o.total:.1f} GiB" + (" (short)" if o.setup.seq_len
+                             < SHORT_BLOCK else "") if o else "does not fit")
+            rows.append(f"| {size} | {gpus} × {gb} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(rig_table())
+    print()
+    print(method_table())
