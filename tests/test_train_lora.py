@@ -8,36 +8,27 @@ import math
 from pathlib import Path
 
 import pytest
+import test_train_run as tiny_run
 import torch
 from conftest import CACHE, REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from s1.data.synthetic import generate_pool, write_jsonl
 from s1.runtime import CONFIG_DIR, ConfigError
 from s1.train.memory import lora_parameters, model_shape
 
 pytestmark = pytest.mark.slow
-STEPS, R, ALPHA = 8, 8, 16
+R, ALPHA = 8, 16
+STEPS = tiny_run.STEPS
+data = tiny_run.data  # the same module fixture: 96 synthetic records
 
 
 def lora_cfg(tiny_model_dir, data: Path, out: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        cfg = compose("train", overrides=[
-            f"paths.repo={REPO}", f"model.name_or_path={tiny_model_dir}", f"train.dataset={data}",
-            f"train.output_dir={out}", f"train.max_steps={STEPS}", "train.save_steps=0",
-            "train.global_batch_size=8", "train.micro_batch_size=4", "train.block_size=256",
-            "train.learning_rate=1e-2", "train.warmup_ratio=0.1", "train.bf16=false",
-            "train.gradient_checkpointing=false", "train.logging_steps=1", "train.wandb_mode=off",
-            "train.peft=lora", f"train.lora.r={R}", f"train.lora.alpha={ALPHA}", "train.lora.dropout=0.0", *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_jsonl(generate_pool(96, seed=7, flaws=False), tmp_path_factory.mktemp("data") / "s1k.jsonl")
+    """test_train_run's tiny setup with LoRA on every linear layer, no checkpoints, a LoRA-sized learning rate."""
+    return tiny_run.tiny_cfg(tiny_model_dir, data, out, "train.save_steps=0", "train.learning_rate=1e-2", "train.wandb_mode=off",
+                    "train.peft=lora", f"train.lora.r={R}", f"train.lora.alpha={ALPHA}", "train.lora.dropout=0.0",
+                    *overrides)
 
 
 @pytest.fixture(scope="module")
