@@ -14,6 +14,7 @@ from conftest import CACHE, REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
+from transformers import AutoTokenizer
 
 from s1.runtime import CONFIG_DIR, ConfigError
 from s1.train.memory import lora_parameters, model_shape
@@ -77,7 +78,12 @@ def test_only_adapters_train_and_merge_is_base_plus_scaled_BA(lora_run, tiny_mod
 
 
 def test_merged_model_generates_in_the_transformers_engine(lora_run):
+    from transformers import AutoConfig
+
     from s1.infer import build_prompt, generate, load_engine
+
+    config, tok = AutoConfig.from_pretrained(lora_run / "final"), AutoTokenizer.from_pretrained(lora_run / "final")
+    assert config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>") and "{% generation %}" in tok.chat_template
 
     engine = load_engine("transformers", str(lora_run / "final"), max_context=4096)
     prompt = build_prompt(engine.tokenizer, "What is 2+3?")

@@ -50,8 +50,9 @@ def parameter_counts(model) -> dict[str, int]:
     return {"trainable_parameters": int(trainable), "total_parameters": int(total)}
 
 
-def merge_adapter(cfg: DictConfig, adapter_dir: Path, final: Path) -> Path:
-    """Base (unquantized, model.dtype) + adapter → merge_and_unload → a full model directory at `final`."""
+def merge_adapter(cfg: DictConfig, adapter_dir: Path, final: Path, trained_config=None) -> Path:
+    """Base (unquantized, model.dtype) + adapter → merge_and_unload → a full model directory at `final`; the special
+    token ids as training set them (TRL's eos <|im_end|>) from `trained_config`."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -60,6 +61,9 @@ def merge_adapter(cfg: DictConfig, adapter_dir: Path, final: Path) -> Path:
     base = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path, dtype=dtype,
                                                 trust_remote_code=cfg.model.trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    for key in ("eos_token_id", "pad_token_id", "bos_token_id"):
+        if trained_config is not None and getattr(trained_config, key, None) is not None:
+            setattr(merged.config, key, getattr(trained_config, key))
     merged.save_pretrained(str(final))
     log.info("merged the adapter %s into %s", adapter_dir, final)
     return final

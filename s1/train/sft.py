@@ -260,7 +260,7 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         trainer.save_model(str(out / "adapter"))  # adapter_model.safetensors + adapter_config.json
     if is_main_process():
         if t.peft != "none" and t.lora.merge:
-            merge_adapter(cfg, out / "adapter", final)
+            merge_adapter(cfg, out / "adapter", final, model.config)
         tokenizer.save_pretrained(str(saved_dir))
         model.generation_config.save_pretrained(str(saved_dir))
         from s1.train.plots import plot_loss
