@@ -176,13 +176,15 @@ def test_cpu_precision_follows_the_flags(flags, bf16, why):
     assert on is bf16 and why in reason and reason.startswith("bf16" if bf16 else "float32")
 
 
-def test_explicit_bf16_on_a_cpu_without_any_bf16_is_refused_and_null_picks_by_the_machine():
+def test_explicit_bf16_on_a_cpu_runs_as_set_with_the_reason_and_null_picks_by_the_machine():
     plain = Hardware(cuda=False, cpu_flags=frozenset({"avx2"}))
-    with pytest.raises(ConfigError, match="train.bf16=null"):
-        resolve_bf16(True, plain)
-    assert resolve_bf16(None, plain)[0] is False
-    assert resolve_bf16(True, CPU)[0] is True and "as set" in resolve_bf16(True, CPU)[1]  # allowed, said slower
+    on, why = resolve_bf16(True, plain)
+    assert on is True and "as set" in why and "neither AMX nor AVX512-BF16" in why and "train.bf16=null" in why
+    assert resolve_bf16(None, plain)[0] is False and resolve_bf16(None, CPU)[0] is False
+    assert resolve_bf16(False, CPU) == (False, cpu_bf16_decision(CPU.cpu_flags)[1])
     assert resolve_bf16(None, GPU_RIG) == (True, "bf16 on the GPU")
+    with pytest.raises(ConfigError, match="pre-Ampere"):
+        resolve_bf16(True, replace(GPU_RIG, gpu_bf16=False))
 
 
 def test_cpu_flags_are_read_from_cpuinfo():

@@ -103,9 +103,9 @@ def resolve_bf16(setting: bool | None, hw: Hardware) -> tuple[bool, str]:
     native, why = cpu_bf16_decision(hw.cpu_flags)
     if setting is None or bool(setting) == native:
         return native, why
-    if setting and "avx512_bf16" not in hw.cpu_flags:
-        raise ConfigError("train.bf16", setting, f"{why}: set train.bf16=null (picks by the machine) or false")
-    return bool(setting), f"{'bf16' if setting else 'float32'} as set (train.bf16); by the machine it would be {why}"
+    # bf16 runs on any CPU (emulated where it is not native): as set, with the reason it may be slow
+    return bool(setting), (f"{'bf16' if setting else 'float32'} as set (train.bf16={setting}); by the machine it "
+                           f"would be {why}; train.bf16=null picks by the machine")
 
 
 def check_switches(cfg: DictConfig, hw: Hardware) -> None:
