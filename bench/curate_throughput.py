@@ -1,6 +1,6 @@
 """Curation throughput on a 59K-record pool of realistic size (~1 GB; traces ~14 KB ≈ 3.6K Qwen tokens).
 
-Runs the non-model stages of scripts/curate.py (load, validate, quality, decontam vs AIME24 + MATH500,
+Runs the non-model stages of s1/curate/pipeline.py (load, validate, quality, decontam vs AIME24 + MATH500,
 dedup, difficulty from precomputed reference-model columns, thinking length with the real Qwen tokenizer,
 domains from labels, diversity, export). Every measurement runs in a fresh process of its own (imports and
 start-up not timed; nothing carried over in memory):
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
 
 WORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "we", "for", "this", "it", "with", "as", "be", "on", "by", "are", "so", "then", "let", "now", "since", "which", "not", "at", "number", "sum", "value", "case", "triangle", "prime", "integer", "function", "equation", "root", "square", "point", "angle", "line", "circle", "probability", "remainder", "modulo", "divisible", "factor", "product", "terms", "sequence", "polynomial", "coefficient", "derivative", "Wait", "check", "again", "consider", "suppose", "therefore", "hence", "thus", "compute", "substitute", "simplify", "assume"]
 SUBJECTS = ("Algebra", "Intermediate Algebra", "Prealgebra", "Precalculus", "Number Theory", "Geometry",
@@ -92,9 +91,9 @@ def drop_from_page_cache(path: Path) -> str:
 
 def run_curate(pool: Path, runs: Path, name: str, seed: int) -> float:
     """In this process: one curate run, timed from after the imports and config."""
-    from curate import curate
     from hydra import compose, initialize_config_dir
 
+    from s1.curate.pipeline import curate
     from s1.runtime import prepare
 
     overrides = [f"paths.runs_dir={runs}", f"run.name={name}", f"curate.diversity.seed={seed}",

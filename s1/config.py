@@ -87,6 +87,10 @@ class ClusterConfig:
     dry_run: bool = False                     # print the rendered script, submit nothing
     python: Optional[str] = None              # interpreter in the job; None = the one submitting (this venv)
     wait: bool = False                        # block until the submitted jobs end; exit 1 if one failed
+    shards: int = 1                           # curate/eval model work split over K shards (a Slurm job array)
+    shard: Optional[int] = None               # set per shard process (array task id); None = the whole stage / merge
+    array_throttle: Optional[int] = None      # at most this many array tasks at once (--array=0-K%N); None = all
+    local_parallel: int = 1                   # cluster=local: shard processes at once (1 = one after another)
 
 
 @dataclass
@@ -282,6 +286,8 @@ class EvalConfig:
     budget_forcing: BudgetForcingConfig = field(default_factory=BudgetForcingConfig)
     num_samples: int = 1                      # samples per question (n)
     temperature: float = 0.0                  # paper: greedy
+    top_p: float = 1.0                        # nucleus sampling for sampled runs (R1 protocol: 0.95); 1.0 = off
+    samples_per_benchmark: dict[str, int] = field(default_factory=dict)  # n per benchmark over num_samples, e.g. {aime24: 64, math500: 4} (open-r1)
     max_new_tokens: int = 32768               # total generated tokens per sample
     batch_size: int = 8                       # sequences per engine call
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)

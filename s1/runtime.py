@@ -19,19 +19,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from s1.config import S1Config
+from s1.errors import ConfigError  # re-exported: `from s1.runtime import ConfigError` keeps working
+from s1.infer.engine_settings import engine_args
+from s1.stages import STAGES  # the stage table's names, in pipeline order
+from s1.tiny_model import SIZES, ensure_tiny_model
 
 log = logging.getLogger("s1")
-STAGES = ("curate", "train", "eval")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = str(REPO_ROOT / "configs")
-
-
-class ConfigError(ValueError):
-    """A bad config value: the message says which key, what value, and how to fix it."""
-
-    def __init__(self, key: str, value: Any, fix: str):
-        self.key, self.value, self.fix = key, value, fix
-        super().__init__(f"config error: {key}={value!r}: {fix}")
 
 
 def _schema_keys(node: Any, prefix: str = "") -> list[str]:
@@ -90,8 +85,6 @@ def prepare(cfg: DictConfig, stage: str) -> DictConfig:
 
 def check_engines(cfg: DictConfig) -> None:
     """Every engine settings block is valid before any model loads (see s1/infer/engine_settings.py)."""
-    from s1.infer.engine_settings import engine_args
-
     for key, backend, engine in (("curate.difficulty.engine", cfg.curate.difficulty.backend, cfg.curate.difficulty.engine),
                                  ("curate.traces.engine", cfg.curate.traces.serve_backend, cfg.curate.traces.engine),
                                  ("eval.engine", cfg.eval.backend, cfg.eval.engine)):
@@ -102,8 +95,6 @@ def prepare_model(cfg: DictConfig) -> None:
     """Build the offline tiny model when the config asks for one; refuse unknown local paths early."""
     m = cfg.model
     if m.build_tiny:
-        from s1.tiny_model import SIZES, ensure_tiny_model
-
         if m.build_tiny not in SIZES:
             raise ConfigError("model.build_tiny", m.build_tiny, f"use one of {sorted(SIZES)} or null")
         ensure_tiny_model(m.name_or_path, size=m.build_tiny, seed=0)

@@ -16,6 +16,8 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from s1.data.synthetic import generate_pool
+
 QWEN_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen2's pre-tokenizer split: digits one by one, letters in runs, punctuation runs, whitespace.
@@ -60,8 +62,6 @@ BUILD_VERSION = 4  # bump when the recipe (sizes, corpus, template) changes: cac
 
 def _tokenizer_corpus(seed: int) -> list[str]:
     """Text the BPE is trained on: synthetic questions/traces, the shipped benchmarks, the chat frame."""
-    from s1.data.synthetic import generate_pool
-
     texts = []
     for rec in generate_pool(3000, seed=seed, flaws=True):
         texts += [rec["question"] or "", rec["solution"], *rec["thinking_trajectories"], rec["attempt"] or ""]

@@ -1,143 +1,28 @@
-"""make curate: s1K out of a question pool (paper §2: quality → difficulty → diversity).
+"""make curate: s1K out of a question pool (paper §2; the steps: s1/curate/pipeline.py).
 
   make curate ARGS="experiment=demo"        # 4,000 synthetic records, untrained demo model as reference, ~1 min
   make curate ARGS="experiment=real_pool"   # the 5 real pools in ../shared/data/pool, offline
   make curate ARGS="experiment=paper_s1"    # the 59K hub pool, Qwen2.5-7B/32B references on vLLM, Slurm
-
-Writes to ${curate.output_dir}: s1k.jsonl + s1k/ (datasets), funnel.json / funnel.md / funnel.png,
-domains.png, lengths.png, quarantine.jsonl (invalid records, in full), dropped.jsonl (every other drop
-with its step and reason), decontam_matches.jsonl, config.yaml, cache/ (per-question model work:
-a rerun skips everything already paid for).
-
-Order: decontamination runs before the model steps (the released code decontaminates while collecting
-the pool), so no model time is spent on benchmark copies and the sampler draws exactly num_samples.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
+from s1 import shards
 from s1.cluster import dispatch
-from s1.cluster.outputs import record_inputs
-from s1.curate.decontam import build_index, cross_source, decontaminate, dedup
-from s1.curate.difficulty import (
-    add_reference_answers,
-    add_thinking_lengths,
-    grade_teacher_attempts,
-    keep_if_unsolved,
-)
-from s1.curate.diversity import sample_diverse
-from s1.curate.domains import assign_domains
-from s1.curate.export import export
-from s1.curate.funnel import EmptyStepError, Funnel
-from s1.curate.quality import apply_quality_rules
-from s1.curate.report import write_funnel_report
-from s1.curate.sources import add_gold_answers, load_pool
-from s1.curate.traces import generate_traces
-from s1.curate.validate import quarantine_invalid
-from s1.runtime import ConfigError, RunDir, prepare, run_stage
-
-log = logging.getLogger("s1")
-
-
-
-def curate(cfg: DictConfig) -> dict:
-    c = cfg.curate
-    if not c.sources:
-        raise ConfigError("curate.sources", [], "list at least one source (see configs/data/ and experiment=demo); "
-                          "experiment=s1_1 curates nothing: it trains on s1K-1.1 as released (make train "
-                          "ARGS=experiment=s1_1)")
-    run = RunDir.create(cfg, c.output_dir)
-    funnel = Funnel(run.path)
-    endpoint, server = None, None
-    if c.traces.enabled or c.domains.method == "llm" or c.difficulty.grader == "llm_judge":
-        from s1.curate.endpoint import ChatEndpoint
-
-        traces_cfg = c.traces
-        if c.traces.serve_model:                   # serve a local model here; the endpoint paths run for real
-            server, traces_cfg = _serve(cfg, c.traces)
-        endpoint = ChatEndpoint(traces_cfg)
-    try:
-        return _curate(cfg, run, funnel, endpoint)
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-
-def _serve(cfg: DictConfig, traces: DictConfig):
-    """Start s1.infer.server on 127.0.0.1 with curate.traces.serve_model; returns (server, traces config using it)."""
-    from omegaconf import OmegaConf
-
-    from s1.infer import load_engine
-    from s1.infer.engine_settings import engine_args
-    from s1.infer.server import serve_in_thread
-
-    engine = load_engine(traces.serve_backend, traces.serve_model,
-                         **engine_args(traces.serve_backend, traces.engine, cfg.model, key="curate.traces.engine"))
-    name = traces.model or "served"
-    think = traces.max_tokens if traces.serve_thinking else 0
-    server, url = serve_in_thread(engine, name, think_tokens=think, answer_tokens=traces.max_tokens)
-    served = OmegaConf.merge(traces, {"base_url": url, "model": name, "api_key_env": None})
-    log.info("serving %s (%s) for traces / judge / domains at %s", traces.serve_model, traces.serve_backend,
-             served.base_url)
-    return server, served
-
-
-def _curate(cfg: DictConfig, run, funnel, endpoint) -> dict:
-    c = cfg.curate
-    tokenizer = c.difficulty.length_tokenizer or cfg.model.tokenizer or cfg.model.name_or_path
-
-    pool = funnel.start("load", load_pool(c.sources, cfg.paths.benchmarks_dir))        # one schema, any source
-    pool = funnel.add("validate", pool, quarantine_invalid(pool, c.quality.max_field_chars))
-    funnel.note("gold_answers", add_gold_answers(pool))                                 # boxed / bare / metadata / none
-    pool = generate_traces(pool, c.traces, run.cache("traces"), endpoint)               # teacher, if asked
-    pool = funnel.add("quality", pool, apply_quality_rules(pool, c.quality))            # API errors, images, [asy], ...
-    index = build_index(c.decontam.benchmarks, cfg.paths.benchmarks_dir, c.decontam.ngram, cfg.paths.shared_pool_dir)
-    pool = funnel.add("decontam", pool, decontaminate(pool, index, run.path / "decontam_matches.jsonl"))
-    if c.decontam.cross_source:                                                          # later source vs earlier ones
-        pool = funnel.add("cross_source", pool, cross_source(pool, c.decontam.ngram, run.path / "cross_source.jsonl"))
-    if c.decontam.dedup:
-        pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
-    pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
-                                 judge=_judge(endpoint))
-    pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
-    pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
-    pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=_judge(endpoint))  # seed set
-    pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
-                                                      endpoint=endpoint))
-    s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
-    export(s1k, run.path, c.push_to_hub)
-    report = write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
-                                 extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
-    record_inputs(cfg, "curate")                                                        # finished with these inputs
-    return report
-
-
-def _judge(endpoint):
-    if endpoint is None:
-        return None
-    from s1.curate.judge import llm_judge
-
-    return lambda responses, records: llm_judge(endpoint, responses, records)
+from s1.curate.pipeline import run_stage_here
+from s1.runtime import prepare, run_stage
 
 
 @hydra.main(config_path="../configs", config_name="curate", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "curate")
-    if dispatch(cfg, "curate"):
+    shard = shards.begin(cfg, "curate")    # cluster.shard=i: this process does shard i's questions
+    if dispatch(cfg, "curate"):            # cluster=slurm: submitted; the job runs this same script
         return
-    try:
-        summary = curate(cfg)
-    except EmptyStepError as e:  # a clear stop, not a traceback
-        print(f"curate stopped: {e}", file=sys.stderr)
-        sys.exit(1)
-    last = summary["steps"][-1]
-    log.info("s1K: %d questions, %d domains → %s", last["kept"], summary["num_domains"], cfg.curate.output_dir)
+    run_stage_here(cfg, shard)
 
 
 if __name__ == "__main__":

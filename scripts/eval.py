@@ -1,75 +1,33 @@
-"""make eval: accuracy with and without budget forcing, thinking-budget sweeps, test-time-scaling metrics.
+"""make eval: accuracy with and without budget forcing, thinking-budget sweeps (the steps: s1/eval/stage.py).
 
   make eval ARGS="experiment=demo"                     # the demo model on 300 synthetic questions, CPU
   make eval ARGS="experiment=paper_s1 eval.model_path=simplescaling/s1-32B"   # AIME24, MATH500, GPQA Diamond; vLLM
   make eval ARGS="... eval.methods=[no_bf,bf,wait,extrapolation_strings,rejection_sampling,majority]"   # Tables 1/3/4
-
-Writes to ${eval.output_dir}: generations.jsonl (append-only cache: rerun resumes, re-scores for free),
-metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thinking tokens), figure4.png.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
+import os
 
 import hydra
 from omegaconf import DictConfig
 
-from s1.cache import GenerationCache
+from s1 import shards
 from s1.cluster import dispatch
-from s1.cluster.outputs import changed_inputs, record_inputs
-from s1.data.benchmarks import benchmark_name, load_benchmark
+from s1.cluster.render import IN_JOB_ENV
 from s1.eval.checks import check_eval_config
-from s1.eval.methods import plan_runs
-from s1.eval.report import compute_metrics, plot_figure4, plot_scaling, results_table, write_results_md
-from s1.eval.runner import regrade, run_all
-from s1.runtime import RunDir, prepare, run_stage
-
-log = logging.getLogger("s1")
-
-
-
-def evaluate(cfg: DictConfig) -> dict:
-    e = cfg.eval
-    set_aside_stale_generations(cfg)                        # the model at eval.model_path changed since the cache
-    run = RunDir.create(cfg, e.output_dir)
-    benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
-               for b in e.benchmarks}                       # AIME24 (no-figures text), MATH500, synthetic, jsonl
-    runs = plan_runs(cfg)                                    # base model; trained without / with BF per budget; baselines
-    cache = GenerationCache(run.path / "generations.jsonl")  # finished generations: a rerun skips them
-    made = run_all(runs, benches, cache, cfg)               # budget forcing through the engine; graded as they finish
-    if e.regrade:
-        regrade(cache, e.grading_timeout_s, e.grading_workers)
-    cache.close()
-    metrics = compute_metrics(cache.records, runs, benches, cfg)  # pass@1 ± stderr, maj@k; Control/Scaling/Performance
-    metrics["generated_this_run"] = made
-    run.write_json("metrics.json", metrics)
-    write_results_md(metrics, run.path / "results.md")       # Tables 1, 3 and 4 layouts
-    plot_scaling(metrics, run.path / "scaling.png")          # accuracy vs average thinking tokens
-    plot_figure4(metrics, run.path / "figure4.png")          # sequential vs parallel scaling (paper Fig. 4)
-    print(results_table(metrics))
-    log.info("eval: %d new generations; results in %s", made, run.path)
-    record_inputs(cfg, "eval")                               # finished with these inputs
-    return metrics
-
-
-def set_aside_stale_generations(cfg: DictConfig) -> None:
-    """Generations are keyed by the model's path: a model retrained in place makes them stale; keep them aside."""
-    cache = Path(cfg.eval.output_dir) / "generations.jsonl"
-    changed = changed_inputs(cfg, "eval") or []
-    if cache.exists() and "eval.model_path (file)" in changed:
-        aside = cache.with_name(f"generations.stale-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-        cache.rename(aside)
-        log.warning("eval: the model in %s changed since the cached generations; moved them to %s",
-                    cfg.eval.model_path, aside)
+from s1.eval.stage import evaluate, set_aside_stale_generations
+from s1.runtime import prepare, run_stage
 
 
 @hydra.main(config_path="../configs", config_name="eval", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "eval")
     check_eval_config(cfg)                 # backend, budgets, model path: fail before loading anything
+    shard = shards.begin(cfg, "eval")      # cluster.shard=i: this process does shard i's questions
+    if shard is None and shards.shard_count(cfg) > 1 and not os.environ.get(IN_JOB_ENV):
+        set_aside_stale_generations(cfg)   # before any shard writes (not in the merge: it would take theirs)
     if dispatch(cfg, "eval"):              # cluster=slurm: submitted; the job runs this same script
         return
     evaluate(cfg)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,80 @@ def demo_run(tmp_path_factory) -> Path:
     for script in ("curate.py", "train.py", "eval.py"):
         run_script(script, *common)
     return runs / "demo"
+
+
+# ---- Strict mode: S1_REQUIRE=slurm,real-model,chromium,vllm turns a skip of those groups into a failure ---------
+# Tests that need something a bare machine lacks call require_or_skip (or carry @requires): on a bare machine they
+# skip with the reason, tagged "[group]"; where S1_REQUIRE names the group (.ci/run), they fail instead.
+REQUIRE_GROUPS = {   # group: the command that enables its tests
+    "slurm": "make slurm-up (root; make slurm-down stops it)",
+    "real-model": "make real-model",
+    "chromium": "apt-get install chromium",
+    "vllm": "make test-vllm (builds .venv-vllm with make vllm-env; the vLLM tests run in that venv)",
+}
+SKIP_TAG = re.compile(r"\[(" + "|".join(map(re.escape, REQUIRE_GROUPS)) + r")\] ")
+
+
+def required_groups() -> set[str]:
+    """The groups S1_REQUIRE names (comma-separated); an unknown name is a usage error naming the allowed ones."""
+    names = {g.strip() for g in os.environ.get("S1_REQUIRE", "").split(",") if g.strip()}
+    unknown = sorted(names - set(REQUIRE_GROUPS))
+    if unknown:
+        raise pytest.UsageError(f"S1_REQUIRE: unknown group(s) {unknown}; use a comma-separated subset of "
+                                f"{','.join(REQUIRE_GROUPS)}")
+    return names
+
+
+def require_or_skip(group: str, reason: str) -> None:
+    """Skip this test for `reason` (tagged [group]), or fail it where S1_REQUIRE names the group."""
+    __tracebackhide__ = True   # reported at the caller's line
+    assert group in REQUIRE_GROUPS, group
+    if group in required_groups():
+        pytest.fail(f"[{group}] S1_REQUIRE={os.environ['S1_REQUIRE']} needs this test to run, but: {reason}",
+                    pytrace=False)
+    pytest.skip(f"[{group}] {reason}")
+
+
+def requires(group: str, missing: str | None):
+    """Decorator form: the test runs when `missing` is None; else it skips (reported at the test), or fails before
+    setup where S1_REQUIRE names the group."""
+    return pytest.mark.s1_requires(group, missing)
+
+
+def pytest_configure(config):
+    required_groups()   # a misspelt S1_REQUIRE fails at start, not by silently requiring nothing
+    config.addinivalue_line("markers", "s1_requires(group, missing): see tests/conftest.py requires()")
+
+
+def _missing(item) -> list[tuple[str, str]]:
+    return [mark.args for mark in item.iter_markers("s1_requires") if mark.args[1] is not None]
+
+
+def pytest_collection_modifyitems(config, items):
+    """@requires with something missing: a plain skip (reported at the test) unless S1_REQUIRE names the group."""
+    required = required_groups()
+    for item in items:
+        plain = [(g, why) for g, why in _missing(item) if g not in required]
+        if plain:
+            item.add_marker(pytest.mark.skip(reason=f"[{plain[0][0]}] {plain[0][1]}"))
+
+
+def pytest_runtest_setup(item):
+    for group, reason in _missing(item):   # only required groups are left: a plain skip ran first
+        require_or_skip(group, reason)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Skips per group and the command that enables each (printed before pytest's closing line)."""
+    counts = Counter()
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        m = SKIP_TAG.search(reason)
+        if m:
+            counts[m.group(1)] += 1
+    if not counts:
+        return
+    terminalreporter.write_sep("-", "skipped groups (S1_REQUIRE=<groups> makes these skips failures; .ci/run sets it)")
+    for group in REQUIRE_GROUPS:
+        if counts[group]:
+            terminalreporter.write_line(f"{group:<10} {counts[group]:>3} skipped; enable with: {REQUIRE_GROUPS[group]}")

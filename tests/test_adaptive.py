@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fake_engine import ScriptedEngine
+
 from s1.cluster.pipeline import compose_stage
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.methods import plan_runs
@@ -13,22 +15,15 @@ from s1.infer.engine import Continuation
 QUESTION = "Start at 3, add 4, 5 times. Last digit?"
 
 
-class ScriptedEngine:
-    """An engine at the seam: thinking writes one line per round and stops; an answer depends on the Waits so far."""
+def scripted_engine(tokenizer, answers) -> ScriptedEngine:
+    """Thinking writes one line per round and stops; an answer depends on the Waits so far."""
+    def script(r, i):
+        if r.text.endswith("Answer:"):
+            ans = answers[min(r.text.count("Wait"), len(answers) - 1)]
+            return Continuation(f" \\boxed{{{ans}}}", 5, "eos")
+        return Continuation("3+4=7\n", 6, "stop", "<|im_start|>")
 
-    def __init__(self, tokenizer, answers):
-        self.tokenizer, self.answers, self.requests = tokenizer, answers, []
-
-    def continue_batch(self, requests):
-        out = []
-        for r in requests:
-            self.requests.append(r)
-            if r.text.endswith("Answer:"):
-                ans = self.answers[min(r.text.count("Wait"), len(self.answers) - 1)]
-                out.append(Continuation(f" \\boxed{{{ans}}}", 5, "eos"))
-            else:
-                out.append(Continuation("3+4=7\n", 6, "stop", "<|im_start|>"))
-        return out
+    return ScriptedEngine(tokenizer, script)
 
 
 def _run(answers, **bf):
@@ -39,7 +34,7 @@ def _run(answers, **bf):
     tok = build_tokenizer()
     assert not isinstance(tok, AutoTokenizer)
     prompt = build_prompt(tok, QUESTION)
-    se = ScriptedEngine(tok, answers)
+    se = scripted_engine(tok, answers)
     [r] = generate(se, [prompt], dict(DEFAULTS, **bf), max_new_tokens=1000, progress=False)
     return r, se.requests
 

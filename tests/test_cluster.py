@@ -98,6 +98,20 @@ def test_paper_train_script_two_nodes_by_eight_gpus(tmp_path, capsys):
     assert subprocess.run(["bash", "-n"], input=script, check=False, text=True).returncode == 0
 
 
+def test_each_stage_config_is_checked_once_per_submission(tmp_path, capsys, monkeypatch):
+    """make pipeline checks every stage before the first sbatch, and submitting does not check it again."""
+    import s1.stage_checks
+
+    calls = []
+    for name in ("check_train_config", "check_eval_config"):
+        real = getattr(s1.stage_checks, name)
+        monkeypatch.setattr(s1.stage_checks, name, lambda cfg, real=real, name=name: (calls.append(name), real(cfg))[1])
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(calls) == ["check_eval_config", "check_train_config"]
+    assert "train: memory plan:" in capsys.readouterr().out   # the train check's note is still shown
+
+
 @pytest.mark.parametrize("overrides, key, fix", [
     (["cluster.time=4h"], "cluster.time", "D-HH:MM:SS"),
     (["cluster.stage_time.train=1:75:00"], "cluster.stage_time.train", "D-HH:MM:SS"),
@@ -169,7 +183,7 @@ def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
     them: what `make pipeline` and `make status` read."""
     from omegaconf import OmegaConf
 
-    from s1.cluster.outputs import record_inputs
+    from s1.run_inputs import record_inputs
 
     cfgs = {s: compose(s, tmp_path, "experiment=demo", *overrides) for s in ("curate", "train", "eval")}
     for stage, files in (("curate", ["s1k.jsonl"]), ("train", ["final/config.json", "final/model.safetensors"]),
@@ -186,7 +200,7 @@ def fake_finished_run(tmp_path: Path, *overrides: str) -> dict:
 def test_a_stage_notices_changed_inputs_not_only_its_own_section(tmp_path, capsys):
     """The README's ablation re-curated into the same run: train must not count as finished, nor must a model change
     skip curate and train."""
-    from s1.cluster.outputs import stage_finished
+    from s1.run_inputs import stage_finished
 
     cfgs = fake_finished_run(tmp_path)
     assert pipeline.stages_to_run(cfgs) == []

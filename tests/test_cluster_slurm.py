@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_or_skip
 
 from s1.cluster import pipeline, slurm
 from s1.cluster.submit import latest_jobs, submit_stage
@@ -24,8 +25,8 @@ def local_slurm() -> None:
     why. Tests never install packages, write /etc or start daemons: `make slurm-up` / `.ci/run` do that."""
     reason = slurm_unavailable()
     if reason:
-        pytest.skip(f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop it with "
-                    "`make slurm-down`")
+        require_or_skip("slurm", f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop it "
+                        "with `make slurm-down`")
 
 
 def slurm_unavailable() -> str | None:
@@ -107,9 +108,6 @@ def test_failed_curate_never_runs_train_or_eval(local_slurm, tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, capsys):
     """make pipeline on the demo (made small), waits for the chain, then a re-submission submits nothing."""
-    for script in ("curate.py", "train.py", "eval.py"):
-        if not (REPO / "scripts" / script).exists():
-            pytest.skip(f"scripts/{script} is not in the repo yet")
     args = [f"paths.runs_dir={tmp_path}", "run.name=e2e", "experiment=demo", "cluster=local_slurm",
             "curate.sources.0.size=300", "curate.diversity.num_samples=64", "train.max_steps=5",
             "train.global_batch_size=8", "train.micro_batch_size=8", "eval.limit=4", "eval.budgets=[16]",
@@ -125,8 +123,16 @@ def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, 
     assert jobs["eval"]["dependency"] == f"afterok:{jobs['train']['job_id']}"
     assert len((run_dir / "curate" / "s1k.jsonl").read_text().splitlines()) == 64
     assert (run_dir / "train" / "final" / "config.json").is_file()
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics
+    assert json.loads((run_dir / "train" / "train_summary.json").read_text())["steps"] == 5
+    # eval: the one (model, method, budget, benchmark) asked for, over eval.limit questions, one sample each
+    gens = [json.loads(x) for x in (run_dir / "eval" / "generations.jsonl").read_text().splitlines()]
+    assert len(gens) == 4 and len({g["question_id"] for g in gens}) == 4
+    assert all((g["model_label"], g["benchmark"], g["method"], g["budget"]) == ("trained", "synthetic", "bf", 16)
+               and g["thinking_tokens"] <= 16 for g in gens)
+    [row] = json.loads((run_dir / "eval" / "metrics.json").read_text())["rows"]
+    assert (row["model"], row["method"], row["budget"], row["benchmark"]) == ("trained", "bf", 16, "synthetic")
+    assert (row["questions"], row["samples_per_question"]) == (4, 1) and sum(row["outcomes"].values()) == 4
+    assert row["accuracy"] == pytest.approx(100 * sum(g["correct"] for g in gens) / 4)
     assert "COMPLETED" in proc.stdout and proc.stdout.count("done") >= 3  # the status table printed at the end
 
     submitted = (run_dir / "slurm" / "jobs.jsonl").read_text()

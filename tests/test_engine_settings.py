@@ -58,7 +58,7 @@ def test_paper_experiment_sets_the_public_eval_engine():
     e = cfg.eval.engine
     assert (cfg.eval.backend, e.tensor_parallel_size, e.dtype, e.max_model_len) == ("vllm", 8, "float32", 32768)
     d = cfg.curate.difficulty
-    assert d.backend == "vllm" and d.engine.tensor_parallel_size in (1, 2, 4)   # divides 28 (7B) and 40 (32B) heads
+    assert (d.backend, d.engine.tensor_parallel_size, d.engine.dtype) == ("vllm", 4, "bfloat16")   # TP 4: 28 and 40 heads
     check_engines(cfg)
 
 
@@ -115,12 +115,21 @@ def test_served_instruct_model_replies_through_its_chat_template(tiny_model_dir)
 
 def test_eval_cache_key_follows_the_engine_dtype_and_length():
     """Generations made under other engine settings are not reused: the settings hash reads eval.engine."""
-    from s1.eval.runner import eval_dtype, eval_max_context
+    from s1.eval.methods import RunSpec
+    from s1.eval.runner import eval_dtype, eval_max_context, spec_settings_hash
 
-    cfg = _compose("eval", ["eval.engine.dtype=float16", "eval.engine.max_model_len=1024"])
-    OmegaConf.resolve(cfg)
-    assert (eval_dtype(cfg), eval_max_context(cfg)) == ("float16", 1024)
-    cfg = _compose("eval")
-    OmegaConf.resolve(cfg)
-    assert (eval_dtype(cfg), eval_max_context(cfg)) == (str(cfg.eval.get("dtype") or cfg.model.dtype),
-                                                        cfg.model.max_context)
+    spec = RunSpec("trained", "m", "bf", 8, max_thinking_tokens=8)
+
+    def settings(*overrides):
+        cfg = _compose("eval", list(overrides))
+        OmegaConf.resolve(cfg)
+        return eval_dtype(cfg), eval_max_context(cfg), spec_settings_hash(spec, cfg)
+
+    default = settings()
+    assert default[:2] == ("float32", 4096)                         # configs/model/tiny.yaml, no engine override
+    assert settings("eval.engine.dtype=float16", "eval.engine.max_model_len=1024")[:2] == ("float16", 1024)
+    assert settings("eval.engine.dtype=float16")[2] != default[2]
+    assert settings("eval.engine.max_model_len=1024")[2] != default[2]
+    assert settings("eval.engine.dtype=float32", "eval.engine.max_model_len=4096")[2] == default[2]   # same settings
+    assert settings("eval.dtype=bfloat16")[2] != default[2]
+    assert settings("eval.dtype=bfloat16", "eval.engine.dtype=float32")[2] == default[2]   # the engine's dtype wins

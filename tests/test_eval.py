@@ -59,18 +59,29 @@ def _eval_args(tmp, tiny_model_dir, name):
             f"model.name_or_path={tiny_model_dir}"]
 
 
+def eval_here(args: list[str]) -> dict:
+    """The eval stage in this process; the kill-and-resume part below runs the entry point itself."""
+    from s1 import shards
+    from s1.cluster.pipeline import compose_stage
+    from s1.eval.stage import evaluate
+
+    cfg = compose_stage("eval", args)
+    shards.begin(cfg, "eval")
+    return evaluate(cfg)
+
+
 def _lines(path):
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 @pytest.mark.slow
-def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir):
+def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir, capsys):
     # one uninterrupted run with the paper's baselines
     args = _eval_args(tmp_path, tiny_model_dir, "full") + [
         ("eval.methods=[no_bf,bf,wait,extrapolation_strings,token_conditional_prompt,step_conditional_prompt_bf,"
         "class_conditional,rejection_sampling,majority]"), "eval.majority_k=[1,2]", "eval.rejection_max_tries=2",
         "eval.tokens_per_step=4", "eval.wait_counts=[1]", "eval.extrapolation_strings=[Wait,'']"]
-    proc = run_script("eval.py", *args)
+    eval_here(args)
     out = tmp_path / "full" / "eval"
     for f in ("config.yaml", "generations.jsonl", "metrics.json", "results.md", "scaling.png", "figure4.png"):
         assert (out / f).exists(), f
@@ -86,20 +97,20 @@ def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir):
     assert bf_rows[4]["avg_thinking_tokens"] <= 4 and bf_rows[16]["avg_thinking_tokens"] <= 16
     assert all(sum(r["outcomes"].values()) == 6 * r["samples_per_question"] for r in metrics["rows"]
                if r["method"] != "majority")
-    assert "| model | method | budget |" in proc.stdout            # the table is printed
+    assert "| model | method | budget |" in capsys.readouterr().out   # the table is printed
     md = (out / "results.md").read_text()
     assert "Table 1" in md and "Table 3" in md and "Table 4" in md and "Control" in md and "Wait" in md
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     # rerun: nothing generated, same metrics (re-scored from the cache)
     lines_before = len(_lines(out / "generations.jsonl"))
-    run_script("eval.py", *args)
+    eval_here(args)
     again = json.loads((out / "metrics.json").read_text())
     assert again["generated_this_run"] == 0 and again["rows"] == metrics["rows"]
     assert len(_lines(out / "generations.jsonl")) == lines_before
 
     # kill -9 mid-run, resume: no key generated twice, final metrics identical to an uninterrupted run
     small = _eval_args(tmp_path, tiny_model_dir, "a")
-    run_script("eval.py", *small)
+    eval_here(small)
     killed = _eval_args(tmp_path, tiny_model_dir, "b")
     gen = tmp_path / "b" / "eval" / "generations.jsonl"
     p = subprocess.Popen([sys.executable, str(REPO / "scripts" / "eval.py"), *killed], cwd=REPO,

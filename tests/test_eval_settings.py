@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from conftest import REPO
+from fake_engine import ScriptedEngine
 
 from s1.cache import GenerationCache, JsonlCache
 from s1.eval.metrics import scaling_metrics
@@ -89,6 +90,11 @@ SETTING_CHANGES = [
     "eval.max_new_tokens=15",
     "eval.system_prompt='You are terse.'",
     "eval.dtype=bfloat16",
+    "eval.budget_forcing.think_prefix='<|im_start|>think '",
+    "eval.budget_forcing.min_thinking_tokens=4",
+    "eval.budget_forcing.adaptive_waits=true",
+    "eval.budgets=[9]",                                   # max_thinking_tokens
+    "eval.engine.max_model_len=2048",
 ]
 
 
@@ -110,6 +116,18 @@ def test_changing_any_generation_setting_generates_anew(tmp_path, tiny_model_dir
 
     assert model_fingerprint(str(other)) != model_fingerprint(str(tiny_model_dir))
     assert _generate(_cfg(tmp_path, other), path) == 1
+    # tokenizer files: the same weights with another tokenizer config or chat template are another model
+    for name, edit in (("tokenizer_config.json", lambda t: t.replace("{", '{"model_max_length": 77, ', 1)),
+                       ("chat_template.jinja", lambda t: t.replace("<|im_start|>", "<|im_start|> ", 1))):
+        retok = tmp_path / f"retok-{name}"
+        shutil.copytree(tiny_model_dir, retok)
+        (retok / name).write_text(edit((retok / name).read_text()))
+        assert model_fingerprint(str(retok)) != model_fingerprint(str(tiny_model_dir)), name
+        assert _generate(_cfg(tmp_path, retok), path) == 1, name
+    # seed: a new generation when sampling, the cached one when greedy (greedy decoding reads no seed)
+    assert _generate(_cfg(tmp_path, tiny_model_dir, "eval.temperature=0.7", "eval.seed=1"), path) == 1
+    assert _generate(_cfg(tmp_path, tiny_model_dir, "eval.temperature=0.7", "eval.seed=2"), path) == 1
+    assert _generate(_cfg(tmp_path, tiny_model_dir, "eval.seed=2"), path) == 0
     # AIME text variant: the question text is in the key (first AIME24 problem whose two texts differ)
     from s1.data.benchmarks import load_benchmark
 
@@ -121,6 +139,94 @@ def test_changing_any_generation_setting_generates_anew(tmp_path, tiny_model_dir
     assert _generate(_cfg(tmp_path, tiny_model_dir, *aime, "eval.aime_text=problem"), path) >= 1
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert len({r["settings"] for r in lines}) == len(lines)    # every generation under its own settings
+
+
+# Settings that a generation here cannot show (another backend, a server, a method's own knob): the run's settings
+# hash changes. (base overrides, the change)
+HASH_CHANGES = [
+    ((), "eval.backend=vllm"),
+    ((), "+eval.engine_kwargs.quantization=fp8"),
+    ((), "model.trust_remote_code=true"),
+    (("eval.backend=openai", "eval.base_url=http://127.0.0.1:8000/v1"), "eval.base_url=http://127.0.0.1:8001/v1"),
+    (("eval.methods=[rejection_sampling]",), "eval.rejection_max_tries=3"),
+    (("eval.methods=[rejection_sampling]",), "eval.sampling_temperature=0.5"),
+    (("eval.methods=[rejection_sampling]",), "eval.seed=12345"),
+    (("eval.methods=[step_conditional_prompt]",), "eval.tokens_per_step=2"),
+    (("eval.methods=[extrapolation_strings]",), "eval.extrapolation_waits=1"),
+    (("eval.temperature=0.6",), "eval.top_p=0.95"),                 # nucleus sampling (R1-style protocol)
+]
+# Not generation settings: the same hash (timeouts, batching, which questions / runs, grading, GPU memory share).
+HASH_SAME = ["eval.seed=12345", "eval.batch_size=1", "eval.limit=2", "eval.budget_forcing.request_timeout_s=1",
+             "eval.grading_timeout_s=1", "eval.engine.gpu_memory_utilization=0.5", "eval.sweep_sharing=false"]
+
+
+def _hashes(tmp_path, model_dir, *overrides) -> dict:
+    from s1.eval.methods import plan_runs
+    from s1.eval.runner import spec_settings_hash
+
+    cfg = _cfg(tmp_path, model_dir, *overrides)
+    return {(s.model, s.method, s.budget): spec_settings_hash(s, cfg) for s in plan_runs(cfg)}
+
+
+@pytest.mark.parametrize("base,change", HASH_CHANGES)
+def test_settings_hash_changes_with_each_setting_a_generation_cannot_show_here(tmp_path, tiny_model_dir, base, change):
+    before, after = _hashes(tmp_path, tiny_model_dir, *base), _hashes(tmp_path, tiny_model_dir, *base, change)
+    assert before.keys() == after.keys() and all(before[k] != after[k] for k in before), change
+
+
+def test_settings_hash_ignores_what_does_not_change_a_generation(tmp_path, tiny_model_dir):
+    base = _hashes(tmp_path, tiny_model_dir)
+    for change in HASH_SAME:
+        assert _hashes(tmp_path, tiny_model_dir, change) == base, change
+
+
+def test_a_hub_model_is_keyed_by_the_commit_its_name_resolves_to(tmp_path, monkeypatch):
+    """The weights of a hub name are the files of its resolved commit: a new commit on main is another model."""
+    from huggingface_hub import constants
+
+    from s1.eval.runner import model_fingerprint
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)     # the local hub cache, no HTTP
+    ref = tmp_path / "models--org--model" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    seen = set()
+    for commit in ("a" * 40, "b" * 40):
+        ref.write_text(commit)
+        model_fingerprint.cache_clear()
+        seen.add(model_fingerprint("org/model"))
+    model_fingerprint.cache_clear()
+    assert seen == {f"hub:org/model@{'a' * 40}", f"hub:org/model@{'b' * 40}"}
+
+
+def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one():
+    """A new eval key is either tested above as changing generations, or listed here with why it does not."""
+    from dataclasses import fields
+
+    from s1.config import BudgetForcingConfig, EvalConfig
+
+    def eval_key(override: str) -> str:   # "+eval.engine_kwargs.x=1" -> engine_kwargs; budget_forcing.<key> kept
+        parts = override.split("=")[0].lstrip("+").split(".")
+        return ".".join(parts[1:3]) if parts[1] == "budget_forcing" else parts[1]
+
+    tested = {eval_key(c) for c in SETTING_CHANGES + [c for _, c in HASH_CHANGES] if c.startswith(("eval.", "+eval."))}
+    tested |= {"model_path", "aime_text", "budget_forcing.max_thinking_tokens"}   # other model, AIME text, budgets
+    not_generation = {   # why each reaches the cache key another way, or cannot change what the model writes
+        "benchmarks", "limit",                            # which questions: the question is in the key
+        "num_samples", "majority_k", "samples_per_benchmark",   # how many samples: the sample index is in the key
+        "methods", "include_base_model", "wait_counts", "extrapolation_strings", "adaptive_max_waits",
+        "majority_model", "token_conditional_model", "step_conditional_model",   # which runs: model, method, budget
+        "budgets",                                        # the budget is in the key (and max_thinking_tokens above)
+        "batch_size", "sweep_sharing",                    # batching (test_sweep_sharing: same records)
+        "budget_forcing.request_timeout_s",               # wall clock: a timeout is recorded as an outcome
+        "output_dir", "grading_timeout_s", "grading_workers", "regrade", "api_key_env",
+        "engine",                                         # dtype / max_model_len above; TP and memory share: numerics
+    }
+    keys = {f.name for f in fields(EvalConfig)} | {f"budget_forcing.{f.name}" for f in fields(BudgetForcingConfig)}
+    keys.discard("budget_forcing")
+    unclassified = keys - tested - not_generation
+    assert not unclassified, (f"{sorted(unclassified)}: add each to s1/eval/runner.py generation_settings and a change "
+                              "to SETTING_CHANGES / HASH_CHANGES, or name it in not_generation with the reason")
 
 
 # ---- Control as the paper defines it ---------------------------------------------------------------------------
@@ -200,22 +306,15 @@ def test_gpqa_is_evaluated_and_graded_on_the_tiny_model(tmp_path, tiny_model_dir
 
 # ---- rejection sampling: the try limit is reported, never silently a non-fitting sample ------------------------
 
-class ThinkingEngine:
-    """At the engine seam: thinks `lengths[attempt]` tokens, then ends thinking; answers "Answer: 4"."""
+def thinking_engine(tokenizer, lengths: list[int]) -> ScriptedEngine:
+    """Thinks `lengths[attempt]` tokens (in request order), then ends thinking; answers "Answer: 4"."""
+    def script(r, i):
+        if r.text.rstrip().endswith("Answer:"):
+            return Continuation(" \\boxed{4}", 3, "eos")
+        n = lengths.pop(0)
+        return Continuation("x " * n, n, "stop", "<|im_start|>")
 
-    def __init__(self, tokenizer, lengths_by_seed):
-        self.tokenizer, self.lengths, self.calls = tokenizer, lengths_by_seed, []
-
-    def continue_batch(self, requests):
-        out = []
-        for r in requests:
-            self.calls.append(r)
-            if r.text.rstrip().endswith("Answer:"):
-                out.append(Continuation(" \\boxed{4}", 3, "eos"))
-            else:
-                n = self.lengths.pop(0)
-                out.append(Continuation("x " * n, n, "stop", "<|im_start|>"))
-        return out
+    return ScriptedEngine(tokenizer, script)
 
 
 def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_model_dir):
@@ -232,7 +331,7 @@ def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_
     rows = [{"id": "fits-2nd", "problem": "2+2?", "answer": "4"}, {"id": "never", "problem": "2+2?", "answer": "4"}]
     cache = GenerationCache(tmp_path / "r.jsonl")
     # attempt 1: both think too long; attempt 2: the first fits; attempt 3 (the last): the second still does not
-    engine = ThinkingEngine(tok, [80, 90, 30, 95, 99])
+    engine = thinking_engine(tok, [80, 90, 30, 95, 99])
     assert run_spec(engine, spec, [("t", rows[0], 0), ("t", rows[1], 0)], cache, cfg) == 2
     recs = {r["question_id"]: r for r in cache.records.values()}
     assert recs["fits-2nd"]["accepted"] and recs["fits-2nd"]["tries"] == 2 and recs["fits-2nd"]["correct"]

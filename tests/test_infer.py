@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fake_engine import ScriptedEngine
 
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import DEFAULTS
@@ -106,20 +107,6 @@ def test_budget_forcing_with_tiny_model_has_the_trained_shape(engine):
     assert r.text[len(r.thinking):].lstrip("\n").startswith("<|im_start|>answer\nAnswer:")
     assert r.text.endswith(r.answer)
     assert r.outcome in ("answered", "forced", "no_answer")
-
-
-class ScriptedEngine:
-    """An engine at the seam that replays scripted continuations and records every request."""
-
-    def __init__(self, tokenizer, script):
-        self.tokenizer, self.script, self.requests = tokenizer, script, []
-
-    def continue_batch(self, requests):
-        out = []
-        for r in requests:
-            self.requests.append(r)
-            out.append(self.script(r, len([q for q in self.requests if q.key == r.key]) - 1))
-        return out
 
 
 def _run(engine, script, **bf):
@@ -233,7 +220,7 @@ def test_arena_cache_is_what_the_model_reads_and_writes(engine):
     import transformers
     from transformers import DynamicCache
 
-    from s1.infer.transformers_backend import _Arena
+    from s1.infer.kv_arena import KVArena
 
     cfg = engine.model.config
     layers, heads, dim = cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
@@ -251,7 +238,7 @@ def test_arena_cache_is_what_the_model_reads_and_writes(engine):
                             **{engine._cache_arg: plain}).logits
     finally:
         engine.model.set_attn_implementation("s1_grouped_sdpa")
-    arena = _Arena(engine.model, engine.device)
+    arena = KVArena(engine.model, engine.device)
     shift = arena.fit(4, -5, 3)                     # room for 4 rows and columns -5..3, wherever it puts them
     c0 = -5 + shift
     arena.kv[:, :, 1:3, :, c0:c0 + 5] = past        # rows in slots 1-2: a window that starts inside the arena
@@ -286,12 +273,12 @@ def test_arena_moves_only_the_rows_that_fill_gaps():
     kept row's keys/values and mask come along, and columns every kept row has as padding are dropped."""
     from types import SimpleNamespace
 
-    from s1.infer.transformers_backend import _Arena
+    from s1.infer.kv_arena import KVArena
 
     cfg = SimpleNamespace(num_hidden_layers=2, num_key_value_heads=1, hidden_size=8, num_attention_heads=2,
                           head_dim=4)
     model = SimpleNamespace(config=SimpleNamespace(get_text_config=lambda decoder: cfg), dtype=torch.float32)
-    arena = _Arena(model, torch.device("cpu"))
+    arena = KVArena(model, torch.device("cpu"))
     arena.fit(5, 0, 6)
     arena.n, arena.off, arena.end = 5, 0, 6
     for i in range(5):
@@ -331,7 +318,7 @@ def test_no_unwritten_cache_value_is_ever_read(engine, monkeypatch):
     sweep with waits, branches, joins and row moves still equals the ordinary run: padding a forward pass reads was
     zeroed where its row joined (0 x NaN would be NaN)."""
     from s1.infer.budget_forcing import generate_sweep
-    from s1.infer.transformers_backend import _Arena
+    from s1.infer.kv_arena import KVArena
 
     prompts = [build_prompt(engine.tokenizer, f"From {i}, go up {i + 3}, {i + 1} times. Last digit?") + "x" * i
                for i in range(5)]
@@ -339,7 +326,7 @@ def test_no_unwritten_cache_value_is_ever_read(engine, monkeypatch):
     stop = max({free[i:i + 2] for i in range(len(free) - 1) if free[i:i + 2].isalpha()}, key=free.count)
     bf = dict(DEFAULTS, end_of_thinking=stop, answer_max_tokens=5, num_waits=2)
     clean = generate_sweep(engine, prompts, SWEEP, bf, max_new_tokens=60, batch_size=3, progress=False)
-    monkeypatch.setattr(_Arena, "fill", float("nan"))
+    monkeypatch.setattr(KVArena, "fill", float("nan"))
     poisoned = generate_sweep(engine, prompts, SWEEP, bf, max_new_tokens=60, batch_size=3, progress=False)
     assert poisoned == clean
     assert any(r.waits_used for rs in clean for r in rs), "waits should really happen"

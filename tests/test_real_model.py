@@ -7,7 +7,7 @@ import time
 import zipfile
 
 import pytest
-from conftest import CACHE, REPO
+from conftest import CACHE, REPO, require_or_skip
 
 
 def _fetch_module():
@@ -36,7 +36,7 @@ def test_a_built_model_is_found_without_any_work():
     fetch = _fetch_module()
     model = CACHE / "models" / fetch.MODEL_NAME
     if not (model / fetch.STAMP).exists():
-        pytest.skip(f"the real model is not built at {model}: run `make real-model`")
+        require_or_skip("real-model", f"the real model is not built at {model}: run `make real-model`")
     start = time.monotonic()
     assert fetch.ensure_real_model(CACHE) == model
     assert time.monotonic() - start < 1.0

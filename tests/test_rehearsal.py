@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, REPO, run_script
+from conftest import CACHE, REPO, require_or_skip, run_script
 
 REAL_MODEL = CACHE / "models" / "qwen2.5-0.5b-local"
 
@@ -41,7 +41,7 @@ ON_TRANSFORMERS = ["curate.difficulty.backend=transformers", "curate.traces.serv
 @pytest.mark.slow
 def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
     if not (REAL_MODEL / "config.json").exists():
-        pytest.skip(f"the real model is not built at {REAL_MODEL}: run `make real-model`")
+        require_or_skip("real-model", f"the real model is not built at {REAL_MODEL}: run `make real-model`")
     args = ["experiment=rehearsal", f"paths.runs_dir={tmp_path}", "run.name=slice", *SLICE]
     if ENGINE == "transformers":
         args += ON_TRANSFORMERS
@@ -87,3 +87,33 @@ def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
         assert section in report
     assert not list((run / "train").rglob("checkpoint-*")), "train.save_steps=0 should write no checkpoint"
     shutil.rmtree(final)    # 2.5 GB
+
+
+def test_rehearsal_zero3_bounds_what_deepspeed_holds_at_once_below_the_model():
+    """README: the paper's configs/deepspeed/zero3.json was OOM-killed on the 24 GiB rehearsal host (two ZeRO-3
+    processes of ~12 GiB and growing; measured with bench/peak_memory.py, not here). The rehearsal's
+    zero3_small_host.json bounds each buffer DeepSpeed sizes by config: parameters kept gathered, prefetched or
+    reused, and the optimizer's sub-group, to at most a quarter of the 0.5B model; zero3.json lets each hold it all."""
+    from hydra import compose, initialize_config_dir
+
+    from s1.runtime import CONFIG_DIR
+    from s1.train.memory import ModelShape
+
+    params = ModelShape(896, 24, 14, 2, 4864, 151936, tied=True).params   # Qwen2.5-0.5B's config.json: 494M
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose("train", overrides=["experiment=rehearsal", f"paths.repo={REPO}"])
+    bounded = ("stage3_max_live_parameters", "stage3_prefetch_bucket_size", "stage3_max_reuse_distance",
+               "sub_group_size")
+    deepspeed_defaults = dict(stage3_max_live_parameters=1e9, stage3_prefetch_bucket_size=5e7,
+                              stage3_max_reuse_distance=1e9, sub_group_size=1e9)   # DeepSpeed's, where a file omits them
+
+    def holds(path) -> dict:
+        zero = json.loads(Path(path).read_text())["zero_optimization"]
+        return {k: float(v) if isinstance(v, (int, float)) else v
+                for k, v in {**deepspeed_defaults, **{k: zero[k] for k in bounded if k in zero}}.items()}
+
+    small = holds(cfg.train.deepspeed)
+    assert all(isinstance(v, float) and v <= params / 4 for v in small.values()), small
+    assert json.loads(Path(cfg.train.deepspeed).read_text())["zero_optimization"]["overlap_comm"] is False
+    paper = holds(REPO / "configs" / "deepspeed" / "zero3.json")
+    assert paper["stage3_max_live_parameters"] >= params and paper["sub_group_size"] >= params

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 from collections import Counter
 
-import pytest
 import torch
+from conftest import require_or_skip
 
 from s1.cache import GenerationCache
 from s1.cluster.pipeline import compose_stage
@@ -56,7 +57,8 @@ def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, 
 
 def test_shared_sweep_on_vllm_equals_one_setting_at_a_time(tiny_model_dir, tmp_path, monkeypatch):
     """The same equivalence on vLLM (prefix caching instead of forked KV caches), where vLLM is installed."""
-    pytest.importorskip("vllm", reason="vLLM is not installed in this environment (it lives in the vLLM one)")
+    if importlib.util.find_spec("vllm") is None:
+        require_or_skip("vllm", "vLLM is not installed in this environment (it lives in the vLLM one): run `make test-vllm`")
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from s1.infer import build_prompt, generate, load_engine

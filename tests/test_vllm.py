@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import CACHE, chatty_copy
+from conftest import CACHE, chatty_copy, requires
 
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.engine import Request
@@ -30,7 +30,7 @@ try:
 except Exception as e:  # ImportError, or a CUDA-built extra that fails to load (see STACK_NOTES)
     VLLM_MISSING = f"vLLM is not importable here ({type(e).__name__}: {str(e)[:120]}); run `make test-vllm`"
 
-needs_vllm = pytest.mark.skipif(VLLM_MISSING is not None, reason=VLLM_MISSING or "")
+needs_vllm = requires("vllm", VLLM_MISSING)
 
 QUESTIONS = ["Start at 3, add 4, 5 times. Last digit?", "What is 17 * 3?", "Is 91 a prime number?"]
 REAL_MODEL = CACHE / "models" / "qwen2.5-0.5b-local"
@@ -201,8 +201,8 @@ def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
 
 @needs_vllm
 @pytest.mark.slow
-@pytest.mark.skipif(not (REAL_MODEL / "s1_real_model.json").exists(),
-                    reason=f"the real Qwen2.5 0.5B is not at {REAL_MODEL}: run `make real-model`")
+@requires("real-model", None if (REAL_MODEL / "s1_real_model.json").exists()
+          else f"the real Qwen2.5 0.5B is not at {REAL_MODEL}: run `make real-model`")
 def test_vllm_equals_transformers_on_the_real_model():
     v = load_engine("vllm", str(REAL_MODEL), dtype="float32", max_context=2048)
     t = load_engine("transformers", str(REAL_MODEL), dtype="float32", max_context=2048, cpu_threads=2)

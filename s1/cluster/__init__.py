@@ -11,12 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from s1.cluster import slurm
 from s1.cluster.render import IN_JOB_ENV
-from s1.runtime import ConfigError
-
-PROCESS_FILE = "process.json"
+from s1.cluster.status import PROCESS_FILE, print_status
+from s1.cluster.submit import submit_stage
+from s1.errors import ConfigError
+from s1.runtime import REPO_ROOT
+from s1.shards import SHARDED_STAGES, ShardFailed, run_local_shards, shard_count, shards_left
 
 
 def dispatch(cfg: DictConfig, stage: str) -> bool:
@@ -26,17 +30,15 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
     so there dispatch returns False and the stage does its work.
     """
     if cfg.cluster.kind != "slurm" or os.environ.get(IN_JOB_ENV):
+        if cfg.cluster.get("shard") is not None:
+            return False  # one shard of the stage: its progress file is what `make status` reads
         record_process(cfg, stage)  # the stage runs in this process: `make status` shows it running / failed
+        if cfg.cluster.kind != "slurm":
+            run_shards_here(cfg, stage)
         return False
-    from hydra.core.hydra_config import HydraConfig
-
-    from s1.cluster import slurm
-    from s1.cluster.status import print_status
-    from s1.cluster.submit import submit_stage
-
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    try:
-        job_id = submit_stage(cfg, stage, overrides)
+    try:  # the entry point checked the stage's own config before calling us: the cluster's checks remain
+        job_id = submit_stage(cfg, stage, overrides, stage_checked=True)
     except ConfigError as e:  # one clear line, not Hydra's traceback
         print(f"{e}\nnothing was submitted", file=sys.stderr)
         sys.exit(2)
@@ -49,6 +51,19 @@ def dispatch(cfg: DictConfig, stage: str) -> bool:
         if infos[job_id] is None or infos[job_id].state != "COMPLETED":
             sys.exit(1)
     return True
+
+
+def run_shards_here(cfg: DictConfig, stage: str) -> None:
+    """cluster=local cluster.shards=K: the K shards as processes here first (those not finished), then the merge
+    continues in this process."""
+    if stage not in SHARDED_STAGES or shard_count(cfg) == 1:
+        return
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    try:
+        run_local_shards(cfg, stage, overrides, REPO_ROOT / "scripts" / f"{stage}.py", shards_left(cfg, stage))
+    except ShardFailed as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
 
 
 def record_process(cfg: DictConfig, stage: str) -> Path:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from s1.runtime import ConfigError
-
-# Where each stage's main input comes from when the stage before it runs in the same pipeline.
-UPSTREAM_INPUT = {"train": ("train.dataset", "curate"), "eval": ("eval.model_path", "train")}
-NAMED_BENCHMARKS = {"aime24", "math500", "synthetic", "gpqa", "gpqa_diamond"}
+from s1.cluster.slurm import run_slurm
+from s1.errors import ConfigError
+from s1.stage_checks import CHECKS, is_remote
+from s1.stages import stage as stage_spec
 
 
 def parse_slurm_time(value: str) -> int:
@@ -44,8 +43,10 @@ def stage_time(cluster: DictConfig, stage: str) -> str:
     return str(cluster.stage_time[stage] or cluster.time)
 
 
-def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] = ()) -> list[str]:
-    """Everything that can be known before sbatch. `upstream`: stages submitted before this one in the same chain."""
+def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] = (), stage_checked: bool = False
+                     ) -> list[str]:
+    """Everything that can be known before sbatch. `upstream`: stages submitted before this one in the same chain;
+    `stage_checked`: the entry point already ran the stage's own checks (each config is checked once)."""
     c = cfg.cluster
     notes = []
     key = f"cluster.stage_time.{stage}" if c.stage_time[stage] else "cluster.time"
@@ -74,19 +75,8 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
     if c.python is not None and "/" in c.python and not Path(c.python).exists():
         raise ConfigError("cluster.python", c.python, "no such interpreter; give an existing path, or null for this venv")
     check_inputs(cfg, stage, upstream)
-    if stage == "train":
-        from s1.train.launch import check_train_config
-
-        check_train_config(cfg)  # global batch = micro x processes x accumulation, block <= context, paths
-        notes += check_memory(cfg)
-    if stage == "eval":
-        from s1.eval.checks import check_eval_config
-
-        try:  # backend, budgets, benchmarks; the model may be the train job's, not there yet
-            check_eval_config(cfg)
-        except ConfigError as e:
-            if not (e.key == "eval.model_path" and "train" in upstream):
-                raise
+    if not stage_checked:
+        notes += CHECKS[stage](cfg, upstream)   # train: batch, paths, memory plan; eval: its settings
     if not c.dry_run:  # the config first (it is what the user edits), then whether Slurm is here
         check_slurm_here(cfg)
     return notes
@@ -104,25 +94,13 @@ def check_slurm_here(cfg: DictConfig) -> None:
 
 def check_inputs(cfg: DictConfig, stage: str, upstream: tuple[str, ...]) -> None:
     """Input paths exist now, or are the output of a stage that runs before this one in the same chain."""
-    paths: list[tuple[str, str]] = []
-    if stage == "curate":
-        for i, src in enumerate(cfg.curate.sources):
-            if src.get("path") and src.kind in ("jsonl", "parquet", "arrow", "pool"):
-                paths.append((f"curate.sources.{i}.path", src.path))
-        paths += [(f"curate.decontam.benchmarks.{i}", b) for i, b in enumerate(cfg.curate.decontam.benchmarks)
-                  if b not in NAMED_BENCHMARKS and ("/" in b or b.endswith(".jsonl"))]
-    if stage == "train" and cfg.train.deepspeed:
-        paths.append(("train.deepspeed", cfg.train.deepspeed))
-    if stage == "eval":
-        paths += [(f"eval.benchmarks.{i}", b) for i, b in enumerate(cfg.eval.benchmarks)
-                  if b not in NAMED_BENCHMARKS and ("/" in b or b.endswith(".jsonl"))]
-    if stage in UPSTREAM_INPUT:
-        key, producer = UPSTREAM_INPUT[stage]
+    spec = stage_spec(stage)
+    paths = spec.input_paths(cfg)
+    if spec.upstream is not None:
+        key, producer = spec.upstream.key, spec.upstream.producer
         value = str(OmegaConf.select(cfg, key))
         if producer not in upstream:
-            from s1.train.format import is_hub_id
-
-            if not (key == "train.dataset" and is_hub_id(value)):  # a hub id (simplescaling/s1K-1.1) is no path
+            if not is_remote(spec.upstream, value):  # a hub id (simplescaling/s1K-1.1) is no path
                 paths.append((key, value))
         elif not _is_under(value, cfg[producer].output_dir):
             raise ConfigError(key, value, f"the {producer} job of this pipeline writes under "
@@ -137,23 +115,7 @@ def _is_under(path: str, folder: str) -> bool:
     return Path(path).absolute().is_relative_to(Path(folder).absolute())
 
 
-def check_memory(cfg: DictConfig) -> list[str]:
-    """The training engineer's memory planner must say the plan fits the GPUs asked for."""
-    if int(cfg.cluster.gpus_per_node) == 0:
-        return ["memory plan: skipped (cluster.gpus_per_node=0, CPU job)"]
-    from s1.train.memory import plan_memory
-
-    plan = plan_memory(cfg)
-    if not plan.fits:
-        raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
-                          f"the training plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
-                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}\n{plan.table()}")
-    return [f"memory plan: {plan.per_gpu_gb:.1f} of {cfg.cluster.gpu_memory_gb:g} GiB per GPU"]
-
-
 def check_partition(partition: str) -> None:
-    from s1.cluster.slurm import run_slurm
-
     if shutil.which("scontrol") is None:
         return
     ping = run_slurm(["scontrol", "ping"])

@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 
 from s1.cluster import slurm
 from s1.cluster.checks import check_submission
-from s1.cluster.outputs import stage_finished
 from s1.cluster.status import print_status
 from s1.cluster.submit import active_job, submit_stage
-from s1.runtime import CONFIG_DIR, REPO_ROOT, STAGES, ConfigError, check_overrides, prepare
+from s1.run_inputs import stage_finished
+from s1.runtime import CONFIG_DIR, REPO_ROOT, ConfigError, check_overrides, prepare
+from s1.stages import STAGES
 
 
 def compose_stage(stage: str, overrides: list[str]) -> DictConfig:
@@ -54,42 +55,54 @@ def run_local(stages: list[str], overrides: list[str]) -> int:
 
 
 def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list[str]) -> list[str]:
-    for i, stage in enumerate(stages):  # all checks first: a bad train config submits no curate job
-        check_submission(cfgs[stage], stage, upstream=tuple(stages[:i]))
+    for i, stage in enumerate(stages):  # all checks first, once each: a bad train config submits no curate job
+        for note in check_submission(cfgs[stage], stage, upstream=tuple(stages[:i])):
+            print(f"{stage}: {note}")
     job_ids, previous = [], None
-    for i, stage in enumerate(stages):
+    for stage in stages:
         cfg = cfgs[stage]
         dependency = f"afterok:{previous}" if previous else None
         job = None if cfg.cluster.dry_run else active_job(cfg.run.dir, stage)
         if job:
             print(f"{stage}: job {job} is still queued or running; reusing it")
         else:
-            job = submit_stage(cfg, stage, overrides, dependency=dependency, upstream=tuple(stages[:i]))
+            job = submit_stage(cfg, stage, overrides, dependency=dependency, checked=True)
         previous = job or f"<{stage} job>"
         if job:
             job_ids.append(job)
     return job_ids
 
 
-def main(argv: list[str] | None = None) -> int:
-    overrides = sys.argv[1:] if argv is None else list(argv)
+def explain_errors(run) -> int:
+    """run(): its exit code; a bad config or a Slurm refusal is one clear line and exit 2 / 1, not a traceback."""
     try:
-        check_overrides(overrides)
-        cfgs = {stage: compose_stage(stage, overrides) for stage in STAGES}
-        stages = stages_to_run(cfgs)
-        if not stages:
-            print("every stage is finished; nothing to submit")
-            return 0
-        cluster = cfgs["curate"].cluster
-        if cluster.kind != "slurm":
-            return run_local(stages, overrides)
-        job_ids = submit_chain(cfgs, stages, overrides)
+        return run()
     except ConfigError as e:
         print(f"{e}\nnothing was submitted", file=sys.stderr)
         return 2
     except slurm.SlurmError as e:
         print(str(e), file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = sys.argv[1:] if argv is None else list(argv)
+    if "--dry-run" in overrides:  # print every rendered sbatch script (shard arrays and merges too), submit nothing
+        overrides = [o for o in overrides if o != "--dry-run"] + ["cluster.dry_run=true"]
+    return explain_errors(lambda: run_pipeline(overrides))
+
+
+def run_pipeline(overrides: list[str]) -> int:
+    check_overrides(overrides)
+    cfgs = {stage: compose_stage(stage, overrides) for stage in STAGES}
+    stages = stages_to_run(cfgs)
+    if not stages:
+        print("every stage is finished; nothing to submit")
+        return 0
+    cluster = cfgs["curate"].cluster
+    if cluster.kind != "slurm":
+        return run_local(stages, overrides)
+    job_ids = submit_chain(cfgs, stages, overrides)
     print(f"follow: make status RUN={cfgs['curate'].run.dir}")
     if cluster.wait and job_ids:
         infos = slurm.wait_for(job_ids)

@@ -9,10 +9,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from s1.cluster.checks import stage_time
 from s1.runtime import REPO_ROOT
+from s1.shards import SHARDED_STAGES, shard_count, shard_overrides
+from s1.stage_checks import LAUNCH
+from s1.stages import stage as stage_spec
 
 TEMPLATES = REPO_ROOT / "slurm"
 IN_JOB_ENV = "S1_IN_SLURM_JOB"  # set by the templates: inside the job a stage runs instead of submitting
@@ -39,56 +42,64 @@ def job_name(cfg: DictConfig, stage: str) -> str:
     return "s1-" + stage + "-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(cfg.run.name))[:60]
 
 
-def log_path(cfg: DictConfig, stage: str, job_id: str | None = None) -> Path:
-    """Slurm's stdout+stderr file for the stage; %j is the job id."""
-    return Path(cfg.cluster.log_dir).absolute() / f"{stage}-{job_id or '%j'}.out"
+def log_path(cfg: DictConfig, stage: str, job_id: str | None = None, array: bool = False) -> Path:
+    """Slurm's stdout+stderr file for the stage; %j is the job id (an array's: %A_%a, job and task)."""
+    name = f"{stage}-shard-{job_id or '%A'}_%a.out" if array else f"{stage}-{job_id or '%j'}.out"
+    return Path(cfg.cluster.log_dir).absolute() / name
 
 
 def python_path(cfg: DictConfig) -> str:
     return cfg.cluster.python or sys.executable
 
 
-def sbatch_options(cfg: DictConfig) -> str:
-    """The optional #SBATCH lines: only what the config sets."""
+def stage_gpus(cfg: DictConfig, stage: str) -> int:
+    """GPUs one shard needs: the tensor parallel size of the stage's engines (the largest), on a GPU cluster."""
+    if int(cfg.cluster.gpus_per_node) == 0:
+        return 0
+    engines = [OmegaConf.select(cfg, key) for key in stage_spec(stage).engines]
+    return max([int((e or {}).get("tensor_parallel_size") or 1) for e in engines] + [1])
+
+
+def sbatch_options(cfg: DictConfig, array: str | None = None, stage: str = "") -> str:
+    """The optional #SBATCH lines: only what the config sets. A sharded stage (its array and its merge): one GPU set
+    per job, the tensor parallel size of the stage's engines (the merge only loads a model for stragglers)."""
     c = cfg.cluster
     lines = [f"#SBATCH --{flag}={shlex.quote(str(c[key]))}" for flag, key in
              (("partition", "partition"), ("account", "account"), ("qos", "qos"), ("mem", "mem")) if c[key]]
-    if c.gpus_per_node > 0:
+    if array is not None:
+        lines.append(f"#SBATCH --array={array}")
+    if stage in SHARDED_STAGES and shard_count(cfg) > 1:
+        if stage_gpus(cfg, stage):
+            lines += ["# one GPU set per shard: the tensor parallel size of the stage's engines",
+                      f"#SBATCH --gpus-per-node={stage_gpus(cfg, stage)}"]
+    elif c.gpus_per_node > 0:
         lines.append(f"#SBATCH --gpus-per-node={int(c.gpus_per_node)}")
     lines += [f"#SBATCH {flag}" for flag in c.extra_sbatch]
     return "\n".join(lines)
 
 
-def train_launch(cfg: DictConfig) -> str:
-    """The per-node launch line: torchrun running s1.train.sft on the resolved config that
-    build_launch_command writes to ${train.output_dir}/config.yaml (the same command cluster=local runs)."""
-    from s1.train.launch import build_launch_command, nproc_per_node, render_command
-
-    cmd = build_launch_command(cfg, nnodes=int(cfg.cluster.nodes), nproc_per_node=nproc_per_node(cfg),
-                               node_rank="$SLURM_NODEID", master_addr="$MASTER_ADDR", master_port="$MASTER_PORT")
-    if cmd and cmd[0] == sys.executable:  # cluster.python: the interpreter the job's setup lines provide
-        cmd = [python_path(cfg), *cmd[1:]]
-    return render_command(cmd)
-
-
-def job_script(cfg: DictConfig, stage: str, overrides: list[str]) -> str:
-    """The batch script for one stage: resources from cfg.cluster, the stage command with the user's overrides."""
+def job_script(cfg: DictConfig, stage: str, overrides: list[str], array: str | None = None) -> str:
+    """The batch script for one stage: resources from cfg.cluster, the stage command with the user's overrides.
+    `array` ("0-7%4", "1,5"): the stage's shards as one job array, task i running cluster.shard=i."""
     c = cfg.cluster
     values = {
-        "job_name": job_name(cfg, stage),
+        "job_name": job_name(cfg, stage) + ("-shards" if array else ""),
         "cpus_per_task": int(c.cpus_per_task),
         "time": stage_time(c, stage),
-        "log": str(log_path(cfg, stage)),
+        "log": str(log_path(cfg, stage, array=array is not None)),
         "workdir": os.getcwd(),  # relative paths in the config mean the same thing in the job
-        "sbatch_options": sbatch_options(cfg),
+        "sbatch_options": sbatch_options(cfg, array, stage),
         "setup": "\n".join(c.setup),
     }
     raw = ("sbatch_options", "setup")
-    if stage == "train":
-        values |= {"nodes": int(c.nodes), "launch": train_launch(cfg)}
+    if stage_spec(stage).launched:   # train: torchrun on every node (slurm/train.sbatch)
+        values |= {"nodes": int(c.nodes), "launch": LAUNCH[stage](cfg, python_path(cfg))}
     else:
         values |= {"python": python_path(cfg), "script": str(REPO_ROOT / "scripts" / f"{stage}.py"),
                    "overrides": " ".join(shlex.quote(o) for o in overrides)}
+        if array is not None:  # the task's index picks its shard; the shell expands it, unquoted on purpose
+            values["overrides"] = " ".join(shlex.quote(o) for o in shard_overrides(overrides, 0)[:-1]) \
+                + ' cluster.shard="$SLURM_ARRAY_TASK_ID"'
         raw += ("overrides",)
     script = render_template((TEMPLATES / f"{stage}.sbatch").read_text(), values, raw)
     return re.sub(r"\n{3,}", "\n\n", script)  # no gap where an optional block is empty

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from s1.cluster import slurm
 from s1.cluster.checks import check_submission
 from s1.cluster.render import job_script, log_path
+from s1.shards import SHARDED_STAGES, save_command, shard_count, shards_left
 
 
 def slurm_dir(run_dir: str | Path) -> Path:
@@ -19,26 +20,56 @@ def slurm_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "slurm"
 
 
+def array_spec(indices: list[int], throttle: int | None) -> str:
+    """sbatch --array value: 0-(K-1) when every shard runs, else the list; %N limits the tasks running at once."""
+    spec = f"0-{indices[-1]}" if indices == list(range(len(indices))) else ",".join(map(str, indices))
+    return spec + (f"%{int(throttle)}" if throttle else "")
+
+
 def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependency: str | None = None,
-                 upstream: tuple[str, ...] = ()) -> str | None:
-    """Submit `stage` as a Slurm job; returns its job id (None on a dry run). Nothing is submitted on a bad config."""
-    for note in check_submission(cfg, stage, upstream=upstream):
-        print(f"{stage}: {note}")
-    script = job_script(cfg, stage, overrides)
+                 upstream: tuple[str, ...] = (), shards: list[int] | None = None, checked: bool = False,
+                 stage_checked: bool = False) -> str | None:
+    """Submit `stage` as a Slurm job; returns its job id (None on a dry run). Nothing is submitted on a bad config.
+
+    With cluster.shards=K (curate, eval): first the shards as one job array (only `shards` when given, e.g. the
+    ones `make resume` found unfinished), then the stage itself after it (afterok): the merge. Returns the merge's id.
+    `checked`: the caller ran check_submission already (make pipeline checks every stage first); `stage_checked`:
+    the entry point ran the stage's own checks, the cluster's remain. Either way each config is checked once.
+    """
+    if not checked:
+        for note in check_submission(cfg, stage, upstream=upstream, stage_checked=stage_checked):
+            print(f"{stage}: {note}")
+    if stage in SHARDED_STAGES and shard_count(cfg) > 1:
+        todo = shards_left(cfg, stage) if shards is None else shards
+        if not cfg.cluster.dry_run:
+            save_command(cfg, stage, overrides)   # what `make resume` submits again
+        if todo:
+            script = job_script(cfg, stage, overrides, array=array_spec(todo, cfg.cluster.array_throttle))
+            array_job = _submit(cfg, f"{stage}-shards", script, dependency, overrides, log_path(cfg, stage, array=True))
+            dependency = f"afterok:{array_job or f'<{stage}-shards job>'}"
+        else:
+            print(f"{stage}: every shard finished its share; submitting the merge only")
+    return _submit(cfg, stage, job_script(cfg, stage, overrides), dependency, overrides, log_path(cfg, stage))
+
+
+def _submit(cfg: DictConfig, name: str, script: str, dependency: str | None, overrides: list[str],
+            log: Path) -> str | None:
     if cfg.cluster.dry_run:
         dep = f" --dependency={dependency}" if dependency else ""
-        print(f"# {stage}: dry run (cluster.dry_run=true), not submitted: sbatch --parsable{dep} <script>\n{script}")
+        print(f"# {name}: dry run (cluster.dry_run=true), not submitted: sbatch --parsable{dep} <script>\n{script}")
         return None
     folder = slurm_dir(cfg.run.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    log_path(cfg, stage).parent.mkdir(parents=True, exist_ok=True)  # Slurm does not create it
-    script_path = folder / f"{stage}.sbatch"
+    log.parent.mkdir(parents=True, exist_ok=True)  # Slurm does not create it
+    script_path = folder / f"{name}.sbatch"
     script_path.write_text(script)
-    OmegaConf.save(cfg, folder / f"{stage}.config.yaml", resolve=True)
+    OmegaConf.save(cfg, folder / f"{name}.config.yaml", resolve=True)
     job_id = slurm.sbatch(script_path, dependency)
+    stage = name
     record = {"stage": stage, "job_id": job_id, "dependency": dependency,
               "submitted": dt.datetime.now().isoformat(timespec="seconds"), "workdir": os.getcwd(),
-              "script": str(script_path.absolute()), "log": str(log_path(cfg, stage, job_id)), "overrides": overrides}
+              "script": str(script_path.absolute()), "log": str(log).replace("%A", job_id).replace("%j", job_id),
+              "overrides": overrides}
     with open(folder / "jobs.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     after = f" after {dependency}" if dependency else ""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s1.curate.funnel import StepResult
-from s1.data.benchmarks import benchmark_name, load_benchmark
+from s1.data.benchmarks import benchmark_name, load_benchmark, read_jsonl_rows
 
 
 def normalise(text: str) -> str:
@@ -72,8 +72,6 @@ def load_decontam_set(name: str, benchmarks_dir: str | Path, pool_dir: str | Pat
     if name == "aime_2022_2023":
         local = Path(pool_dir) / AIME_POOL_FILE if pool_dir else None
         if local is not None and local.exists():
-            from s1.data.benchmarks import read_jsonl_rows
-
             return [{"id": f"aime-{r['id']}", "problem": r["problem"]} for r in read_jsonl_rows(local)
                     if str(r.get("year")) in ("2022", "2023")]
         return _hub_rows(AIME_HUB, "problem", name, split="train")

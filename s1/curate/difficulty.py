@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from s1.cache import JsonlCache, content_key, slug
+from s1.cache import JsonlCache, content_key, slug, start_progress
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata
 from s1.runtime import ConfigError
@@ -81,6 +81,7 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     cache = JsonlCache(Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl")
     missing = [r for r in records if r["id"] not in cache]
     log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
+    start_progress(f"reference answers {Path(model).name}", len(records), len(records) - len(missing))
     if missing:
         from s1.infer import Request, load_engine
         from s1.infer.engine_settings import engine_args
@@ -101,6 +102,22 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
             bar.update(len(batch))
         bar.close()
     return grade_cached(records, cache, cfg, judge=judge)
+
+
+def reference_tokens(pool: list[dict], cfg, model_cfg, cache_dir: Path) -> dict[str, dict[str, int]]:
+    """Per reference model: answers generated for these questions, their tokens, and how many hit max_new_tokens
+    (the funnel's note "reference_tokens": what sizing a larger run starts from, see docs/scale-out.md)."""
+    if not cfg.enabled:
+        return {}
+    out = {}
+    for model in reference_models(cfg, model_cfg):
+        path = Path(cache_dir) / f"{slug(model)}-T{cfg.temperature}-max{cfg.max_new_tokens}.jsonl"
+        cache = JsonlCache(path)
+        hits = [cache.data[r["id"]] for r in pool if r["id"] in cache.data]
+        out[Path(model).name] = {"answers": len(hits), "tokens": sum(int(h.get("num_tokens") or 0) for h in hits),
+                                 "at_max_new_tokens": sum(int(h.get("num_tokens") or 0) >= cfg.max_new_tokens
+                                                          for h in hits)}
+    return out
 
 
 def graded_against(rec: dict, cfg) -> str:

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from s1.cache import JsonlCache
+from s1.cache import JsonlCache, start_progress
 from s1.curate.funnel import StepResult
 from s1.data.schema import record_metadata, source_family
 from s1.runtime import ConfigError
@@ -214,6 +214,7 @@ def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache
         raise ConfigError("curate.traces.base_url", None, "domains.method=llm needs an endpoint: set curate.traces.*")
     listing = "\n".join(f"{c}: {t}" for c, t in msc.items())
     todo = [r for r in pool if r["id"] not in cache]
+    start_progress("domains (llm)", len(pool), len(pool) - len(todo))
     if todo:
         msgs = [[{"role": "user", "content": MSC_PROMPT.format(codes=listing, question=r["question"])}] for r in todo]
 

@@ -13,7 +13,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("s1.curate")
 Record = dict[str, Any]
@@ -41,6 +41,18 @@ class StepResult:
     kept: list[Record]
     dropped: list[tuple[Record, str]] = field(default_factory=list)  # (record, reason)
     notes: dict[str, Any] = field(default_factory=dict)  # step-specific tables for the report (e.g. coverage)
+
+
+def keep_unless(pool: list[Record], reason: Callable[[Record], str | None]) -> StepResult:
+    """Split a pool by a rule: a record is dropped with the reason the rule gives, kept when it gives None."""
+    kept, dropped = [], []
+    for rec in pool:
+        why = reason(rec)
+        if why is None:
+            kept.append(rec)
+        else:
+            dropped.append((rec, why))
+    return StepResult(kept, dropped)
 
 
 def by_source(records) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from s1.curate.funnel import StepResult
+from s1.curate.funnel import StepResult, keep_unless
 from s1.data.schema import first_trace, record_metadata
 
 # error text a teacher API returned in place of a trace (checked only on short texts)
@@ -100,11 +100,4 @@ def failed_rule(rec, fields, fmt) -> str | None:
 
 def apply_quality_rules(pool: list[dict], cfg) -> StepResult:
     fields, fmt = active_rules(cfg)
-    kept, dropped = [], []
-    for rec in pool:
-        reason = failed_rule(rec, fields, fmt)
-        if reason is None:
-            kept.append(rec)
-        else:
-            dropped.append((rec, reason))
-    return StepResult(kept, dropped)
+    return keep_unless(pool, lambda rec: failed_rule(rec, fields, fmt))

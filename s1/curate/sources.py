@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from s1.curate.quality import is_na
 from s1.data.schema import GOLD_SOURCES, gold_answer, make_record, parse_metadata, source_family
+from s1.data.synthetic import generate_pool
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -62,8 +64,6 @@ def source_name(src) -> str:
 def load_source(src, benchmarks_dir: str | Path) -> Iterator[dict[str, Any]]:
     name = source_name(src)
     if src.kind == "synthetic":
-        from s1.data.synthetic import generate_pool
-
         files = [p for p in (Path(benchmarks_dir) / "aime24.jsonl", Path(benchmarks_dir) / "math500.jsonl")
                  if p.exists()]
         for rec in generate_pool(src.size, seed=src.seed, benchmark_files=files):
@@ -156,8 +156,6 @@ def add_gold_answers(pool: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     A source's own answer column wins unless it is empty or NA ("NA", "none", ...); else gold_answer(): last \\boxed{} of the solution, a bare-answer
     solution, the metadata's answer. Returns {source family (source_type's dataset): {how: count}} for the funnel.
     """
-    from s1.curate.quality import is_na
-
     counts: dict[str, dict[str, int]] = {}
     for rec in pool:
         if not is_na(rec.get("answer")):

@@ -15,7 +15,8 @@ import logging
 import re
 from pathlib import Path
 
-from s1.cache import JsonlCache, slug
+from s1.cache import JsonlCache, slug, start_progress
+from s1.curate.endpoint import ChatEndpoint
 from s1.data.schema import first_trace
 
 log = logging.getLogger("s1.curate")
@@ -40,13 +41,12 @@ def generate_traces(pool: list[dict], cfg, cache_dir: Path, endpoint=None) -> li
         if need:
             log.info("traces: %d records have no trace (curate.traces.enabled=false)", len(need))
         return pool
-    from s1.curate.endpoint import ChatEndpoint
-
     endpoint = endpoint or ChatEndpoint(cfg)
     cache = JsonlCache(Path(cache_dir) / f"traces-{slug(cfg.model)}.jsonl")
     todo = [r for r in need if r["id"] not in cache or cache.data[r["id"]].get("error")]
     log.info("traces: %d records need a trace, %d cached, asking %s for %d", len(need), len(need) - len(todo),
              cfg.model, len(todo))
+    start_progress("teacher traces", len(need), len(need) - len(todo))
 
     def save(i, reply, error):
         if reply is None:

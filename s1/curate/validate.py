@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import json
 
-from s1.curate.funnel import StepResult
+from s1.curate.funnel import StepResult, keep_unless
 
 CHECKED_FIELDS = ("question", "solution", "attempt", "answer", "metadata")
 
 
 def quarantine_invalid(pool: list[dict], max_field_chars: int) -> StepResult:
-    kept, dropped, seen = [], [], set()
-    for rec in pool:
-        reason = invalid_reason(rec, max_field_chars)
-        if reason is None:
-            if rec["id"] in seen:
-                reason = "duplicate_id"
-            else:
-                seen.add(rec["id"])
-        if reason is None:
-            kept.append(rec)
-        else:
-            dropped.append((rec, reason))
-    return StepResult(kept, dropped)
+    seen: set[str] = set()
+
+    def reason(rec: dict) -> str | None:
+        why = invalid_reason(rec, max_field_chars)
+        if why is None and rec["id"] in seen:
+            return "duplicate_id"
+        if why is None:
+            seen.add(rec["id"])
+        return why
+
+    return keep_unless(pool, reason)
 
 
 def invalid_reason(rec: dict, max_field_chars: int) -> str | None:

@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from s1.data.synthetic import generate_test_set
+
 SHIPPED = {"aime24": "aime24.jsonl", "math500": "math500.jsonl"}
 GPQA_NAME, GPQA_HUB, GPQA_SUBSET, GPQA_SIZE = "gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", 198
 GPQA_SHUFFLE_SEED = 0         # option order: fixed, so every run and rerun grades the same letters
@@ -33,8 +35,6 @@ def load_benchmark(name_or_path: str, benchmarks_dir: str | Path, aime_text: str
     aime_text picks AIME24's text: "problem_nofigures" (what the paper evaluated) or "problem".
     """
     if name_or_path == "synthetic":
-        from s1.data.synthetic import generate_test_set
-
         rows = generate_test_set(SYNTHETIC_TEST_SIZE, seed=SYNTHETIC_TEST_SEED)
     elif name_or_path in SHIPPED:
         path = Path(benchmarks_dir) / SHIPPED[name_or_path]

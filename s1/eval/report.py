@@ -9,6 +9,7 @@ from typing import Any
 from s1.eval.methods import RunSpec, finite_budgets
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
 from s1.eval.runner import expected_records
+from s1.eval.sampling import sampling_metrics, sampling_table
 
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
@@ -36,7 +37,7 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
                 rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
-                         "budget": spec.budget, "benchmark": bench, **summarize(recs)})
+                         "budget": spec.budget, "benchmark": bench, **summarize(recs), **sampling_metrics(recs)})
     budgets = finite_budgets(cfg.eval.budgets)
     min_tokens = cfg.eval.budget_forcing.get("min_thinking_tokens")   # set by budget forcing only
     scaling = []
@@ -266,6 +267,8 @@ def write_results_md(metrics: dict, path: Path) -> Path:
         "## Table 4 layout: extrapolation strings", table4(metrics),
         "## Figure 4: sequential (budget forcing) vs parallel (majority voting) scaling",
         "![Figure 4](figure4.png)",
+        "## Sampling protocol: avg@n (pass@1 over n samples) ± stderr, cons@n (majority), unbiased pass@k",
+        sampling_table(metrics["rows"]),
         "## All runs", results_table(metrics), ""])
     path.write_text(text, encoding="utf-8")
     return path

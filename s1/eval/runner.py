@@ -20,16 +20,17 @@ from typing import Any
 from s1.cache import GenerationCache, content_key, record_key
 from s1.data.benchmarks import choice_letter
 from s1.eval.methods import RunSpec
+from s1.eval.sampling import samples_for
 from s1.grading import extract_answer, is_correct
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import generate_sweep
-from s1.infer.engine_settings import engine_args
+from s1.infer.engine_settings import engine_args, hub_revision
 
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
-               "merges.txt", "chat_template.jinja", "special_tokens_map.json")
+               "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 EDGE_BYTES = 1 << 20      # weights fingerprint: size + first and last MiB of each file (a full hash of 64 GB is minutes)
 
@@ -41,10 +42,10 @@ def model_id(spec: RunSpec) -> str:
 
 @lru_cache(maxsize=32)
 def model_fingerprint(path: str) -> str:
-    """Identity of a model's weights and tokenizer: a local folder's files, or a hub name (with @revision if any)."""
+    """Identity of a model's weights and tokenizer: a local folder's files, or a hub name and the commit it resolves to."""
     folder = Path(path)
     if not folder.is_dir():
-        return f"hub:{path}"
+        return f"hub:{path}@{hub_revision(path)}"
     h = hashlib.sha256()
     for f in sorted(folder.iterdir()):
         if f.name in MODEL_FILES:
@@ -69,8 +70,12 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
         "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,
         "instruction": spec.instruction, "budget_forcing": bf, "max_new_tokens": int(e.max_new_tokens),
         "temperature": spec.temperature, "seed": int(e.seed) if spec.temperature > 0 else None,
+        **({"top_p": float(e.get("top_p", 1.0))} if spec.temperature > 0 and float(e.get("top_p", 1.0)) < 1 else {}),
         "accept_max_thinking": spec.accept_max_thinking,
         "max_tries": int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1,
+        **({"engine_kwargs": dict(e.engine_kwargs)} if e.engine_kwargs else {}),   # e.g. quantization
+        **({"trust_remote_code": True} if cfg.model.trust_remote_code else {}),    # the model's own code runs
+        **({"base_url": e.base_url} if e.backend == "openai" else {}),             # the server that generates
     }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
 
 
@@ -102,7 +107,7 @@ def expected_records(spec: RunSpec, benches: dict[str, list[dict]], records: dic
     """(bench, row, sample, cached record or None) for every generation this run needs, under today's settings."""
     settings = spec_settings_hash(spec, cfg)
     return [(b, row, k, records.get(key_of(spec, b, row, k, settings)))
-            for b, rows in benches.items() for row in rows for k in range(spec.samples)]
+            for b, rows in benches.items() for row in rows for k in range(samples_for(spec, b, cfg))]
 
 
 def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: GenerationCache, cfg) -> int:
@@ -112,16 +117,16 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
     for s in runs:
         by_model.setdefault(s.model_path, []).append(s)
     for model_path, specs in by_model.items():
-        todo = {s: [(b, row, k) for b, row, k, rec in expected_records(s, benches, cache.records, cfg) if rec is None]
-                for s in specs}
-        skipped = sum(s.samples * sum(len(r) for r in benches.values()) for s in specs) - sum(map(len, todo.values()))
+        expected = {s: expected_records(s, benches, cache.records, cfg) for s in specs}
+        todo = {s: [(b, row, k) for b, row, k, rec in expected[s] if rec is None] for s in specs}
+        skipped = sum(map(len, expected.values())) - sum(map(len, todo.values()))
         if skipped:
             log.info("%s: %d generations already cached, skipped", model_path, skipped)
         if not any(todo.values()):
             continue
         e = cfg.eval
         kw = {**engine_args(e.backend, e.engine, cfg.model, key="eval.engine", default_dtype=eval_dtype(cfg)),
-              **dict(e.engine_kwargs)}
+              **dict(e.engine_kwargs), "top_p": float(e.get("top_p", 1.0))}
         engine = load_engine(e.backend, model_path, base_url=e.base_url, api_key_env=e.api_key_env, **kw)
         for group in sweep_groups(specs, bool(e.sweep_sharing)):
             if len(group) > 1 and any(todo[s] for s in group):

@@ -15,6 +15,7 @@ BACKENDS = ("transformers", "vllm", "openai")
 def load_engine(backend: str, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                 max_context: int = 32768, base_url: str | None = None, api_key_env: str | None = None, **kw):
     """An engine with `.tokenizer` and `continue_batch(requests)`; backend: transformers | vllm | openai."""
+    # each backend is imported when asked for: torch / vLLM are heavy, and vLLM is optional
     if backend == "transformers":
         from s1.infer.transformers_backend import TransformersEngine
 

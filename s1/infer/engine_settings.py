@@ -6,7 +6,9 @@ curate.traces.engine (the model served for traces, the LLM judge and LLM domains
 
 from __future__ import annotations
 
-from s1.runtime import ConfigError
+from pathlib import Path
+
+from s1.errors import ConfigError
 
 DTYPES = ("auto", "bfloat16", "float32", "float16")
 
@@ -37,3 +39,18 @@ def engine_args(backend: str, engine, model, *, key: str, default_dtype: str | N
     if backend == "vllm":
         args.update(tensor_parallel_size=tp, gpu_memory_utilization=mem)
     return args
+
+
+def hub_revision(name: str) -> str | None:
+    """The commit a hub model name resolves to, the identity of all its files (weights included): the hub's answer
+    when online (what a load fetches), else refs/main of the local hub cache (what an offline load reads); None
+    when neither is reachable (a load fails too, or the name is a served model's: backend=openai)."""
+    from huggingface_hub import HfApi, constants
+
+    if not constants.is_offline_mode():
+        try:
+            return HfApi().model_info(name).sha
+        except Exception:   # no network, gated, not a hub repo: the local cache may still know it
+            pass
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{name.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip() if ref.is_file() else None

@@ -20,7 +20,8 @@ from s1.infer.engine import Continuation, Request
 class OpenAIEngine:
     def __init__(self, model_path: str, *, base_url: str | None = None, api_key_env: str | None = None,
                  max_context: int = 32768, trust_remote_code: bool = False, served_model: str | None = None,
-                 tokenizer_path: str | None = None, concurrency: int = 8, timeout_s: float = 600.0):
+                 tokenizer_path: str | None = None, concurrency: int = 8, timeout_s: float = 600.0,
+                 top_p: float = 1.0):
         from transformers import AutoTokenizer
 
         if not base_url:
@@ -38,6 +39,7 @@ class OpenAIEngine:
         self.max_context = max_context
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.top_p = top_p                 # nucleus sampling for sampled requests; 1.0 = off (not sent)
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
@@ -54,6 +56,8 @@ class OpenAIEngine:
                 "spaces_between_special_tokens": False}
         if r.seed is not None:
             body["seed"] = r.seed
+        if r.temperature > 0 and self.top_p < 1.0:
+            body["top_p"] = self.top_p
         timeout = self.timeout_s if r.deadline is None else max(1.0, r.deadline - time.monotonic())
         data = self._post("/completions", body, timeout)
         choice = data["choices"][0]

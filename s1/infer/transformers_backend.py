@@ -5,7 +5,7 @@ think, answer). Re-running the model over the prompt and trace every round would
 quadratic, so a keyed sequence keeps its tokens and per-layer key/value
 tensors; the next round feeds only the tokens after the longest prefix it
 shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are fed and
-decoded together, in one prefill and then one token per step, in one preallocated cache (_Arena): each row a slot,
+decoded together, in one prefill and then one token per step, in one preallocated cache (KVArena, s1/infer/kv_arena.py): each row a slot,
 left-padded and masked so that every row's next token goes to the same column, written in place.
 """
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from s1.infer.engine import Continuation, OnDone, Request, find_stop
+from s1.infer.kv_arena import KVArena
 
 log = logging.getLogger("s1.infer")
 
@@ -87,6 +88,15 @@ def _prefill_groups(rows: list[_Row]) -> list[list[_Row]]:
     return groups[::-1]
 
 
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Top-p: keep the most likely tokens whose mass reaches top_p (at least one), zero the rest."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = probs.sort(descending=True)
+    drop = sorted_p.cumsum(-1) - sorted_p >= top_p    # mass before this token already reaches top_p
+    return probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+
+
 def _backend_decoder(tokenizer):
     """The Rust tokenizer's own decode (public `backend_tokenizer`) when it equals tokenizer.decode(ids,
     skip_special_tokens=False, clean_up_tokenization_spaces=False) on a probe of every added token and a spread of
@@ -107,120 +117,6 @@ def _backend_decoder(tokenizer):
         if fast(ids) != tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False):
             return None
     return fast
-
-
-def _arena_layer_class():
-    from transformers.cache_utils import DynamicLayer
-
-    class ArenaLayer(DynamicLayer):
-        """One layer of a DynamicCache that is a window of an _Arena (row slots r0:r1, columns c0:end): the forward
-        pass's new keys and values are written in place at column `end` on, where DynamicLayer would copy the whole
-        cache with torch.cat on every token."""
-
-        def __init__(self, arena: _Arena, layer: int, r0: int, r1: int, c0: int, end: int):
-            super().__init__()
-            self.arena, self.layer, self.rows, self.c0, self.end = arena, layer, slice(r0, r1), c0, end
-            self.lazy_initialization(arena.kv[layer, 0, :0], arena.kv[layer, 1, :0])
-            self.keys, self.values = (arena.kv[layer, j, self.rows, :, c0:end] for j in (0, 1))
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            n = key_states.shape[-2]
-            kv = self.arena.kv[self.layer]
-            kv[0, self.rows, :, self.end:self.end + n] = key_states
-            kv[1, self.rows, :, self.end:self.end + n] = value_states
-            self.end += n
-            self.keys, self.values = kv[0, self.rows, :, self.c0:self.end], kv[1, self.rows, :, self.c0:self.end]
-            return self.keys, self.values
-
-    return ArenaLayer
-
-
-_ARENA_LAYER = None
-
-
-class _Arena:
-    """The running batch's KV cache, preallocated: kv [layers, 2 (keys, values), row slots, kv heads, columns, head
-    dim] with spare slots and columns, the attention mask [slots, columns] and each slot's next position id.
-
-    The n running rows fill slots 0..n-1 and all end at column `end` (their real positions right-aligned, padding to
-    the left masked), so a decoding step writes one column in place; a join writes only the newcomers' slots; a
-    finished row's slot is refilled by moving a row from the end (only those rows are copied); the columns before
-    `off` are padding for every row. A row's padding columns are zeroed where it joins (an allocation is not
-    zero-filled: that costs as much as the copy), so a masked position never holds a NaN."""
-
-    fill: float | None = None      # tests: fill each allocation (NaN) to show no unwritten value is ever read
-
-    def __init__(self, model, device):
-        cfg = model.config.get_text_config(decoder=True)
-        self.model, self.layers, self.heads = model, cfg.num_hidden_layers, cfg.num_key_value_heads
-        self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.dtype, self.device = model.dtype, device
-        self.kv = torch.zeros(self.layers, 2, 0, self.heads, 0, self.dim, dtype=self.dtype, device=device)
-        self.mask = torch.zeros(0, 0, dtype=torch.long, device=device)
-        self.pos = torch.zeros(0, dtype=torch.long, device=device)
-        self.n = self.off = self.end = 0
-
-    def fit(self, slots: int, lo: int, hi: int) -> int:
-        """Room for `slots` rows and columns lo..hi (lo may be negative) beside the running rows' off..end; returns
-        how far the columns moved (add it to lo and hi). A new allocation has half again the room it needs, a
-        quarter of the spare columns on the left (for newcomers with a longer past), so it is rare."""
-        if self.n == 0:
-            self.off = self.end = hi
-        start, stop = min(lo, self.off), max(hi, self.end)
-        have_slots, have_cols = self.kv.shape[2], self.kv.shape[4]
-        if start >= 0 and stop <= have_cols and slots <= have_slots:
-            return 0
-        spare = max(64, (stop - start) // 2)
-        start -= spare // 4
-        cols = max(have_cols, stop - start + spare - spare // 4)
-        rows = max(have_slots, slots + (slots + 1) // 2) if slots > have_slots else have_slots
-        # empty, not zeros: what a forward pass reads unwritten (a new row's padding) is zeroed where it joins
-        kv = torch.empty(self.layers, 2, rows, self.heads, cols, self.dim, dtype=self.dtype, device=self.device)
-        if self.fill is not None:
-            kv.fill_(self.fill)
-        mask = torch.zeros(rows, cols, dtype=torch.long, device=self.device)
-        pos = torch.zeros(rows, dtype=torch.long, device=self.device)
-        a, b = self.off - start, self.end - start
-        kv[:, :, :self.n, :, a:b] = self.kv[:, :, :self.n, :, self.off:self.end]
-        mask[:self.n, a:b] = self.mask[:self.n, self.off:self.end]
-        pos[:self.n] = self.pos[:self.n]
-        self.kv, self.mask, self.pos = kv, mask, pos
-        self.off, self.end = a, b
-        return -start
-
-    def cache(self, r0: int, r1: int, c0: int, end: int):
-        """A DynamicCache over slots r0:r1 and columns c0:end whose forward pass writes from column `end` on."""
-        from transformers import DynamicCache
-
-        global _ARENA_LAYER
-        _ARENA_LAYER = _ARENA_LAYER or _arena_layer_class()
-        cache = DynamicCache(config=self.model.config)
-        cache.layers = [_ARENA_LAYER(self, li, r0, r1, c0, end) for li in range(self.layers)]
-        return cache
-
-    def row_kv(self, i: int) -> torch.Tensor:
-        """A copy of slot i's real keys/values (its masked-in columns): [layers, 2, kv heads, tokens, head dim]."""
-        cols = self.mask[i, self.off:self.end].nonzero().squeeze(1) + self.off
-        return self.kv[:, :, i].index_select(3, cols)
-
-    def keep(self, live: list[int]) -> list[int]:
-        """Keep these slots (ascending) as slots 0..len-1: each gap below len is filled from a live slot above it.
-        Returns the new order (the old slot of each new one); drops columns that became padding for every row."""
-        k = len(live)
-        alive = set(live)
-        holes = [i for i in range(k) if i not in alive]
-        movers = [i for i in live if i >= k]
-        order = list(range(k))
-        for h, m in zip(holes, movers):     # slice copies: 4x faster than one gather/scatter of them all here
-            self.kv[:, :, h, :, self.off:self.end] = self.kv[:, :, m, :, self.off:self.end]
-            self.mask[h, self.off:self.end] = self.mask[m, self.off:self.end]
-            self.pos[h] = self.pos[m]
-            order[h] = m
-        self.n = k
-        if k:
-            used = self.mask[:k, self.off:self.end].sum(0)
-            self.off += int((used == 0).long().cumprod(0).sum())
-        return order
 
 
 def _use_grouped_sdpa(model) -> None:
@@ -251,7 +147,7 @@ def _use_grouped_sdpa(model) -> None:
 class TransformersEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
-                 cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO):
+                 cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO, top_p: float = 1.0):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -274,6 +170,7 @@ class TransformersEngine:
         # shared with other work; raise it for big models on big CPUs. None = leave torch's setting.
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
         self.join_ratio = join_ratio
+        self.top_p = top_p                 # nucleus sampling for sampled requests (temperature > 0); 1.0 = off
         self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
         _use_grouped_sdpa(self.model)
@@ -320,7 +217,7 @@ class TransformersEngine:
         the running rows (or nothing runs): a prefill of the newcomers alone, written into free slots of the
         running batch's arena, so a join costs about one decoding step and copies nothing that was there."""
         rows: list[_Row] = []            # rows[i] is in arena slot i; every row's last token is unfed
-        arena = _Arena(self.model, self.device)
+        arena = KVArena(self.model, self.device)
         while queue or rows:
             if queue and (not rows or len(queue) >= self.join_ratio * len(rows)):
                 # a branch (fork_from) starts from another key's state as it was before any of these changes it
@@ -355,7 +252,7 @@ class TransformersEngine:
                     self._accept(r, tok)
             rows = self._retire(rows, arena, queue, on_done)
 
-    def _retire(self, rows: list[_Row], arena: _Arena, queue: list[Request], on_done: OnDone) -> list[_Row]:
+    def _retire(self, rows: list[_Row], arena: KVArena, queue: list[Request], on_done: OnDone) -> list[_Row]:
         """Rows that just finished: their continuation is reported, on_done's follow-ups queued, and their cache kept
         (the real positions: all but the token just sampled) unless on_done forgot the key (a finished sequence's
         last round: no copy). They leave the batch once finished rows are leave_share of it, or when newcomers
@@ -372,7 +269,7 @@ class TransformersEngine:
             return self._compact(rows, arena)
         return rows
 
-    def _compact(self, rows: list[_Row], arena: _Arena) -> list[_Row]:
+    def _compact(self, rows: list[_Row], arena: KVArena) -> list[_Row]:
         """Drop finished rows from the batch (moving the last rows into their slots)."""
         if not any(r.done for r in rows):
             return rows
@@ -404,7 +301,7 @@ class TransformersEngine:
         if req.max_new_tokens <= 0 or len(row.ids) >= self.max_context:
             row.done, row.reason = True, "length"
         return row
-    def _prefill(self, rows: list[_Row], arena: _Arena) -> torch.Tensor:
+    def _prefill(self, rows: list[_Row], arena: KVArena) -> torch.Tensor:
         """One forward pass over these rows' uncached tokens, in the arena slots after the running rows; returns
         each row's logits at its last token, and the rows are then running.
 
@@ -451,7 +348,7 @@ class TransformersEngine:
         for i, r in enumerate(rows):
             if r.request.temperature > 0 and not r.done:   # a finished row's generator is left untouched
                 probs = torch.softmax(logits[i].float() / r.request.temperature, -1)
-                toks[i] = int(torch.multinomial(probs, 1, generator=r.generator))
+                toks[i] = int(torch.multinomial(_nucleus(probs, self.top_p), 1, generator=r.generator))
         return toks
 
     def _accept(self, r: _Row, tok: int) -> None:

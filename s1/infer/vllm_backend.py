@@ -62,7 +62,7 @@ def _no_gpu() -> bool:
 class VLLMEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 **llm_kwargs):
+                 top_p: float = 1.0, **llm_kwargs):
         cpu = _no_gpu()
         if cpu:
             for k, v in CPU_ENV_DEFAULTS.items():
@@ -85,6 +85,7 @@ class VLLMEngine:
                        gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_context = max_context
+        self.top_p = top_p                 # nucleus sampling for sampled requests; 1.0 = off
         self._ids = itertools.count()
         self._lock = threading.RLock()    # one engine may serve a server thread and the stage's own calls
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
@@ -156,7 +157,8 @@ class VLLMEngine:
             return Continuation(text="", num_tokens=0, stop_reason="length")
         if r.deadline is not None and time.monotonic() > r.deadline:
             return Continuation(text="", num_tokens=0, stop_reason="timeout")
-        params = SamplingParams(temperature=r.temperature, max_tokens=min(r.max_new_tokens, room),
+        params = SamplingParams(temperature=r.temperature, top_p=self.top_p if r.temperature > 0 else 1.0,
+                                max_tokens=min(r.max_new_tokens, room),
                                 stop=r.stop or None, seed=r.seed, skip_special_tokens=False,
                                 spaces_between_special_tokens=False)
         rid = f"s1-{next(self._ids)}"    # outputs and abort_request use this (external) id

@@ -1,4 +1,4 @@
-"""How training starts: batch arithmetic, config checks, and the torchrun command Slurm and `cluster=local` share.
+"""How training starts: config checks, and the torchrun command Slurm and `cluster=local` share (batch arithmetic: batch.py).
 
 One command line serves every case: `torchrun --nnodes N --nproc_per_node G --node_rank R
 --master_addr A --master_port P -m s1.train.sft <output_dir>/config.yaml`. On Slurm, each node runs it
@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from s1.runtime import ConfigError, RunDir
+from s1.train.batch import gradient_accumulation, nproc_per_node, world_size  # noqa: F401 (re-exported)
 
 log = logging.getLogger("s1")
 WANDB_MODES = ("offline", "online", "off")
@@ -28,31 +29,6 @@ WANDB_MODES = ("offline", "online", "off")
 # arenas per process; glibc's defaults kept freed gradient and gather buffers resident: a 2-process ZeRO-3 run of
 # the 0.5B peaked at 11.5+ GiB per process (OOM-killed on 24 GiB) with them, 9.7 GiB with these (README, Rehearsal).
 CPU_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "262144"}
-
-
-def nproc_per_node(cfg: DictConfig) -> int:
-    """Training processes per node: one per GPU, or train.nproc_per_node (CPU runs: 1 unless set)."""
-    n = cfg.train.nproc_per_node or cfg.cluster.gpus_per_node or 1
-    if n < 1:
-        raise ConfigError("train.nproc_per_node", n, "use a positive number of processes per node")
-    return n
-
-
-def world_size(cfg: DictConfig) -> int:
-    return cfg.cluster.nodes * nproc_per_node(cfg)
-
-
-def gradient_accumulation(cfg: DictConfig) -> int:
-    """Global batch = micro batch × world size × accumulation; the global batch stays fixed (paper: 16)."""
-    t, world = cfg.train, world_size(cfg)
-    per_step = t.micro_batch_size * world
-    if t.micro_batch_size < 1 or t.global_batch_size % per_step:
-        raise ConfigError(
-            "train.global_batch_size", t.global_batch_size,
-            f"must be a multiple of micro_batch_size ({t.micro_batch_size}) × processes ({world} = "
-            f"{cfg.cluster.nodes} nodes × {nproc_per_node(cfg)} per node); change the GPU count, "
-            f"train.micro_batch_size or train.global_batch_size")
-    return t.global_batch_size // per_step
 
 
 def check_train_config(cfg: DictConfig) -> None:

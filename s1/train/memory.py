@@ -28,6 +28,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from s1.runtime import ConfigError
+from s1.train.batch import world_size
 
 GIB = 2**30
 CONTEXT_GIB = 3.0          # CUDA context + NCCL buffers
@@ -231,8 +232,6 @@ class MemoryPlan:
 
 
 def setup_from_config(cfg: DictConfig) -> Setup:
-    from s1.train.launch import world_size
-
     t = cfg.train
     stage, off_opt, off_par, strategy = 0, False, False, "DDP"
     if t.deepspeed:

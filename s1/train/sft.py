@@ -18,10 +18,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-from s1.cluster.outputs import changed_inputs, record_inputs
+from s1.run_inputs import changed_inputs, record_inputs
+from s1.train.batch import gradient_accumulation, world_size
 from s1.train.format import build_examples, load_records
 from s1.train.hardware import check_switches, detect, resolve_bf16
-from s1.train.launch import gradient_accumulation, world_size
 from s1.train.lora import merge_adapter, parameter_counts, peft_config, quantization_config
 from s1.train.memory import model_shape
 from s1.train.transforms import apply_transform

@@ -1,9 +1,10 @@
-"""When is a stage finished? Its contract outputs exist and its inputs are the ones it ran with.
+"""What a finished stage leaves in its run directory, and whether it is finished: its outputs, and inputs.json.
 
 Each stage writes <output_dir>/inputs.json last, when it finishes: the config it read (its own section, the
 model, the seed) and fingerprints of the files it read (curate's source files, train's s1K, eval's model).
 A stage whose recorded inputs differ from today's is not finished: `make pipeline` runs it again (and every
 stage after it), `make status` says what changed, and train/eval start over instead of reusing stale work.
+What each stage writes and reads comes from the stage table (s1/stages.py).
 """
 
 from __future__ import annotations
@@ -15,16 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-# The files each stage writes last (contracts between areas); "a|b": either one.
-STAGE_OUTPUTS = {
-    "curate": ["s1k.jsonl"],
-    "train": ["final/config.json", "final/model.safetensors|final/model.safetensors.index.json"],
-    "eval": ["metrics.json"],
-}
-# Config each stage reads besides its own section.
-STAGE_READS = {"curate": ("model", "run.seed"), "train": ("model", "run.seed"), "eval": ("model", "run.seed")}
-# Upstream files each stage reads (config keys holding the path).
-STAGE_FILES = {"curate": (), "train": ("train.dataset",), "eval": ("eval.model_path",)}
+from s1.stages import stage as stage_spec
+
 INPUTS_FILE = "inputs.json"
 HASH_MAX_BYTES = 256 * 2**20  # larger files (model shards) are fingerprinted by size + mtime, not read
 
@@ -53,12 +46,11 @@ def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
     """What the stage reads now: config values (resolved) and fingerprints of local input files."""
     config = {stage: OmegaConf.to_container(cfg[stage], resolve=True)}
     config[stage].pop("output_dir", None)  # where the outputs go is not an input (a moved run stays finished)
-    for key in STAGE_READS[stage]:
+    spec = stage_spec(stage)
+    for key in spec.reads:
         node = OmegaConf.select(cfg, key)
         config[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    keys = list(STAGE_FILES[stage])
-    if stage == "curate":
-        keys += [f"curate.sources.{i}.path" for i, s in enumerate(cfg.curate.sources) if s.get("path")]
+    keys = [*spec.files, *spec.record_files(cfg)]
     files = {}
     for key in keys:
         value = OmegaConf.select(cfg, key)
@@ -98,7 +90,7 @@ def stage_finished(cfg: DictConfig, stage: str) -> tuple[bool, str]:
     """(finished?, why) for the stage with these settings and these input files."""
     out = output_dir(cfg, stage)
     found = []
-    for spec in STAGE_OUTPUTS[stage]:
+    for spec in stage_spec(stage).outputs:
         hits = [out / name for name in spec.split("|") if (out / name).exists()]
         if not hits:
             return False, f"{out / spec.split('|')[0]} missing"
