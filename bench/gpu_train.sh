@@ -4,7 +4,10 @@
 # scripts/train.py. Prints tokens/s, MFU and peak memory (reserved, allocated, device) against the planner's estimate.
 # Last line: train_mfu=<fraction> planner_error=<fraction>   (planner_error = estimate / peak reserved - 1, from
 # train_summary.json's peak_memory_gb: the CUDA allocator's reserved peak, which counts fragmentation)
-# Fits in ~6 minutes on one H100/H200 (model build ~30 s, 6 steps, DeepSpeed start-up).
+# Then QLoRA (train.peft=qlora: 4-bit NF4 base through bitsandbytes' CUDA kernels, merged at the end) on the same
+# model and data, 3 steps: the GPU check of what a CPU without 4-bit kernels refuses.
+# Last lines also: qlora_peak_reserved=<GiB> qlora_planner=<GiB> qlora_merged=<1|0>
+# Fits in ~8 minutes on one H100/H200 (model build ~30 s, 6 + 3 steps, DeepSpeed start-up, the merge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -70,4 +73,25 @@ print(f"tokens/s={tps:.0f} mfu={mfu:.3f} peak_reserved={reserved:.1f} GiB peak_a
       f"device_used_at_end={device:.1f} GiB planner={plan.per_gpu_gb:.1f} GiB "
       f"planner_error_vs_device={plan.per_gpu_gb / device - 1:.4f}")
 print(f"train_mfu={mfu:.4f} planner_error={plan.per_gpu_gb / reserved - 1:.4f}")
+PY
+
+$PY scripts/train.py model.name_or_path="$WORK/model" model.build_tiny=null model.max_context=32768 \
+  train.dataset="$WORK/s1k.jsonl" train.output_dir="$WORK/train_qlora" paths.runs_dir="$WORK/runs" \
+  train.peft=qlora train.deepspeed=null train.block_size="$SEQ" train.max_steps=3 train.save_steps=0 \
+  train.global_batch_size=1 train.micro_batch_size=1 train.bf16=true train.gradient_checkpointing=true \
+  cluster.gpus_per_node=1 cluster.gpu_memory_gb=80 train.wandb_mode=off train.logging_steps=1
+
+$PY - "$WORK" <<'PY'
+import json, sys
+from pathlib import Path
+from omegaconf import OmegaConf
+from s1.train.memory import plan_memory
+
+work = Path(sys.argv[1])
+summary = json.loads((work / "train_qlora" / "train_summary.json").read_text())
+plan = plan_memory(OmegaConf.load(work / "train_qlora" / "config.yaml"))
+print(plan.table())
+merged = int((work / "train_qlora" / "final" / "config.json").is_file())
+print(f"qlora_peak_reserved={summary['peak_memory_gb']:.1f} qlora_planner={plan.per_gpu_gb:.1f} "
+      f"qlora_trainable={summary['trainable_parameters']} qlora_merged={merged}")
 PY

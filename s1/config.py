@@ -39,6 +39,18 @@ class PathsConfig:
 
 
 @dataclass
+class ModelShapeConfig:
+    """The model's config.json shape, so the memory planner needs no download (values cited in data/README.md)."""
+    hidden_size: int = MISSING
+    num_hidden_layers: int = MISSING
+    num_attention_heads: int = MISSING
+    num_key_value_heads: int = MISSING
+    intermediate_size: int = MISSING
+    vocab_size: int = MISSING
+    tie_word_embeddings: bool = False
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = MISSING               # hub name or local dir (HF format)
     tokenizer: Optional[str] = None           # defaults to name_or_path
@@ -46,7 +58,8 @@ class ModelConfig:
     trust_remote_code: bool = False           # off unless a config turns it on (warns naming the model)
     dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
     max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
-    num_params_b: Optional[float] = None      # billions of parameters, for the memory planner / MFU
+    shape: Optional[ModelShapeConfig] = None  # config.json shape for the planner; None = read the local config.json / KNOWN_MODELS
+    attn_implementation: Optional[str] = None  # training attention: sdpa | flash_attention_2 (GPU, flash-attn) | eager; None = transformers' default (sdpa)
 
 
 @dataclass
@@ -65,6 +78,7 @@ class ClusterConfig:
     nodes: int = 1                            # nodes for the train job (one task per node); curate/eval use 1
     gpus_per_node: int = 0                    # 0 on CPU-only machines
     gpu_memory_gb: float = 80.0               # per GPU, for the memory planner
+    host_memory_gb: Optional[float] = None    # RAM per node, for CPU offload in train.fit=auto; None = not checked
     cpus_per_task: int = 2                    # sbatch --cpus-per-task
     mem: Optional[str] = None                 # sbatch --mem, e.g. "200G"; None = cluster default
     time: str = "04:00:00"                    # sbatch --time, [D-]HH:MM:SS
@@ -194,6 +208,16 @@ class CurateConfig:
 
 
 @dataclass
+class LoraSettings:
+    r: int = 16                               # adapter rank
+    alpha: int = 32                           # scale alpha / r on B·A
+    dropout: float = 0.05                     # on the adapter's input
+    target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])  # every linear layer of a Qwen2 block
+    merge: bool = True                        # merge the adapter into a full model at ${train.output_dir}/final (eval loads it)
+
+
+@dataclass
 class TrainConfig:
     dataset: str = "${run.dir}/curate/s1k.jsonl"  # jsonl / parquet / save_to_disk folder, or a hub id (simplescaling/s1K-1.1)
     dataset_split: str = "train"              # hub split (train.dataset is a hub id)
@@ -214,7 +238,7 @@ class TrainConfig:
     micro_batch_size: int = 1                 # sequences per device per step
     nproc_per_node: Optional[int] = None      # processes per node; None = cluster.gpus_per_node, or 1 on CPU
     block_size: int = 32768                   # max tokens per sequence (s1: 32,768; s1.1: 20,000)
-    bf16: bool = True                         # off on CPU
+    bf16: Optional[bool] = True               # None = by the hardware (GPU: bf16; CPU: only with AMX, else float32, logged)
     gradient_checkpointing: bool = True
     deepspeed: Optional[str] = None           # DeepSpeed JSON (configs/deepspeed/zero3.json, zero3_offload.json) or None
     fsdp: Optional[str] = None                # FSDP JSON (configs/deepspeed/fsdp.json): the paper's full_shard; GPU only
@@ -227,6 +251,17 @@ class TrainConfig:
     wandb_project: Optional[str] = None       # wandb project; None = "s1"
     peak_tflops: Optional[float] = None       # per device, for MFU; None = from the GPU name (H100 989 bf16), CPU 0.1 per thread
     plan_only: bool = False                   # print the memory plan and exit
+    fit: str = "off"                          # off | auto: pick the first setup that fits (full ZeRO-3 → + offload → LoRA → QLoRA), print the table
+    peft: str = "none"                        # none | lora | qlora (4-bit NF4 base through bitsandbytes): TRL's peft_config
+    lora: LoraSettings = field(default_factory=LoraSettings)  # train.peft=lora|qlora
+    liger: bool = False                       # Liger kernels (RMSNorm, SwiGLU, RoPE): GPU only, needs liger-kernel
+    optim: str = "adamw_torch"                # adamw_torch | paged_adamw_8bit (bitsandbytes, GPU only)
+    padding_free: bool = False                # TRL padding-free batches: needs model.attn_implementation=flash_attention_2
+    offload_optimizer: bool = False           # ZeRO-3: optimizer states (and fp32 master) in CPU memory (GPU only, needs train.deepspeed)
+    offload_params: bool = False              # ZeRO-3: weights in CPU memory too (GPU only, needs train.deepspeed)
+    push_to_hub: bool = False                 # upload final/ to the hub after training (token: HF_TOKEN in the env, never logged)
+    hub_model_id: Optional[str] = None        # "user/name" to push to
+    hub_private: bool = True                  # a new hub repo is private unless set false
 
 
 @dataclass

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from s1.cluster import dispatch
 from s1.runtime import ConfigError, RunDir, prepare, run_stage
+from s1.train.fit import fit_config
 from s1.train.launch import check_train_config, describe, launch_local
 from s1.train.memory import plan_memory
 
@@ -24,6 +25,9 @@ log = logging.getLogger("s1")
 @hydra.main(config_path="../configs", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     cfg = prepare(cfg, "train")
+    if cfg.train.fit == "auto":              # full ZeRO-3 → + offload → LoRA → QLoRA: the first that fits the rig
+        cfg, table = fit_config(cfg)
+        print(table)
     check_train_config(cfg)                  # global batch = micro × GPUs × accumulation, paths, block ≤ context
     plan = plan_memory(cfg)                  # per-GPU weights, grads, Adam, activations at the block size
     if cfg.train.plan_only:

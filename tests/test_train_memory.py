@@ -56,3 +56,17 @@ def test_shape_from_a_local_model_counts_its_real_parameters(tiny_model_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert model_shape(str(tiny_model_dir)).params == model.num_parameters()
+
+
+@pytest.mark.parametrize("gpus,figures", [
+    # the README's table (Training, Memory plan), term by term: weights, gradients, optimizer, gathered,
+    # activations, loss, overhead, total
+    (8, (7.6, 7.6, 45.8, 3.3, 28.1, 1.1, 12.4, 105.9)),
+    (16, (3.8, 3.8, 22.9, 3.3, 28.1, 1.1, 9.3, 72.3)),
+])
+def test_the_readme_figures_term_by_term(gpus, figures):
+    plan = plan_32b(gpus)
+    assert len(plan.parts) == 7
+    for (key, got), want in zip(plan.parts.items(), figures[:-1]):
+        assert got == pytest.approx(want, abs=0.1), key
+    assert plan.per_gpu_gb == pytest.approx(figures[-1], abs=0.1)

@@ -8,6 +8,14 @@ hidden size h, L layers (the ZeRO paper's accounting, mixed precision):
   activations    checkpointing keeps each layer's input, L·s·h, plus one layer recomputed in backward
   loss           TRL's fused LM head computes log-probs in 4,096-token tiles: the s×vocab logits never exist
   overhead       CUDA context and communication buffers (3 GiB) and allocator fragmentation (10%)
+LoRA (train.peft=lora): the base is frozen (weights only, sharded like the full model's; no gradients, no Adam)
+and A adapter parameters (r · (in + out) per targeted linear layer) carry weights + gradients + master + Adam,
+16 bytes each in bf16 (TRL keeps them in the base dtype). QLoRA: the blocks' linear weights in 4-bit NF4
+(0.5 byte + double-quantized constants, 0.127 bit per weight), embeddings / norms / biases in bf16, plus one
+block's largest matrix dequantized for its matmul. Memory savers: paged 8-bit AdamW keeps m, v in 1 byte each;
+Liger's SwiGLU keeps 2 of the MLP's 4 intermediate tensors; eager attention materialises the s×s scores and
+probabilities of each head (sdpa / FlashAttention-2 never do); padding-free batches change nothing at micro
+batch 1 (the planner's worst case is a full block per sequence).
 Estimates run high rather than low; bench/gpu_train.sh measures the error on a real GPU.
 """
 
@@ -26,6 +34,9 @@ GIB = 2**30
 CONTEXT_GIB = 3.0          # CUDA context + NCCL buffers
 FRAGMENTATION = 0.10       # allocator slack on top of live tensors
 LOSS_TILE_GIB = 0.5        # TRL fused LM head: 4,096-token × vocab-chunk tiles, fp32
+NF4_BYTES = 0.5 + 0.127 / 8  # 4-bit weight + double-quantized absmax (8 bit per 64 weights, fp32 per 256 blocks)
+OPTIM_BYTES = {("adamw_torch", True): 12, ("adamw_torch", False): 8,  # (optim, bf16): fp32 master (bf16 only) + m, v
+               ("paged_adamw_8bit", True): 6, ("paged_adamw_8bit", False): 2}
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,12 @@ class ModelShape:
         return attn + 3 * self.hidden * self.intermediate + 2 * self.hidden  # gate/up/down + 2 norms
 
     @property
+    def layer_linear_params(self) -> int:
+        """Weights of the 7 linear layers of one block (what QLoRA quantizes; biases and norms stay)."""
+        kv = self.hidden // self.heads * self.kv_heads
+        return 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate
+
+    @property
     def params(self) -> int:
         embed = self.vocab * self.hidden
         return embed * (1 if self.tied else 2) + self.layers * self.layer_params + self.hidden
@@ -55,21 +72,46 @@ class ModelShape:
         return 6 * matmul + 6 * self.layers * self.hidden * seq_len
 
 
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 # Shapes of the models the configs name (from their config.json), so planning needs no download.
+# (hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size, vocab_size,
+# tie_word_embeddings) of Qwen/Qwen2.5-*-Instruct; data/README.md cites them.
 QWEN25_32B = ModelShape(5120, 64, 40, 8, 27648, 152064, tied=False)
-KNOWN_MODELS = {
-    "Qwen/Qwen2.5-32B-Instruct": QWEN25_32B,
+QWEN25 = {
+    "0.5B": ModelShape(896, 24, 14, 2, 4864, 151936, tied=True),
+    "1.5B": ModelShape(1536, 28, 12, 2, 8960, 151936, tied=True),
+    "3B": ModelShape(2048, 36, 16, 2, 11008, 151936, tied=True),
+    "7B": ModelShape(3584, 28, 28, 4, 18944, 152064, tied=False),
+    "14B": ModelShape(5120, 48, 40, 8, 13824, 152064, tied=False),
+    "32B": QWEN25_32B,
+}
+KNOWN_MODELS = {f"Qwen/Qwen2.5-{size}-Instruct": shape for size, shape in QWEN25.items()} | {
     "simplescaling/s1-32B": QWEN25_32B,
     "simplescaling/s1.1-32B": QWEN25_32B,
-    "Qwen/Qwen2.5-7B-Instruct": ModelShape(3584, 28, 28, 4, 18944, 152064, tied=False),
-    "Qwen/Qwen2.5-1.5B-Instruct": ModelShape(1536, 28, 12, 2, 8960, 151936, tied=True),
 }
+
+
+def lora_parameters(m: ModelShape, r: int, targets: tuple[str, ...] | list[str] = LORA_TARGETS) -> int:
+    """Adapter parameters: r · (in + out) for each targeted linear layer of each block."""
+    kv = m.hidden // m.heads * m.kv_heads
+    sizes = {"q_proj": (m.hidden, m.hidden), "k_proj": (m.hidden, kv), "v_proj": (m.hidden, kv),
+             "o_proj": (m.hidden, m.hidden), "gate_proj": (m.hidden, m.intermediate),
+             "up_proj": (m.hidden, m.intermediate), "down_proj": (m.intermediate, m.hidden)}
+    return m.layers * sum(r * sum(sizes[t]) for t in targets)
 
 
 def shape_from_config(c: dict) -> ModelShape:
     return ModelShape(c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"],
                       c.get("num_key_value_heads") or c["num_attention_heads"], c["intermediate_size"],
                       c["vocab_size"], bool(c.get("tie_word_embeddings", False)))
+
+
+def shape_of(cfg: DictConfig) -> ModelShape:
+    """model.shape from the model file, else model_shape(model.name_or_path)."""
+    shape = cfg.model.get("shape")
+    return shape_from_config(dict(shape)) if shape else model_shape(cfg.model.name_or_path)
 
 
 def model_shape(name_or_path: str) -> ModelShape:
@@ -101,13 +143,29 @@ class Setup:
     bf16: bool
     checkpointing: bool
     strategy: str                # for the table: "DeepSpeed ZeRO-3", "FSDP full_shard", "DDP"
+    peft: str = "none"           # none | lora | qlora
+    lora_r: int = 16
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    optim: str = "adamw_torch"   # adamw_torch | paged_adamw_8bit
+    liger: bool = False
+    attention: str = "sdpa"      # sdpa | flash_attention_2 | eager
+
+    def describe(self) -> str:
+        """One label: method, sharding, offload."""
+        method = {"none": "full", "lora": f"LoRA r={self.lora_r}", "qlora": f"QLoRA r={self.lora_r}"}[self.peft]
+        off = " + offload " + ("optimizer + weights" if self.offload_params else "optimizer") \
+            if self.offload_optimizer or self.offload_params else ""
+        return f"{method}, {self.strategy}{off}"
 
 
 def estimate_gib(m: ModelShape, s: Setup) -> dict[str, float]:
-    """Per-GPU memory by component, GiB."""
+    """Per-GPU memory by component, GiB (the PEFT rows only for train.peft=lora|qlora)."""
     n, w = m.params, s.gpus
     wbytes = 2 if s.bf16 else 4
-    weights, grads, optim = wbytes * n, wbytes * n, (12 if s.bf16 else 8) * n
+    quantized = m.layers * m.layer_linear_params if s.peft == "qlora" else 0
+    weights = quantized * NF4_BYTES + (n - quantized) * wbytes
+    full = s.peft == "none"
+    grads, optim = (wbytes * n, OPTIM_BYTES[s.optim, s.bf16] * n) if full else (0, 0)
     if s.zero_stage >= 1:
         optim /= w
     if s.zero_stage >= 2:
@@ -118,14 +176,24 @@ def estimate_gib(m: ModelShape, s: Setup) -> dict[str, float]:
         optim, grads = 0, 0 if s.zero_stage >= 3 else grads
     if s.offload_params:
         weights = 0
-    gathered = (2 * m.layer_params + m.vocab * m.hidden) * wbytes if s.zero_stage >= 3 else 0
+    layer_bytes = m.layer_linear_params * NF4_BYTES + (m.layer_params - m.layer_linear_params) * wbytes \
+        if s.peft == "qlora" else m.layer_params * wbytes
+    gathered = 2 * layer_bytes + m.vocab * m.hidden * wbytes if s.zero_stage >= 3 else 0
     tokens = s.micro_batch * s.seq_len
     kv = m.hidden // m.heads * m.kv_heads
-    one_layer = tokens * (4 * m.hidden + 2 * kv + 4 * m.intermediate) * wbytes  # q, attn out, o, k, v, MLP
+    mlp = 2 if s.liger else 4  # gate, up (+ act(gate), product unless Liger's SwiGLU recomputes them)
+    one_layer = tokens * (4 * m.hidden + 2 * kv + mlp * m.intermediate) * wbytes  # q, attn out, o, k, v, MLP
+    if s.attention == "eager":  # scores + probabilities, every head, s × s
+        one_layer += 2 * s.micro_batch * m.heads * s.seq_len ** 2 * wbytes
     acts = (m.layers * tokens * m.hidden * wbytes + one_layer) if s.checkpointing else m.layers * one_layer
     loss = tokens * m.hidden * 4 + LOSS_TILE_GIB * GIB
-    parts = {"weights": weights, "gradients": grads, "optimizer (fp32 master + Adam)": optim,
-             "gathered layers (ZeRO-3)": gathered, "activations": acts, "loss (fused LM head)": loss}
+    parts = {"weights": weights, "gradients": grads, "optimizer (fp32 master + Adam)": optim}
+    if not full:
+        adapter = lora_parameters(m, s.lora_r, s.lora_targets)
+        parts["adapter (weights + grads + Adam)"] = adapter * (2 * wbytes + OPTIM_BYTES[s.optim, s.bf16])
+    if s.peft == "qlora":  # one block's largest matrix dequantized for its matmul
+        parts["dequantized matrix (QLoRA)"] = m.hidden * m.intermediate * wbytes
+    parts |= {"gathered layers (ZeRO-3)": gathered, "activations": acts, "loss (fused LM head)": loss}
     parts = {k: v / GIB for k, v in parts.items()}
     parts["overhead (context, fragmentation)"] = CONTEXT_GIB + FRAGMENTATION * sum(parts.values())
     return parts
@@ -151,9 +219,9 @@ class MemoryPlan:
     def table(self) -> str:
         s = self.setup
         head = (f"Memory plan: {self.model} ({self.params_b:.1f}B parameters), {s.seq_len:,} tokens × micro batch "
-                f"{s.micro_batch}, {s.gpus} GPUs × {self.gpu_memory_gb:g} GiB, {s.strategy}"
-                f"{', CPU offload' if s.offload_optimizer or s.offload_params else ''}, "
-                f"{'bf16' if s.bf16 else 'fp32'}, gradient checkpointing {'on' if s.checkpointing else 'off'}")
+                f"{s.micro_batch}, {s.gpus} GPUs × {self.gpu_memory_gb:g} GiB, {s.describe()}, "
+                f"{'bf16' if s.bf16 else 'fp32'}, gradient checkpointing {'on' if s.checkpointing else 'off'}, "
+                f"{s.optim}, attention {s.attention}{', Liger' if s.liger else ''}")
         rows = [head, "", "| per GPU | GiB |", "|---|---:|"]
         rows += [f"| {k} | {v:.1f} |" for k, v in self.parts.items()]
         verdict = "fits" if self.fits else "DOES NOT FIT"
@@ -169,18 +237,31 @@ def setup_from_config(cfg: DictConfig) -> Setup:
     if t.deepspeed:
         ds = json.loads(Path(t.deepspeed).read_text()).get("zero_optimization", {})
         stage = int(ds.get("stage", 0))
-        off_opt = ds.get("offload_optimizer", {}).get("device", "none") == "cpu"
-        off_par = ds.get("offload_param", {}).get("device", "none") == "cpu"
+        off_opt = ds.get("offload_optimizer", {}).get("device", "none") == "cpu" or bool(t.offload_optimizer)
+        off_par = ds.get("offload_param", {}).get("device", "none") == "cpu" or bool(t.offload_params)
         strategy = f"DeepSpeed ZeRO-{stage}"
     elif t.fsdp:
         stage, strategy = 3, "FSDP full_shard"
-    return Setup(t.block_size, t.micro_batch_size, world_size(cfg), stage, off_opt, off_par, bool(t.bf16),
-                 bool(t.gradient_checkpointing), strategy)
+    return Setup(t.block_size, t.micro_batch_size, world_size(cfg), stage, off_opt, off_par, planned_bf16(cfg),
+                 bool(t.gradient_checkpointing), strategy, peft=t.peft, lora_r=t.lora.r,
+                 lora_targets=tuple(t.lora.target_modules), optim=t.optim, liger=bool(t.liger),
+                 attention=cfg.model.get("attn_implementation") or "sdpa")
+
+
+def planned_bf16(cfg: DictConfig) -> bool:
+    """train.bf16, or by the hardware (null): GPUs plan in bf16, a CPU as s1.train.hardware decides."""
+    if cfg.train.bf16 is not None:
+        return bool(cfg.train.bf16)
+    if cfg.cluster.gpus_per_node:
+        return True
+    from s1.train.hardware import cpu_bf16_decision, detect
+
+    return cpu_bf16_decision(detect().cpu_flags)[0]
 
 
 def plan_memory(cfg: DictConfig) -> MemoryPlan:
     """The plan for this config, with what would fit instead when it does not."""
-    shape = model_shape(cfg.model.name_or_path)
+    shape = shape_of(cfg)
     setup = setup_from_config(cfg)
     gpu_gb = float(cfg.cluster.gpu_memory_gb)
     plan = MemoryPlan(cfg.model.name_or_path, shape.params / 1e9, setup, estimate_gib(shape, setup), gpu_gb)

@@ -21,6 +21,8 @@ from transformers import TrainerCallback
 from s1.run_inputs import changed_inputs, record_inputs
 from s1.train.batch import gradient_accumulation, world_size
 from s1.train.format import build_examples, load_records
+from s1.train.hardware import check_switches, detect, resolve_bf16
+from s1.train.lora import merge_adapter, parameter_counts, peft_config, quantization_config
 from s1.train.memory import model_shape
 from s1.train.transforms import apply_transform
 
@@ -135,11 +137,27 @@ def checkpointing_arg(on: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
-def sft_config(cfg: DictConfig, out: Path, report_to: list[str]):
+def deepspeed_config(cfg: DictConfig) -> str | dict | None:
+    """train.deepspeed as a path, or as a dict with train.offload_optimizer / offload_params switched in."""
+    t = cfg.train
+    if not t.deepspeed or not (t.offload_optimizer or t.offload_params):
+        return t.deepspeed
+    ds = json.loads(Path(t.deepspeed).read_text())
+    zero = ds.setdefault("zero_optimization", {})
+    if t.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if t.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return ds
+
+
+def sft_config(cfg: DictConfig, out: Path, report_to: list[str], bf16: bool | None = None):
     import torch
     from trl import SFTConfig
 
     t = cfg.train
+    if bf16 is None:
+        bf16 = resolve_bf16(t.bf16, detect())[0]
     fsdp = json.loads(Path(t.fsdp).read_text()) if t.fsdp else None  # full_shard = FSDP2 reshard_after_forward
     if fsdp is not None:  # FSDP checkpoints layers itself (the Trainer's own would all-gather twice)
         fsdp["activation_checkpointing"] = bool(t.gradient_checkpointing)
@@ -151,8 +169,9 @@ def sft_config(cfg: DictConfig, out: Path, report_to: list[str]):
         learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_ratio,  # a float below 1 is a fraction of the steps
         adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        bf16=t.bf16, **checkpointing_arg(t.gradient_checkpointing and not t.fsdp),
-        deepspeed=t.deepspeed, fsdp=fsdp is not None, fsdp_config=fsdp,
+        bf16=bf16, **checkpointing_arg(t.gradient_checkpointing and not t.fsdp),
+        deepspeed=deepspeed_config(cfg), fsdp=fsdp is not None, fsdp_config=fsdp,
+        optim=t.optim, padding_free=t.padding_free, use_liger_kernel=t.liger,
         max_length=t.block_size, completion_only_loss=True, packing=False, eos_token="<|im_end|>",
         logging_steps=t.logging_steps, logging_first_step=True,
         save_strategy="steps" if t.save_steps > 0 else "no", save_steps=max(1, t.save_steps),
@@ -173,9 +192,11 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
     out = Path(cfg.train.output_dir)
     final = out / "final"
     changed = changed_inputs(cfg, "train")  # None: never finished here; []: finished with these very inputs
-    if changed == [] and (out / "train_summary.json").exists() and (final / "config.json").exists():
-        log.info("already trained: %s (delete %s to train again)", final, out)
-        return final
+    t = cfg.train
+    saved = final / "config.json" if t.peft == "none" or t.lora.merge else out / "adapter" / "adapter_config.json"
+    if changed == [] and (out / "train_summary.json").exists() and saved.exists():
+        log.info("already trained: %s (delete %s to train again)", saved.parent, out)
+        return saved.parent
     if changed:  # the data, model or settings differ from the finished run: its model and checkpoints are stale
         log.warning("train: inputs changed since %s was trained (%s): training again from the start",
                     out, ", ".join(changed))
@@ -183,10 +204,14 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
             for stale in ("train_summary.json", "train_log.jsonl", "inputs.json"):
                 (out / stale).unlink(missing_ok=True)
             shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(out / "adapter", ignore_errors=True)
+    hw = detect(probe_4bit=t.peft == "qlora")
+    check_switches(cfg, hw)                  # before any model or data: a switch this machine cannot use
+    bf16, why = resolve_bf16(t.bf16, hw)
+    log.info("precision: %s", why)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name_or_path,
                                               trust_remote_code=cfg.model.trust_remote_code)
-    t = cfg.train
     records = load_records(t.dataset, split=t.dataset_split, revision=t.dataset_revision)  # file, folder or hub id
     records = apply_transform(records, t.get("transform"), tokenizer, t.trace_column)  # Table 3 control sets
     examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column)
@@ -201,18 +226,26 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
         import deepspeed
 
         deepspeed.init_distributed()  # before the arguments fill DeepSpeed's batch sizes and zero.Init runs
-    args = sft_config(cfg, out, set_up_wandb(cfg, out))
+    args = sft_config(cfg, out, set_up_wandb(cfg, out), bf16)
     dtype = "auto" if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
+    extra = {"attn_implementation": cfg.model.attn_implementation} if cfg.model.get("attn_implementation") else {}
+    quant = quantization_config(cfg, bf16)
+    if quant is not None:
+        extra["quantization_config"] = quant
+        dtype = quant.bnb_4bit_compute_dtype  # the unquantized rest (embeddings, norms) in the compute dtype
     model = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path, dtype=dtype,
-                                                 trust_remote_code=cfg.model.trust_remote_code)
+                                                 trust_remote_code=cfg.model.trust_remote_code, **extra)
     shape = model_shape(cfg.model.name_or_path)
     flops = shape.flops_per_token(data_report["mean_tokens"])
     logger = TrainLog(out / "train_log.jsonl", flops, peak_tflops(cfg) * 1e12 * world_size(cfg))
     trainer = SFTTrainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]),
-        callbacks=[logger, *callbacks],
+        callbacks=[logger, *callbacks], peft_config=peft_config(cfg),
     )
+    params = parameter_counts(trainer.model)
+    log.info("parameters: %s trainable of %s", f"{params['trainable_parameters']:,}",
+             f"{params['total_parameters']:,}")
     checkpoint = None if changed else resume_checkpoint(cfg, out / "checkpoints")
     if checkpoint:
         log.info("resuming from %s", checkpoint)
@@ -220,21 +253,34 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
             trim_log(out / "train_log.jsonl", int(Path(checkpoint).name.rsplit("-", 1)[-1]))
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(final))  # safetensors + tokenizer + chat template; ZeRO-3 gathers the weights
+    saved_dir = final if t.peft == "none" or t.lora.merge else out / "adapter"  # what eval / the hub get
+    if t.peft == "none":
+        trainer.save_model(str(final))  # safetensors + tokenizer + chat template; ZeRO-3 gathers the weights
+    else:
+        trainer.save_model(str(out / "adapter"))  # adapter_model.safetensors + adapter_config.json
     if is_main_process():
-        tokenizer.save_pretrained(str(final))
-        model.generation_config.save_pretrained(str(final))
+        if t.peft != "none" and t.lora.merge:
+            merge_adapter(cfg, out / "adapter", final, model.config)
+        tokenizer.save_pretrained(str(saved_dir))
+        model.generation_config.save_pretrained(str(saved_dir))
         from s1.train.plots import plot_loss
 
         plot_loss(out / "train_log.jsonl", out / "loss.png")
-        summary = {"final": str(final), "train_loss": result.training_loss, "steps": result.global_step,
+        summary = {"final": str(final) if saved_dir == final else None, "adapter": None if t.peft == "none"
+                   else str(out / "adapter"), "peft": t.peft, "precision": "bf16" if bf16 else "float32",
+                   **params, "train_loss": result.training_loss, "steps": result.global_step,
                    "resumed_from": checkpoint, "wall_s": time.perf_counter() - started,
                    "world_size": world_size(cfg), "gradient_accumulation": gradient_accumulation(cfg),
                    "distributed": distributed_facts(trainer), **peak_memory(),
                    "data": {k: v for k, v in data_report.items() if k != "dropped"}}
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        if t.push_to_hub:
+            from s1.train.hub import push_model
+
+            summary["hub"] = push_model(saved_dir, t.hub_model_id, private=t.hub_private)
+            (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
         record_inputs(cfg, "train")  # last: finished with these inputs
-    return final
+    return saved_dir
 
 
 def trim_log(path: Path, step: int) -> None:
