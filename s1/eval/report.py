@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s1.eval.methods import RunSpec
+from s1.eval.methods import REGISTRY, RunSpec, method_of
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
 from s1.eval.runner import expected_records
 from s1.eval.sampling import sampling_metrics, sampling_table
@@ -15,12 +15,7 @@ from s1.grading import canonical_answer
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 
 
-BF_METHODS = ("bf", "auto", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
-              "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
-BF_CURVE = ("bf", "auto", "wait")   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus Wait extrapolation
-SCALING_METHODS = ("token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
-                   "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
-                   "step_conditional_prompt_bf", "rejection_sampling", "class_conditional", "majority")
+BF_CURVE = "bf"   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus auto and Wait extrapolation
 
 
 def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict[str, list[dict]], cfg) -> dict:
@@ -35,7 +30,7 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             recs = [rec for b, rec in found if b == bench]
             if not recs:
                 continue
-            if spec.method == "majority":
+            if method_of(spec.method).budget == "votes":
                 rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
@@ -57,7 +52,7 @@ def scaling_table(rows: list[dict], cfg) -> list[dict]:
         pts = [(r["avg_thinking_tokens"], r["accuracy"]) for r in members]
         ranges = [None if r["budget_given"] is None else tuple(r["budget_given"]) for r in members]
         given = [g for g in ranges if g is not None]
-        waits = sum(r["method"] == "wait" for r in members)
+        waits = sum(method_of(r["method"]).budget == "waits" for r in members)
         scaling.append({"model": model, "method": curve, "benchmark": bench, "budgets": len(pts),
                         "wait_points": waits if curve == "bf" else None, "paper_model": _paper_model(cfg),
                         "control_range": [min(g[0] for g in given), _max_or_none([g[1] for g in given])]
@@ -78,18 +73,18 @@ CONTROL_DEFINITION = ("Control: share of a curve's runs whose average thinking t
 def run_budget(row: dict, rows: list[dict], cfg) -> list | None:
     """[a_min, a_max] thinking tokens one run was given (a_max None: no maximum); None: no budget at all."""
     e = cfg.eval
-    m, b = row["method"], row["budget"]
+    m, b = method_of(row["method"]), row["budget"]
     min_tokens = e.budget_forcing.get("min_thinking_tokens")
-    a_min = int(min_tokens) if min_tokens and m in BF_METHODS else 0
-    if m == "majority":
+    a_min = int(min_tokens) if min_tokens and m.budget_forcing else 0
+    if m.budget == "votes":
         return None
-    if m in ("bf", "rejection_sampling") or m.startswith("token_conditional"):
+    if m.budget in ("cap", "tokens"):
         return [a_min, int(b) if isinstance(b, int) else int(e.max_new_tokens)]
-    if m.startswith("step_conditional"):
+    if m.budget == "steps":
         return [a_min, int(b) * int(e.tokens_per_step)]
-    if m == "class_conditional":
+    if m.budget == "class":
         return _class_range(row, rows, e)
-    return [a_min, int(e.max_new_tokens)]    # auto, Wait, extrapolation strings, adaptive, no_bf: the total
+    return [a_min, int(e.max_new_tokens)]    # waits, strings, none (auto, no_bf): the total
 
 
 def _class_range(row: dict, rows: list[dict], e) -> list | None:
@@ -139,26 +134,14 @@ def _curves(rows: list[dict]) -> dict[tuple, list[dict]]:
     """(model, curve, benchmark) -> its runs: the budget-forcing curve joins caps, auto and Wait points."""
     curves: dict[tuple, list] = defaultdict(list)
     for r in rows:
-        if r["method"] in BF_CURVE:
-            curves[(r["model"], "bf", r["benchmark"])].append(r)
-        elif r["method"] in SCALING_METHODS:
-            curves[(r["model"], r["method"], r["benchmark"])].append(r)
+        curve = method_of(r["method"]).curve
+        if curve is not None:
+            curves[(r["model"], curve, r["benchmark"])].append(r)
     return curves
 
 
 def _budget_label(r: dict) -> str:
-    b = r["budget"]
-    if r["method"] == "no_bf":
-        return "plain (no forcing)"
-    if r["method"] == "auto" or (r["method"] == "bf" and b is None):
-        return "auto (no cap)"
-    if r["method"] == "wait":
-        return f"{b}× Wait"
-    if r["method"] == "adaptive":
-        return f"≤{b}× Wait, adaptive"
-    if r["method"] == "majority":
-        return f"k={b}"
-    return str(b)
+    return method_of(r["method"]).label(r["budget"])
 
 
 def results_table(metrics: dict) -> str:
@@ -179,19 +162,10 @@ def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
     separate rows."""
     settings: dict[str, dict[str, dict]] = {}
     for r in rows:
-        if r["method"] not in ("no_bf", "auto", "bf", "wait", "adaptive"):
+        m = method_of(r["method"])
+        if 1 not in m.tables or m.setting is None:
             continue
-        name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"])
-        if r["method"] == "no_bf":
-            name += " without budget forcing"
-        elif r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None):
-            name += " with budget forcing (auto: no cap)"
-        elif r["method"] == "bf":
-            name += f" with budget forcing (T={r['budget']})"
-        elif r["method"] == "adaptive":
-            name += f" with adaptive Wait (≤{r['budget']}×, peeks counted)"
-        else:
-            name += f" with budget forcing ({r['budget']}× Wait)"
+        name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"]) + " " + m.setting(r["budget"])
         settings.setdefault(name, {})[r["benchmark"]] = r
     return settings
 
@@ -243,23 +217,15 @@ def table1(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-PAPER_TABLE3_METHODS = {   # our method → the paper's Table 3 row (AIME24); prompt-only variants have none
-    "bf": "budget forcing", "token_conditional": "token-conditional control",
-    "token_conditional_bf": "token-conditional + budget forcing", "step_conditional": "step-conditional control",
-    "step_conditional_bf": "step-conditional + budget forcing", "class_conditional": "class-conditional control",
-    "rejection_sampling": "rejection sampling",
-}
-
-
 def paper_table3_cell(s: dict) -> str:
     """The paper's Control / Scaling / Performance for this curve on AIME24, or "–": Table 3 is s1-32B's (none for
     s1.1), and its budget-forcing row describes the curve of caps plus Wait extrapolation (none for caps alone)."""
     from s1.report.paper import TABLE3
 
-    name = PAPER_TABLE3_METHODS.get(s["method"])
+    name = method_of(s["method"]).paper_row if s["method"] in REGISTRY else None   # a curve is named by a method
     if s["benchmark"] != "aime24" or name is None or s["model"] == "base" or s.get("paper_model", "s1") != "s1":
         return "–"
-    if s["method"] == "bf" and s.get("wait_points") == 0:
+    if s["method"] == BF_CURVE and s.get("wait_points") == 0:
         return "–"
     c, sc, p = TABLE3[name]
     return f"{c}% / {sc} / {p}"
@@ -274,7 +240,7 @@ def table3(metrics: dict) -> str:
         f = (lambda x, d=1: "–" if x is None else f"{x:.{d}f}")
         lines.append(f"| {s['model']} · {s['method']} | {s['benchmark']} | {s['budgets']} | {s.get('control_range')} | "
                      f"{f(s['control'], 0)} | {f(s['scaling'])} | {f(s['performance'])} | {paper_table3_cell(s)} |")
-    no_fit = [r for r in metrics["rows"] if r["method"] == "rejection_sampling"]
+    no_fit = [r for r in metrics["rows"] if method_of(r["method"]).rejects]
     if no_fit:
         lines += ["", "Rejection sampling: questions with no sample inside the budget within the try limit "
                   "(scored wrong): " + ", ".join(f"{r['benchmark']} T={r['budget']}: {r.get('no_fit_within_tries', 0)}"
@@ -285,9 +251,8 @@ def table3(metrics: dict) -> str:
 def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
     """Paper Table 4 layout: extrapolation string (2 suppressed ends of thinking each) vs no extrapolation, which is
     budget forcing with no Wait (auto; its MATH500 / GPQA numbers are not Table 1's plain generation)."""
-    rows = [r for r in metrics["rows"] if r["method"] == "extrapolation_strings"
-            or (_is_auto(r) and r["model"] == "trained")]
-    if not any(r["method"] == "extrapolation_strings" for r in rows):
+    rows = [r for r in metrics["rows"] if _is_table4_string(r) or (_is_auto(r) and r["model"] == "trained")]
+    if not any(_is_table4_string(r) for r in rows):
         return [], []
     benches = sorted({r["benchmark"] for r in rows})
     w = metrics.get("extrapolation_waits", 2)
@@ -310,6 +275,12 @@ def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
                     f"{sum(toks) / len(toks):.0f}", *[_paper_cell(ref, b) for b in paper_cols]])
     return (["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens", *[f"paper {b}" for b in paper_cols]],
             out)
+
+
+def _is_table4_string(r: dict) -> bool:
+    """A Table 4 extrapolation-string row (the method's budget is the string)."""
+    m = method_of(r["method"])
+    return 4 in m.tables and m.budget == "string"
 
 
 def _is_auto(r: dict) -> bool:
@@ -368,9 +339,9 @@ def plot_figure4(metrics: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         seq = sorted((r["avg_thinking_tokens"], r["accuracy"]) for r in metrics["rows"] if r["benchmark"] == bench
-                     and r["model"] == "trained" and r["method"] in BF_CURVE)   # caps, auto and Wait
+                     and r["model"] == "trained" and method_of(r["method"]).curve == BF_CURVE)   # caps, auto, Wait
         par = sorted((r["avg_thinking_tokens"], r["accuracy"], r["budget"], r["model"]) for r in metrics["rows"]
-                     if r["benchmark"] == bench and r["method"] == "majority")
+                     if r["benchmark"] == bench and method_of(r["method"]).budget == "votes")
         if seq:
             ax.plot([p[0] for p in seq], [p[1] for p in seq], "o-", label="sequential: budget forcing (trained)")
         if par:
@@ -401,18 +372,22 @@ def plot_scaling(metrics: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         lines: dict[str, list] = defaultdict(list)
+        strings = set()   # labels of extrapolation-string points, drawn as crosses
         for r in metrics["rows"]:
             if r["benchmark"] == bench:
+                m = method_of(r["method"])
                 label = f"{r['model']} · {r['method']}"
-                if r["method"] in ("extrapolation_strings", "adaptive"):   # ablation points, not a curve
+                if m.curve is None and m.budget != "none":   # ablation points (strings, adaptive), not a curve
                     label += f" ({_budget_label(r)})"
                 lines[label].append((r["avg_thinking_tokens"], r["accuracy"]))
-                if r["method"] == "wait":
+                if m.budget == "string":
+                    strings.add(label)
+                if m.curve is not None and m.budget == "waits":
                     ax.annotate(f"{r['budget']}×", (r["avg_thinking_tokens"], r["accuracy"]), fontsize=7,
                                 xytext=(3, 3), textcoords="offset points")
         for label, pts in lines.items():
             pts.sort()
-            style = "o-" if len(pts) > 1 else ("x" if "extrapolation_strings" in label else "s")
+            style = "o-" if len(pts) > 1 else ("x" if label in strings else "s")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_title(bench)
         ax.set_xlabel("average thinking tokens")

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from s1.eval.methods import method_of
 from s1.eval.metrics import pass_at_1, pass_at_k
 from s1.runtime import ConfigError
 
@@ -107,7 +108,7 @@ def sampling_metrics(records: list[dict[str, Any]], canonical: Canonical | None 
 
 def sampling_table(rows: list[dict[str, Any]]) -> str:
     """results.md: every run with n > 1 samples per question: avg@n ± stderr, cons@n, pass@k."""
-    sampled = [r for r in rows if r.get("n", 0) > 1 and r["method"] != "majority"]
+    sampled = [r for r in rows if r.get("n", 0) > 1 and method_of(r["method"]).budget != "votes"]   # votes: Fig. 4
     if not sampled:
         return "No sampled runs (set eval.num_samples > 1 or eval.samples_per_benchmark, e.g. experiment=r1_protocol)."
     lines = ["| model | method | budget | benchmark | n | avg@n (%) | cons@n (%) | pass@k (%) |", "|---|---|---|---|---|---|---|---|"]
