@@ -96,6 +96,9 @@ class Method:
     setting: Callable[[Any], str] | None = None  # Table 1's setting name after the model (needs 1 in tables)
 
 
+BF_CURVE = "bf"   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus auto and Wait extrapolation
+
+
 def finite_budgets(budgets) -> list[int]:
     return sorted(int(b) for b in budgets if b is not None)
 
@@ -229,12 +232,12 @@ def _conditional(name: str, kind: str, runs, model: str, paper_row: str | None) 
 _METHODS = [
     Method("no_bf", "trained", ("max_new_tokens",), False, "none", _no_bf, tables=(1,),
            label=lambda b: "plain (no forcing)", setting=lambda b: "without budget forcing"),
-    Method("auto", "trained", ("max_new_tokens", "budget_forcing"), True, "none", _auto, curve="bf", tables=(1, 4),
+    Method("auto", "trained", ("max_new_tokens", "budget_forcing"), True, "none", _auto, curve=BF_CURVE, tables=(1, 4),
            label=lambda b: "auto (no cap)", setting=_auto_setting),
-    Method("bf", "trained", ("budgets", "budget_forcing"), True, "cap", _bf, budget_list="budgets", curve="bf",
+    Method("bf", "trained", ("budgets", "budget_forcing"), True, "cap", _bf, budget_list="budgets", curve=BF_CURVE,
            tables=(1,), paper_row="budget forcing", label=lambda b: "auto (no cap)" if b is None else str(b),
            setting=lambda b: _auto_setting(b) if b is None else f"with budget forcing (T={b})"),
-    Method("wait", "trained", ("wait_counts", "budget_forcing"), True, "waits", _wait, curve="bf", tables=(1,),
+    Method("wait", "trained", ("wait_counts", "budget_forcing"), True, "waits", _wait, curve=BF_CURVE, tables=(1,),
            label=lambda b: f"{b}× Wait", setting=lambda b: f"with budget forcing ({b}× Wait)"),
     Method("extrapolation_strings", "trained", ("extrapolation_strings", "extrapolation_waits"), True, "string",
            _extrapolation_strings, tables=(4,)),
