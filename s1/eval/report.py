@@ -94,7 +94,7 @@ def _class_range(row: dict, rows: list[dict], e) -> list | None:
     plain = [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
              and tables.is_auto(r)]
     plain = plain or [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
-                      and r["method"] == "no_bf"]
+                      and method_of(r["method"]).budget == "none"]   # the plain generation (no_bf)
     if not plain:
         return None
     ref = plain[0]["avg_thinking_tokens"]

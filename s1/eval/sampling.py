@@ -31,7 +31,7 @@ def samples_for(spec, bench: str, cfg) -> int:
     """Samples per question of this run on this benchmark: eval.samples_per_benchmark overrides eval.num_samples
     for the runs that take num_samples (majority voting keeps its own k)."""
     per_bench = cfg.eval.get("samples_per_benchmark") or {}
-    if spec.method == "majority" or bench not in per_bench:
+    if method_of(spec.method).budget == "votes" or bench not in per_bench:   # k votes: its own sample count
         return spec.samples
     return int(per_bench[bench])
 
