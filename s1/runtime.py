@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,14 @@ def looks_local(name: str) -> bool:
     name = str(name)
     return (name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1 or "\\" in name
             or Path(name).parts[:1] in (("runs",), (".cache",)))
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")   # owner/name, e.g. simplescaling/s1K-1.1
+
+
+def is_hub_id(name: str) -> bool:
+    """A hub id in owner/name form that looks_local does not claim (no such path here, not runs/ or .cache/)."""
+    return bool(HUB_ID.match(str(name))) and not looks_local(name)
 
 
 @dataclass

@@ -73,3 +73,10 @@ def test_no_stage_imports_the_cluster_layer():
     up = {m: sorted(t for t in deps if t == "s1.cluster" or t.startswith("s1.cluster."))
           for m, deps in s1_imports().items() if m.startswith(STAGE_PACKAGES)}
     assert {m: deps for m, deps in up.items() if deps} == {}
+
+
+def test_eval_does_not_import_the_report_layer():
+    # the report renders eval's tables (s1.eval.tables); the paper's numbers sit below both (s1.paper_numbers)
+    up = {m: sorted(t for t in deps if t == "s1.report" or t.startswith("s1.report."))
+          for m, deps in s1_imports().items() if m.startswith("s1.eval")}
+    assert {m: deps for m, deps in up.items() if deps} == {}

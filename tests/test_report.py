@@ -103,7 +103,7 @@ def test_eval_section_pairs_paper_numbers_and_shows_tables_3_4_and_figure4(tmp_p
 
 
 def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():
-    from s1.eval.report import table4_rows
+    from s1.eval.tables import table4
 
     def row(method, budget, acc):
         return {"method": method, "model": "trained", "benchmark": "aime24", "budget": budget, "accuracy": acc,
@@ -112,10 +112,11 @@ def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():
     # "no extrapolation" is budget forcing with no Wait (auto), not the plain generation (no_bf)
     rows = [row("auto", "auto", 40.0), row("no_bf", None, 35.0), row("extrapolation_strings", "Wait", 45.0),
             row("extrapolation_strings", "none", 30.0)]
-    header, out = table4_rows({"rows": rows, "extrapolation_waits": 2})
+    t = table4({"rows": rows, "extrapolation_waits": 2})
+    header, out = t.header, t.rows
     assert header == ["setting", "aime24 (%)", "avg thinking tokens", "paper aime24"]
     assert {r[0]: r[-1] for r in out} == {"no extrapolation": "50.0", '2× "Wait"': "53.3", "2× without string": "50.0"}
-    _, out3 = table4_rows({"rows": rows, "extrapolation_waits": 3})   # not the paper's setting: no paper number
+    out3 = table4({"rows": rows, "extrapolation_waits": 3}).rows   # not the paper's setting: no paper number
     assert {r[0]: r[-1] for r in out3} == {"no extrapolation": "50.0", '3× "Wait"': "–", "3× without string": "–"}
 
 
@@ -150,7 +151,7 @@ def test_paper_numbers_sit_beside_the_one_setting_they_describe_for_s1():
 
 
 def test_paper_numbers_for_an_s1_1_model_are_s1_1s():
-    from s1.eval.report import paper_table3_cell, table4_rows
+    from s1.eval.tables import paper_table3_cell, table4
 
     assert _paper_rows("s1.1") == {
         "base model without budget forcing": "Qwen2.5-32B-Instruct",
@@ -166,7 +167,7 @@ def test_paper_numbers_for_an_s1_1_model_are_s1_1s():
     assert paper_table3_cell({**bf, "paper_model": "s1", "wait_points": 0}) == "–"   # caps alone: not that curve
     rows = [{"method": "extrapolation_strings", "model": "trained", "benchmark": "aime24", "budget": "Wait",
              "accuracy": 45.0, "avg_thinking_tokens": 100.0}]
-    _, out = table4_rows({"rows": rows, "extrapolation_waits": 2, "paper_model": "s1.1"})
+    out = table4({"rows": rows, "extrapolation_waits": 2, "paper_model": "s1.1"}).rows
     assert out[0][-1] == "–"
 
 

@@ -9,7 +9,8 @@ import pytest
 
 import s1.cluster.render
 import s1.eval.checks
-from s1.runtime import looks_local
+import s1.train.format
+from s1.runtime import is_hub_id, looks_local
 from s1.train.launch import render_command
 
 
@@ -22,6 +23,9 @@ def test_one_rule_for_local_model_paths(name, local):
     assert looks_local(name) is local
     # eval used to have a rule of its own ("gpt2" was a missing folder there, a hub name in train)
     assert not hasattr(s1.eval.checks, "_looks_local") and s1.eval.checks.looks_local is looks_local
+    # train's dataset rule is the same rule: a hub id is owner/name that looks_local does not claim
+    assert s1.train.format.is_hub_id is is_hub_id
+    assert is_hub_id(name) is (not local and name.count("/") == 1)
 
 
 def test_one_quoting_rule_keeps_only_the_node_variables(tmp_path):

@@ -1,4 +1,5 @@
-"""Metrics from the cached generations, and the reports: metrics.json, results.md (Tables 1, 3, 4), scaling.png, figure4.png."""
+"""Metrics from the cached generations, and the reports: metrics.json, results.md (Tables 1, 3, 4 from
+s1.eval.tables), scaling.png, figure4.png."""
 
 from __future__ import annotations
 
@@ -6,21 +7,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s1.eval.methods import RunSpec
+from s1.eval import tables
+from s1.eval.methods import BF_CURVE, RunSpec, method_of
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
 from s1.eval.runner import expected_records
 from s1.eval.sampling import sampling_metrics, sampling_table
 from s1.grading import canonical_answer
-
-OUTCOMES = ("answered", "forced", "no_answer", "timeout")
-
-
-BF_METHODS = ("bf", "auto", "wait", "extrapolation_strings", "adaptive", "token_conditional_bf", "step_conditional_bf",
-              "token_conditional_prompt_bf", "step_conditional_prompt_bf")   # budget forcing applies its minimum
-BF_CURVE = ("bf", "auto", "wait")   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus Wait extrapolation
-SCALING_METHODS = ("token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf",
-                   "token_conditional_prompt", "token_conditional_prompt_bf", "step_conditional_prompt",
-                   "step_conditional_prompt_bf", "rejection_sampling", "class_conditional", "majority")
+from s1.paper_numbers import PAPER_MODELS
 
 
 def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict[str, list[dict]], cfg) -> dict:
@@ -35,7 +28,7 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             recs = [rec for b, rec in found if b == bench]
             if not recs:
                 continue
-            if spec.method == "majority":
+            if method_of(spec.method).budget == "votes":
                 rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
@@ -57,7 +50,7 @@ def scaling_table(rows: list[dict], cfg) -> list[dict]:
         pts = [(r["avg_thinking_tokens"], r["accuracy"]) for r in members]
         ranges = [None if r["budget_given"] is None else tuple(r["budget_given"]) for r in members]
         given = [g for g in ranges if g is not None]
-        waits = sum(r["method"] == "wait" for r in members)
+        waits = sum(method_of(r["method"]).budget == "waits" for r in members)
         scaling.append({"model": model, "method": curve, "benchmark": bench, "budgets": len(pts),
                         "wait_points": waits if curve == "bf" else None, "paper_model": _paper_model(cfg),
                         "control_range": [min(g[0] for g in given), _max_or_none([g[1] for g in given])]
@@ -78,18 +71,18 @@ CONTROL_DEFINITION = ("Control: share of a curve's runs whose average thinking t
 def run_budget(row: dict, rows: list[dict], cfg) -> list | None:
     """[a_min, a_max] thinking tokens one run was given (a_max None: no maximum); None: no budget at all."""
     e = cfg.eval
-    m, b = row["method"], row["budget"]
+    m, b = method_of(row["method"]), row["budget"]
     min_tokens = e.budget_forcing.get("min_thinking_tokens")
-    a_min = int(min_tokens) if min_tokens and m in BF_METHODS else 0
-    if m == "majority":
+    a_min = int(min_tokens) if min_tokens and m.budget_forcing else 0
+    if m.budget == "votes":
         return None
-    if m in ("bf", "rejection_sampling") or m.startswith("token_conditional"):
+    if m.budget in ("cap", "tokens"):
         return [a_min, int(b) if isinstance(b, int) else int(e.max_new_tokens)]
-    if m.startswith("step_conditional"):
+    if m.budget == "steps":
         return [a_min, int(b) * int(e.tokens_per_step)]
-    if m == "class_conditional":
+    if m.budget == "class":
         return _class_range(row, rows, e)
-    return [a_min, int(e.max_new_tokens)]    # auto, Wait, extrapolation strings, adaptive, no_bf: the total
+    return [a_min, int(e.max_new_tokens)]    # waits, strings, none (auto, no_bf): the total
 
 
 def _class_range(row: dict, rows: list[dict], e) -> list | None:
@@ -99,9 +92,9 @@ def _class_range(row: dict, rows: list[dict], e) -> list | None:
         lo, hi = list(ranges[row["budget"]])
         return [int(lo or 0), None if hi is None else int(hi)]
     plain = [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
-             and (r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None))]
+             and tables.is_auto(r)]
     plain = plain or [r for r in rows if r["model"] == row["model"] and r["benchmark"] == row["benchmark"]
-                      and r["method"] == "no_bf"]
+                      and method_of(r["method"]).budget == "none"]   # the plain generation (no_bf)
     if not plain:
         return None
     ref = plain[0]["avg_thinking_tokens"]
@@ -139,190 +132,34 @@ def _curves(rows: list[dict]) -> dict[tuple, list[dict]]:
     """(model, curve, benchmark) -> its runs: the budget-forcing curve joins caps, auto and Wait points."""
     curves: dict[tuple, list] = defaultdict(list)
     for r in rows:
-        if r["method"] in BF_CURVE:
-            curves[(r["model"], "bf", r["benchmark"])].append(r)
-        elif r["method"] in SCALING_METHODS:
-            curves[(r["model"], r["method"], r["benchmark"])].append(r)
+        curve = method_of(r["method"]).curve
+        if curve is not None:
+            curves[(r["model"], curve, r["benchmark"])].append(r)
     return curves
-
-
-def _budget_label(r: dict) -> str:
-    b = r["budget"]
-    if r["method"] == "no_bf":
-        return "plain (no forcing)"
-    if r["method"] == "auto" or (r["method"] == "bf" and b is None):
-        return "auto (no cap)"
-    if r["method"] == "wait":
-        return f"{b}× Wait"
-    if r["method"] == "adaptive":
-        return f"≤{b}× Wait, adaptive"
-    if r["method"] == "majority":
-        return f"k={b}"
-    return str(b)
 
 
 def results_table(metrics: dict) -> str:
     """The demo's table: every run with accuracy ± stderr, avg thinking tokens and outcome counts."""
-    head = "| model | method | budget | benchmark | accuracy (%) | avg thinking tokens | " + \
-           " | ".join(OUTCOMES) + " |"
-    lines = [head, "|" + "---|" * (6 + len(OUTCOMES))]
-    for r in metrics["rows"]:
-        o = r["outcomes"]
-        lines.append(f"| {r['model']} | {r['method']} | {_budget_label(r)} | {r['benchmark']} | "
-                     f"{r['accuracy']:.1f} ± {r['stderr']:.1f} | {r['avg_thinking_tokens']:.1f} | "
-                     + " | ".join(str(o.get(k, 0)) for k in OUTCOMES) + " |")
-    return "\n".join(lines)
-
-
-def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
-    """Table 1's rows: setting name → benchmark → metrics row. Plain generation, auto, caps and Wait counts are
-    separate rows."""
-    settings: dict[str, dict[str, dict]] = {}
-    for r in rows:
-        if r["method"] not in ("no_bf", "auto", "bf", "wait", "adaptive"):
-            continue
-        name = {"base": "base model", "trained": "trained"}.get(r["model"], r["model"])
-        if r["method"] == "no_bf":
-            name += " without budget forcing"
-        elif r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None):
-            name += " with budget forcing (auto: no cap)"
-        elif r["method"] == "bf":
-            name += f" with budget forcing (T={r['budget']})"
-        elif r["method"] == "adaptive":
-            name += f" with adaptive Wait (≤{r['budget']}×, peeks counted)"
-        else:
-            name += f" with budget forcing ({r['budget']}× Wait)"
-        settings.setdefault(name, {})[r["benchmark"]] = r
-    return settings
-
-
-# The paper's Table 1 row each of our settings reproduces, per paper model (s1: simplescaling/s1-32B; s1.1:
-# simplescaling/s1.1-32B, experiment=s1_1). The release's commands (eval/commands.sh): s1 "without budget forcing"
-# is a plain generation (max_gen_toks only: our no_bf); s1.1's rows run max_tokens_thinking=auto (our auto) with 0
-# or 2 Waits. s1's "with budget forcing" row is 2x Wait: its MATH500 / GPQA numbers (93.0 / 59.6) are Table 4's
-# 2x "Wait" row. Settings the paper did not run (caps, other Wait counts, adaptive) get none.
-TABLE1_ROWS = {
-    "s1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
-           "trained without budget forcing": "s1-32B without budget forcing",
-           "trained with budget forcing (2× Wait)": "s1-32B with budget forcing"},
-    "s1.1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
-             "trained with budget forcing (auto: no cap)": "s1.1-32B without budget forcing",
-             "trained with budget forcing (2× Wait)": "s1.1-32B, 2 x Wait"},
-}
-
-
-def paper_table1_row(name: str, paper_model: str = "s1") -> tuple[str, dict] | None:
-    """The paper's Table 1 row that a setting reproduces for this paper model (eval.paper_model), or None."""
-    from s1.report import paper
-
-    key = TABLE1_ROWS.get(paper_model, {}).get(name)
-    return None if key is None else (key, paper.TABLE1[key])
-
-
-PAPER_COLUMNS = ("aime24", "math500", "gpqa_diamond")
-
-
-def _paper_cell(ref: dict, bench: str) -> str:
-    v = ref.get("gpqa" if bench.startswith("gpqa") else bench)
-    return "–" if v is None else f"{v:.1f}"
+    return tables.markdown(tables.results(metrics))
 
 
 def table1(metrics: dict) -> str:
-    """Paper Table 1 layout: one row per model setting, one column per benchmark (accuracy %), the paper's
-    number beside the matching setting only."""
-    benches = sorted({r["benchmark"] for r in metrics["rows"]})
-    paper_cols = [b for b in benches if b in PAPER_COLUMNS]
-    cell = lambda r: f"{r['accuracy']:.1f} ± {r['stderr']:.1f}"
-    header = ["model", *benches, *[f"paper {b}" for b in paper_cols], "paper row"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, v in table1_settings(metrics["rows"]).items():
-        match = paper_table1_row(name, metrics.get("paper_model", "s1"))
-        refs = [(_paper_cell(match[1], b) if match else "–") for b in paper_cols]
-        cells = [name, *[cell(v[b]) if b in v else "–" for b in benches], *refs, match[0] if match else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-PAPER_TABLE3_METHODS = {   # our method → the paper's Table 3 row (AIME24); prompt-only variants have none
-    "bf": "budget forcing", "token_conditional": "token-conditional control",
-    "token_conditional_bf": "token-conditional + budget forcing", "step_conditional": "step-conditional control",
-    "step_conditional_bf": "step-conditional + budget forcing", "class_conditional": "class-conditional control",
-    "rejection_sampling": "rejection sampling",
-}
-
-
-def paper_table3_cell(s: dict) -> str:
-    """The paper's Control / Scaling / Performance for this curve on AIME24, or "–": Table 3 is s1-32B's (none for
-    s1.1), and its budget-forcing row describes the curve of caps plus Wait extrapolation (none for caps alone)."""
-    from s1.report.paper import TABLE3
-
-    name = PAPER_TABLE3_METHODS.get(s["method"])
-    if s["benchmark"] != "aime24" or name is None or s["model"] == "base" or s.get("paper_model", "s1") != "s1":
-        return "–"
-    if s["method"] == "bf" and s.get("wait_points") == 0:
-        return "–"
-    c, sc, p = TABLE3[name]
-    return f"{c}% / {sc} / {p}"
+    return tables.markdown(tables.table1(metrics))
 
 
 def table3(metrics: dict) -> str:
-    """Paper Table 3 layout: Control / Scaling / Performance per method (and benchmark), the paper's beside the
-    matching method on AIME24 only."""
-    lines = ["| method | benchmark | budgets | [a_min, a_max] | Control (%) | Scaling | Performance (%) | "
-             "paper (Control / Scaling / Performance) |", "|---|---|---|---|---|---|---|---|"]
-    for s in metrics["scaling"]:
-        f = (lambda x, d=1: "–" if x is None else f"{x:.{d}f}")
-        lines.append(f"| {s['model']} · {s['method']} | {s['benchmark']} | {s['budgets']} | {s.get('control_range')} | "
-                     f"{f(s['control'], 0)} | {f(s['scaling'])} | {f(s['performance'])} | {paper_table3_cell(s)} |")
-    no_fit = [r for r in metrics["rows"] if r["method"] == "rejection_sampling"]
-    if no_fit:
-        lines += ["", "Rejection sampling: questions with no sample inside the budget within the try limit "
-                  "(scored wrong): " + ", ".join(f"{r['benchmark']} T={r['budget']}: {r.get('no_fit_within_tries', 0)}"
-                                                 for r in no_fit) + "."]
-    return "\n".join(lines)
-
-
-def table4_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
-    """Paper Table 4 layout: extrapolation string (2 suppressed ends of thinking each) vs no extrapolation, which is
-    budget forcing with no Wait (auto; its MATH500 / GPQA numbers are not Table 1's plain generation)."""
-    rows = [r for r in metrics["rows"] if r["method"] == "extrapolation_strings"
-            or (_is_auto(r) and r["model"] == "trained")]
-    if not any(r["method"] == "extrapolation_strings" for r in rows):
-        return [], []
-    benches = sorted({r["benchmark"] for r in rows})
-    w = metrics.get("extrapolation_waits", 2)
-    from s1.report.paper import TABLE4
-
-    paper_cols = [b for b in benches if b in PAPER_COLUMNS]
-    by: dict[str, dict[str, dict]] = {}
-    paper_key: dict[str, str | None] = {}
-    for r in rows:
-        name = "no extrapolation" if _is_auto(r) else (
-            f"{w}× without string" if r["budget"] == "none" else f'{w}× "{r["budget"]}"')
-        by.setdefault(name, {})[r["benchmark"]] = r
-        # the paper's row only where the setting is the paper's: 2 suppressions (or none at all)
-        paper_key[name] = "no extrapolation" if _is_auto(r) else (str(r["budget"]) if w == 2 else None)
-    out = []
-    for name, v in by.items():
-        toks = [x["avg_thinking_tokens"] for x in v.values()]
-        ref = TABLE4.get(paper_key[name] or "", {}) if metrics.get("paper_model", "s1") == "s1" else {}   # s1-32B's
-        out.append([name, *[f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches],
-                    f"{sum(toks) / len(toks):.0f}", *[_paper_cell(ref, b) for b in paper_cols]])
-    return (["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens", *[f"paper {b}" for b in paper_cols]],
-            out)
-
-
-def _is_auto(r: dict) -> bool:
-    """The release's max_tokens_thinking=auto run: method auto, or bf at no cap."""
-    return r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None)
+    """Table 3 in results.md, then the rejection-sampling runs' questions that found no fit."""
+    no_fit = tables.no_fit_runs(metrics)
+    return tables.markdown(tables.table3(metrics, tables.TABLE3_PAPER_FULL)) + (
+        "\n\nRejection sampling: questions with no sample inside the budget within the try limit (scored wrong): "
+        + no_fit + "." if no_fit else "")
 
 
 def table4(metrics: dict) -> str:
-    header, rows = table4_rows(metrics)
-    if not rows:
+    t = tables.table4(metrics)
+    if not t.rows:
         return "No extrapolation-string runs (add `extrapolation_strings` to eval.methods)."
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+    return tables.markdown(t)
 
 
 def write_results_md(metrics: dict, path: Path) -> Path:
@@ -351,8 +188,6 @@ PAPER_MODEL_NAMES = {"s1": "s1-32B / Qwen2.5-32B-Instruct", "s1.1": "s1.1-32B / 
 
 
 def _is_paper_model(metrics: dict) -> bool:
-    from s1.report.paper import PAPER_MODELS
-
     return any(r.get("model_path") in PAPER_MODELS for r in metrics["rows"])
 
 
@@ -368,9 +203,9 @@ def plot_figure4(metrics: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         seq = sorted((r["avg_thinking_tokens"], r["accuracy"]) for r in metrics["rows"] if r["benchmark"] == bench
-                     and r["model"] == "trained" and r["method"] in BF_CURVE)   # caps, auto and Wait
+                     and r["model"] == "trained" and method_of(r["method"]).curve == BF_CURVE)   # caps, auto, Wait
         par = sorted((r["avg_thinking_tokens"], r["accuracy"], r["budget"], r["model"]) for r in metrics["rows"]
-                     if r["benchmark"] == bench and r["method"] == "majority")
+                     if r["benchmark"] == bench and method_of(r["method"]).budget == "votes")
         if seq:
             ax.plot([p[0] for p in seq], [p[1] for p in seq], "o-", label="sequential: budget forcing (trained)")
         if par:
@@ -401,18 +236,22 @@ def plot_scaling(metrics: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         lines: dict[str, list] = defaultdict(list)
+        strings = set()   # labels of extrapolation-string points, drawn as crosses
         for r in metrics["rows"]:
             if r["benchmark"] == bench:
+                m = method_of(r["method"])
                 label = f"{r['model']} · {r['method']}"
-                if r["method"] in ("extrapolation_strings", "adaptive"):   # ablation points, not a curve
-                    label += f" ({_budget_label(r)})"
+                if m.curve is None and m.budget != "none":   # ablation points (strings, adaptive), not a curve
+                    label += f" ({tables.budget_label(r)})"
                 lines[label].append((r["avg_thinking_tokens"], r["accuracy"]))
-                if r["method"] == "wait":
+                if m.budget == "string":
+                    strings.add(label)
+                if m.curve is not None and m.budget == "waits":
                     ax.annotate(f"{r['budget']}×", (r["avg_thinking_tokens"], r["accuracy"]), fontsize=7,
                                 xytext=(3, 3), textcoords="offset points")
         for label, pts in lines.items():
             pts.sort()
-            style = "o-" if len(pts) > 1 else ("x" if "extrapolation_strings" in label else "s")
+            style = "o-" if len(pts) > 1 else ("x" if label in strings else "s")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
         ax.set_title(bench)
         ax.set_xlabel("average thinking tokens")

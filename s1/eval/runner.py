@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from s1.cache import GenerationCache, content_key, record_key
-from s1.eval.methods import RunSpec
+from s1.eval.methods import RunSpec, method_of
 from s1.eval.sampling import samples_for
 from s1.grading import extract_answer, extract_choice, is_correct
 from s1.infer import build_prompt, generate, load_engine
@@ -175,12 +175,12 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
 
 def sweep_groups(specs: list[RunSpec], sharing: bool) -> list[list[RunSpec]]:
     """Specs that one shared sweep generates together: greedy, same prompt and samples, differing only in thinking
-    cap and waits (no_bf, bf at every cap, wait at every count). Sampled and other specs stay alone, as with
-    sharing off (eval.sweep_sharing=false)."""
+    cap and waits (no_bf, bf at every cap, wait at every count). Sampled specs and those of a method whose
+    record says shares_sweep=False stay alone, as with sharing off (eval.sweep_sharing=false)."""
     groups: dict[tuple, list[RunSpec]] = {}
     for i, s in enumerate(specs):
-        adaptive = dict(s.bf_overrides).get("adaptive_waits", False)   # peeks: kept out of shared sweeps
-        shareable = sharing and s.temperature == 0 and s.accept_max_thinking is None and not adaptive
+        # the method's record says whether it may share (adaptive peeks, rejection keeps only some samples)
+        shareable = sharing and s.temperature == 0 and method_of(s.method).shares_sweep
         # a sweep branches per setting on the cap, the waits and the wait string (Table 4); any other override
         # (stops, think prefix) would change the shared text, so such specs share only with their equals
         others = tuple(sorted((k, str(v)) for k, v in dict(s.bf_overrides).items() if k != "wait_string"))

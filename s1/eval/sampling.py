@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from s1.eval.methods import method_of
 from s1.eval.metrics import pass_at_1, pass_at_k
 from s1.runtime import ConfigError
 
@@ -30,7 +31,7 @@ def samples_for(spec, bench: str, cfg) -> int:
     """Samples per question of this run on this benchmark: eval.samples_per_benchmark overrides eval.num_samples
     for the runs that take num_samples (majority voting keeps its own k)."""
     per_bench = cfg.eval.get("samples_per_benchmark") or {}
-    if spec.method == "majority" or bench not in per_bench:
+    if method_of(spec.method).budget == "votes" or bench not in per_bench:   # k votes: its own sample count
         return spec.samples
     return int(per_bench[bench])
 
@@ -107,7 +108,7 @@ def sampling_metrics(records: list[dict[str, Any]], canonical: Canonical | None 
 
 def sampling_table(rows: list[dict[str, Any]]) -> str:
     """results.md: every run with n > 1 samples per question: avg@n ± stderr, cons@n, pass@k."""
-    sampled = [r for r in rows if r.get("n", 0) > 1 and r["method"] != "majority"]
+    sampled = [r for r in rows if r.get("n", 0) > 1 and method_of(r["method"]).budget != "votes"]   # votes: Fig. 4
     if not sampled:
         return "No sampled runs (set eval.num_samples > 1 or eval.samples_per_benchmark, e.g. experiment=r1_protocol)."
     lines = ["| model | method | budget | benchmark | n | avg@n (%) | cons@n (%) | pass@k (%) |", "|---|---|---|---|---|---|---|---|"]

@@ -43,6 +43,19 @@ class Engine(Protocol):
 OnDone = Callable[[Request, Continuation], list[Request]]
 
 
+class StreamingEngine:
+    """Base of the engines with continuous batching (transformers, vLLM): continue_batch is continue_stream with
+    no follow-ups. A subclass defines continue_stream(requests, on_done)."""
+
+    def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
+        raise NotImplementedError
+
+    def continue_batch(self, requests: list[Request]) -> list[Continuation]:
+        out: dict[int, Continuation] = {}
+        self.continue_stream(requests, lambda r, c: out.__setitem__(id(r), c) or [])
+        return [out[id(r)] for r in requests]
+
+
 def run_requests(engine, requests: list[Request], on_done: OnDone) -> None:
     """Continue every request; on_done(request, continuation) returns the follow-up requests (a sequence's next
     round: "Wait" appended, the answer forced, a new question). An engine with continue_stream starts each follow-up

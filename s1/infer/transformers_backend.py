@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from s1.infer.engine import Continuation, OnDone, Request, find_stop
+from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine, find_stop
 from s1.infer.kv_arena import KVArena
 
 log = logging.getLogger("s1.infer")
@@ -144,7 +144,7 @@ def _use_grouped_sdpa(model) -> None:
     model.set_attn_implementation("s1_grouped_sdpa")
 
 
-class TransformersEngine:
+class TransformersEngine(StreamingEngine):
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, device: str | None = None, max_cached: int = 4096,
                  cpu_threads: int | None = 1, join_ratio: float = JOIN_RATIO, top_p: float = 1.0):
@@ -194,11 +194,6 @@ class TransformersEngine:
         if self._backend_decode is not None:
             return self._backend_decode(ids)
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        out: dict[int, Continuation] = {}
-        self.continue_stream(requests, lambda r, c: out.__setitem__(id(r), c) or [])
-        return [out[id(r)] for r in requests]
 
     def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
         """Continuous batching: a follow-up request (on_done's answer) joins the running batch instead of waiting

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 
-from s1.infer.engine import Continuation, OnDone, Request
+from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine
 
 # vLLM for CPU reads these when it is imported: KV cache size (GiB), no core pinning on a shared machine,
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
@@ -59,7 +59,7 @@ def _no_gpu() -> bool:
     return not torch.cuda.is_available()
 
 
-class VLLMEngine:
+class VLLMEngine(StreamingEngine):
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  top_p: float = 1.0, **llm_kwargs):
@@ -99,11 +99,6 @@ class VLLMEngine:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def continue_batch(self, requests: list[Request]) -> list[Continuation]:
-        out: dict[int, Continuation] = {}
-        self.continue_stream(requests, lambda r, c: out.__setitem__(id(r), c) or [])
-        return [out[id(r)] for r in requests]
 
     def continue_stream(self, requests: list[Request], on_done: OnDone) -> None:
         """Each follow-up request (on_done's answer) is added to vLLM's running batch as soon as its predecessor

@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from s1.eval.report import PAPER_COLUMNS, _paper_cell, paper_table1_row, paper_table3_cell, table1_settings, table4_rows
-from s1.report import paper
+from s1 import paper_numbers as paper
+from s1.eval import tables
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
 
@@ -180,18 +180,9 @@ def evaluation_section(d: Path) -> list[Block]:
     model_path = next((r["model_path"] for r in rows if r["model"] == "trained"), "")
     base_path = next((r["model_path"] for r in rows if r["model"] == "base"), "")
     is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
-    header = ["setting", *[f"{b} pass@1 (%)" for b in benches], "n (questions × samples)"]
-    paper_cols = [b for b in benches if b in PAPER_COLUMNS]
-    header += [f"paper {b}" for b in paper_cols] + ["paper row"]
-    t1 = []
-    for name, per in table1_settings(rows).items():
-        cells = [f"{per[b]['accuracy']:.1f} ± {per[b]['stderr']:.1f}" if b in per else "–" for b in benches]
-        n = next(iter(per.values()))
-        match = paper_table1_row(name, m.get("paper_model", "s1"))
-        t1.append([name, *cells, f"{n['questions']} × {n['samples_per_question']}",
-                   *[(_paper_cell(match[1], b) if match else "–") for b in paper_cols], match[0] if match else "–"])
-    blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(header, t1)]
-    if paper_cols:
+    t1 = tables.table1(m, with_n=True)
+    blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(t1.header, t1.rows)]
+    if any(b in tables.PAPER_COLUMNS for b in benches):
         blocks.append(Para(f"Paper numbers ({m.get('paper_model', 's1')}-32B's, eval.paper_model) sit beside the one "
                            "setting each describes (\"with budget forcing\" is 2× Wait; thinking caps and other Wait "
                            "counts have none)"
@@ -200,35 +191,21 @@ def evaluation_section(d: Path) -> list[Block]:
                           ("figure4.png", "Figure 4 layout: sequential (budget forcing) vs parallel (majority vote) "
                                           "scaling")])
     if m.get("scaling"):
-        t3 = [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), str(s.get("control_range")),
-               _fmt(s.get("control"), 0), _fmt(s.get("scaling")), _fmt(s.get("performance")), paper_table3_cell(s)]
-              for s in m["scaling"]]
+        t3 = tables.table3(m, tables.TABLE3_PAPER_SHORT)
         blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
                    Para(f"{m.get('control_definition', '')} Scaling in {m.get('scaling_unit', '?')}."),
-                   Table(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling",
-                          "Performance (%)", "paper (AIME24)"], t3),
+                   Table(t3.header, t3.rows),
                    Para("Paper (AIME24, s1-32B): " + "; ".join(f"{k} {c}% / {s} / {p}"
                                                        for k, (c, s, p) in paper.TABLE3.items()) + ".")]
-        no_fit = [r for r in rows if r["method"] == "rejection_sampling"]
-        if no_fit:
+        if no_fit := tables.no_fit_runs(m):
             blocks.append(Para("Rejection sampling, questions with no sample inside the budget within the try limit "
-                               "(scored wrong): " + ", ".join(f"{r['benchmark']} T={r['budget']}: "
-                                                              f"{r.get('no_fit_within_tries', 0)}" for r in no_fit)
-                               + "."))
-    if any(r["method"] == "extrapolation_strings" for r in rows):
+                               "(scored wrong): " + no_fit + "."))
+    if (t4 := tables.table4(m)).rows:
         blocks += [Heading("Table 4 layout: extrapolation strings (2 suppressed ends of thinking each)", 3),
-                   Table(*table4_rows(m))]
-    outcomes = [[r["model"], r["method"], str(r["budget"]), r["benchmark"],
-                 *[str(r["outcomes"].get(k, 0)) for k in ("answered", "forced", "no_answer", "timeout")]]
-                for r in rows]
-    blocks += [Heading("Outcomes per run", 3),
-               Table(["model", "method", "budget", "benchmark", "answered", "forced", "no answer", "timeout"],
-                     outcomes)]
+                   Table(t4.header, t4.rows)]
+    t = tables.outcomes(m)
+    blocks += [Heading("Outcomes per run", 3), Table(t.header, t.rows)]
     return blocks
-
-
-def _fmt(x, digits: int = 1) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
 
 
 def provenance_section(run: Path) -> list[Block]:

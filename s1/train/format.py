@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from s1.format import build_prompt, completion_text
-from s1.runtime import ConfigError
+from s1.runtime import ConfigError, is_hub_id  # is_hub_id: the one hub-or-local rule (s1.runtime.looks_local)
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")   # owner/name, e.g. simplescaling/s1K-1.1
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
-def is_hub_id(dataset: str) -> bool:
-    """A hub dataset id rather than a local path: owner/name, and no such file or folder here."""
-    return bool(HUB_ID.match(str(dataset))) and not Path(dataset).exists()
 
 
 def check_dataset(dataset: str) -> None:
