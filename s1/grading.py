@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
+from s1.data.benchmarks import choice_letter
 from s1.format import ANSWER_MARKER, END, answer_section
 
 log = logging.getLogger("s1.grading")
@@ -60,7 +61,6 @@ def extract_answer(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | No
 def extract_choice(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | None:
     """The option letter (A-D) a multiple-choice response chose, read from its answer section as extract_answer
     reads it: "(B)", "B)", "B) 7", "**B**", "\\boxed{B}", "Answer: B", else the last "the answer is B"."""
-    from s1.data.benchmarks import choice_letter
 
     ans = extract_answer(text, answer_marker=answer_marker)
     letter = choice_letter(ans)
@@ -296,7 +296,6 @@ def canonical_answer(text_or_answer: str | None) -> str | None:
     ans = extract_answer(text) if looks_like_response else text.strip()
     if not ans or len(ans) > MAX_ANSWER_CHARS:
         return None
-    from s1.data.benchmarks import choice_letter
 
     letter = _letter(ans) or choice_letter(ans)
     if letter is not None:

@@ -19,8 +19,12 @@ from tqdm import tqdm
 
 from s1.cache import JsonlCache, content_key, slug, start_progress
 from s1.curate.funnel import StepResult
+from s1.curate.lengths import TokenCounter, check_length_tokenizer, count_tokens
 from s1.data.schema import record_metadata
 from s1.format import END
+from s1.grading import grade_many
+from s1.infer import Request, load_engine
+from s1.infer.engine_settings import engine_args
 from s1.runtime import ConfigError
 
 log = logging.getLogger("s1.curate")
@@ -84,8 +88,6 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
     start_progress(f"reference answers {Path(model).name}", len(records), len(records) - len(missing))
     if missing:
-        from s1.infer import Request, load_engine
-        from s1.infer.engine_settings import engine_args
 
         engine = load_engine(cfg.backend, model,
                              **engine_args(cfg.backend, cfg.engine, model_cfg, key="curate.difficulty.engine"))
@@ -149,7 +151,6 @@ def grade(responses: list[str], records: list[dict], cfg, judge=None) -> list[bo
             raise ConfigError("curate.difficulty.grader", "llm_judge",
                               "the LLM judge needs an endpoint: set curate.traces.base_url and curate.traces.model")
         return judge(responses, records)
-    from s1.grading import grade_many
 
     out: list[bool | None] = [None] * len(records)
     for as_int in (False, True):  # grade_many takes one integer rule per call
@@ -215,7 +216,6 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
     Records without a trace count their solution instead when length_fallback=solution
     (rec["length_source"] says which text was counted).
     """
-    from s1.curate.lengths import TokenCounter, check_length_tokenizer, count_tokens
 
     cache = JsonlCache(Path(cache_dir) / f"lengths-{slug(tokenizer)}.jsonl")
     todo: dict[str, str] = {}

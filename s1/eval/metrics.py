@@ -24,6 +24,8 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
+from s1.grading import canonical_answer
+
 SCALING_UNIT = "accuracy points (%) per 1,000 thinking tokens"
 
 
@@ -50,7 +52,6 @@ def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
     """Is the most common answer a correct one? Answers vote by their canonical form (s1.grading.canonical_answer:
     "B", "(B)" and "B) 7" are one vote, so are "016" and "16", "\\frac12" and "0.5"); None answers do not vote;
     ties go to the answer seen first."""
-    from s1.grading import canonical_answer
 
     keys = [canonical_answer(a) for a in answers]
     votes = Counter(k for k in keys if k is not None)

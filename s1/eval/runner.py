@@ -20,7 +20,7 @@ from typing import Any
 from s1.cache import GenerationCache, content_key, record_key
 from s1.eval.methods import RunSpec, method_of
 from s1.eval.sampling import samples_for
-from s1.grading import extract_answer, extract_choice, is_correct
+from s1.grading import extract_answer, extract_choice, grade_many, is_correct
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args, hub_revision
@@ -268,7 +268,6 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
 
 def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
     """Grade every cached generation again (grader changed): no generation is redone."""
-    from s1.grading import grade_many
 
     for bench in sorted({r["benchmark"] for r in cache.records.values()}):
         recs = [r for r in cache.records.values() if r["benchmark"] == bench]

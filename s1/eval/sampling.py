@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from s1.data.benchmarks import benchmark_name
 from s1.eval.methods import method_of
 from s1.eval.metrics import pass_at_1, pass_at_k
 from s1.runtime import ConfigError
@@ -38,7 +39,6 @@ def samples_for(spec, bench: str, cfg) -> int:
 
 def check_sampling_config(cfg) -> None:
     """eval.top_p in (0, 1]; eval.samples_per_benchmark: n >= 1 per benchmark of eval.benchmarks."""
-    from s1.data.benchmarks import benchmark_name
 
     e = cfg.eval
     top_p = float(e.get("top_p", 1.0))

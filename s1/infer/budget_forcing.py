@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 from s1.config import BudgetForcingConfig
 from s1.format import END, forced_answer
+from s1.grading import canonical_answer, extract_answer
 from s1.infer.engine import Continuation, Request, forget, run_requests
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
@@ -335,7 +336,6 @@ def _answer_cap(s: Sequence, opts) -> int:
 
 def _after_peek(s: Sequence, cont, opts) -> None:
     """Adaptive extrapolation: keep the peek as the answer once two consecutive peeks agree, else force "Wait"."""
-    from s1.grading import canonical_answer, extract_answer
 
     extracted = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
     answer = canonical_answer(extracted) if extracted else None   # "\\boxed{7}" and "Answer: 7" agree

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 
+from s1.eval.runner import hash_seed
 from s1.infer import BACKENDS, generate, load_engine
 from s1.infer.engine_settings import engine_args
 from s1.lm_eval.gen_kwargs import auto_thinking_cap, plan_generation
@@ -92,7 +93,6 @@ class S1LM(TemplateLM):
         raise NotImplementedError(GENERATION_ONLY.format(kind="loglikelihood", tasks="?"))
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        from s1.eval.runner import hash_seed
 
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):

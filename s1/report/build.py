@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from s1 import paper_numbers as paper
+from s1.cluster.status import unfinished_notes
 from s1.eval import tables
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
+from s1.train.memory import plan_memory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +30,6 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     blocks: list[Block] = [Heading(f"s1 reproduction report: {run.name}", 1),
                            Para(f"Run directory: {run}. Generated from the stage outputs; "
                                 "the paper's numbers are shown for reference.")]
-    from s1.cluster.status import unfinished_notes
 
     if notes := unfinished_notes(run):  # e.g. curate re-ran after train: the sections below disagree
         blocks += [Para("Not every stage is up to date with its inputs (make status RUN=... shows the same): "
@@ -156,7 +157,6 @@ def _training_curves(d: Path) -> list[Block]:
 
 def _memory_plan(cfg, summary: dict) -> list[Block]:
     try:
-        from s1.train.memory import plan_memory
 
         plan = plan_memory(cfg)
     except Exception as e:  # the planner needs a model config it may not reach offline

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from omegaconf import DictConfig
 
 from s1.runtime import ConfigError
-from s1.train.memory import ModelShape, Setup, estimate_gib, setup_from_config, shape_of
+from s1.train.memory import QWEN25, ModelShape, Setup, estimate_gib, setup_from_config, shape_of
 
 SHORT_BLOCK = 20_000  # tokens: below this the s1 maintainers saw accuracy drop (12K: "pretty bad")
 BLOCK_STEP = 1024
@@ -132,7 +132,6 @@ RIGS = [(1, 24, 64), (4, 24, 128), (8, 40, 512), (1, 80, 128), (8, 80, 1024), (8
 def rig_table(rigs=RIGS, block: int = 32768) -> str:
     """docs/gpus.md's "What fits" table: each Qwen2.5 size on each rig, train.fit=auto's choice from a full fine-tune
     at `block` tokens (python -m s1.train.fit prints it)."""
-    from s1.train.memory import QWEN25
 
     rows = ["| model | GPUs × GiB (RAM GiB) | chosen | block | per GPU GiB | offloaded to RAM GiB |",
             "|---|---|---|---:|---:|---:|"]
@@ -158,7 +157,6 @@ def largest_block(shape: ModelShape, s: Setup, gpu_gb: float, block: int = 32768
 
 def method_table(rigs=RIGS, block: int = 32768) -> str:
     """Per rig and size: the longest block each of full (ZeRO-3, nothing offloaded), LoRA and QLoRA affords."""
-    from s1.train.memory import QWEN25
 
     rows = ["| model | GPUs × GiB | full (ZeRO-3) | LoRA r=16 | QLoRA r=16 |", "|---|---|---|---|---|"]
     seen = set()

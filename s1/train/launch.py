@@ -22,6 +22,8 @@ from omegaconf import DictConfig
 
 from s1.runtime import ConfigError, RunDir
 from s1.train.batch import gradient_accumulation, nproc_per_node, world_size  # noqa: F401 (re-exported)
+from s1.train.format import check_dataset
+from s1.train.hardware import GPU_RIG, check_switches, detect
 
 log = logging.getLogger("s1")
 WANDB_MODES = ("offline", "online", "off")
@@ -59,13 +61,11 @@ def check_train_config(cfg: DictConfig) -> None:
         raise ConfigError("train.wandb_mode", "online", "export WANDB_API_KEY first, or use train.wandb_mode=offline")
     if t.resume not in ("auto", "never") and not Path(t.resume).is_dir():
         raise ConfigError("train.resume", t.resume, "use auto, never, or an existing checkpoint folder")
-    from s1.train.hardware import GPU_RIG, check_switches, detect
 
     # this machine's hardware when it trains here; a plan, or a Slurm job (its node checks again), is for GPUs
     here = cfg.cluster.kind == "local" and not t.plan_only
     check_switches(cfg, detect(probe_4bit=t.peft == "qlora") if here else GPU_RIG)
     if cfg.cluster.kind == "local" and not t.plan_only:  # a plan needs no data
-        from s1.train.format import check_dataset
 
         check_dataset(t.dataset)  # a jsonl / parquet / save_to_disk copy, or a hub id
 

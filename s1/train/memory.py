@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from s1.runtime import ConfigError
 from s1.train.batch import world_size
+from s1.train.hardware import cpu_bf16_decision, detect
 
 GIB = 2**30
 CONTEXT_GIB = 3.0          # CUDA context + NCCL buffers
@@ -254,7 +255,6 @@ def planned_bf16(cfg: DictConfig) -> bool:
         return bool(cfg.train.bf16)
     if cfg.cluster.gpus_per_node:
         return True
-    from s1.train.hardware import cpu_bf16_decision, detect
 
     return cpu_bf16_decision(detect().cpu_flags)[0]
 
