@@ -21,13 +21,13 @@ def model_cfg(path):
 
 @pytest.mark.slow
 def test_killed_difficulty_run_resumes_without_regenerating(tiny_model_dir, tmp_path, monkeypatch):
-    import s1.infer
+    import s1.curate.difficulty as difficulty  # the stage's own name for the engine loader
 
     pool = [r for r in generate_pool(40, seed=3, flaws=False)]
     pool = list({r["id"]: r for r in pool}.values())
     cfg = OmegaConf.structured(DifficultyConfig(max_new_tokens=6, batch_size=8, temperature=0.0))
     calls = []
-    real_load = s1.infer.load_engine
+    real_load = difficulty.load_engine
 
     def load_and_count(*a, **kw):  # a spy on the real engine: counts batches, dies after the second one
         engine = real_load(*a, **kw)
@@ -42,7 +42,7 @@ def test_killed_difficulty_run_resumes_without_regenerating(tiny_model_dir, tmp_
         engine.continue_batch = continue_batch
         return engine
 
-    monkeypatch.setattr(s1.infer, "load_engine", load_and_count)
+    monkeypatch.setattr(difficulty, "load_engine", load_and_count)
     die_after = 2
     with pytest.raises(KeyboardInterrupt):
         add_reference_answers([dict(r) for r in pool], cfg, model_cfg(tiny_model_dir), tmp_path)

@@ -73,10 +73,10 @@ def test_bad_shard_index_names_the_key():
 @pytest.fixture
 def counted_generations(monkeypatch):
     """A spy on the real engine: how many questions each call of the difficulty stage generated."""
-    import s1.infer
+    import s1.curate.difficulty as difficulty  # the stage's own name for the engine loader
 
     made = []
-    real_load = s1.infer.load_engine
+    real_load = difficulty.load_engine
 
     def load_and_count(*a, **kw):
         engine = real_load(*a, **kw)
@@ -89,7 +89,7 @@ def counted_generations(monkeypatch):
         engine.continue_batch = continue_batch
         return engine
 
-    monkeypatch.setattr(s1.infer, "load_engine", load_and_count)
+    monkeypatch.setattr(difficulty, "load_engine", load_and_count)
     return made
 
 
