@@ -101,7 +101,7 @@ def demo_run(tmp_path_factory) -> Path:
 REQUIRE_GROUPS = {   # group: the command that enables its tests
     "slurm": "make slurm-up (root; make slurm-down stops it)",
     "real-model": "make real-model",
-    "chromium": "apt-get install chromium",
+    "chromium": "the Debian package chromium (.ci/run sets it up)",
     "vllm": "make test-vllm (builds .venv-vllm with make vllm-env; the vLLM tests run in that venv)",
 }
 SKIP_TAG = re.compile(r"\[(" + "|".join(map(re.escape, REQUIRE_GROUPS)) + r")\] ")

@@ -50,7 +50,7 @@ def test_html_is_self_contained(report):
     assert "src='http" not in html and "<link" not in html
 
 
-@requires("chromium", None if CHROMIUM else "chromium not installed (apt-get install chromium; .ci/run does)")
+@requires("chromium", None if CHROMIUM else "chromium not on PATH (the Debian package chromium; .ci/run sets it up)")
 def test_report_renders_with_its_images_in_a_real_browser(report, tmp_path):
     run, md, _ = report
     url = (run / "report.html").resolve().as_uri()

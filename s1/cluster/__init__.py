@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from s1.cluster import slurm
+import s1.cluster.slurm as slurm
 from s1.cluster.render import IN_JOB_ENV
 from s1.cluster.status import PROCESS_FILE, print_status
 from s1.cluster.submit import submit_stage

@@ -17,7 +17,7 @@ import sys
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from s1.cluster import slurm
+import s1.cluster.slurm as slurm  # the module itself, not the package (whose __init__ imports this one)
 from s1.cluster.checks import check_submission
 from s1.cluster.status import print_status
 from s1.cluster.submit import active_job, submit_stage

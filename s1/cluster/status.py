@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from s1.cluster import slurm
+import s1.cluster.slurm as slurm  # the module itself, not the package (whose __init__ imports this one)
 from s1.cluster.submit import latest_jobs, slurm_dir
 from s1.run_inputs import stage_finished
 from s1.shards import SHARD_DIR, SHARDED_STAGES

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from s1.cluster import slurm
+import s1.cluster.slurm as slurm  # the module itself, not the package (whose __init__ imports this one)
 from s1.cluster.checks import check_submission
 from s1.cluster.render import job_script, log_path
 from s1.shards import SHARDED_STAGES, save_command, shard_count, shards_left
