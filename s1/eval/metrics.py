@@ -48,18 +48,17 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
-    """Is the most common answer a correct one? Answers vote by their canonical form (s1.grading.canonical_answer:
+def majority_correct(answers: list[str | None], correct: list[bool], canonical=canonical_answer) -> bool:
+    """Is the most common answer class a correct one? Answers vote by `canonical` (default s1.grading.canonical_answer:
     "B", "(B)" and "B) 7" are one vote, so are "016" and "16", "\\frac12" and "0.5"); None answers do not vote;
-    ties go to the answer seen first."""
-
-    keys = [canonical_answer(a) for a in answers]
+    ties go to the class answered first."""
+    keys = [None if a is None else canonical(a) for a in answers]
     votes = Counter(k for k in keys if k is not None)
     if not votes:
         return False
     top = max(votes.values())
     winner = next(k for k in keys if k is not None and votes[k] == top)
-    return correct[keys.index(winner)]
+    return any(c for k, c in zip(keys, correct) if k == winner)
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,13 +16,13 @@ MATH500, 8 for GPQA Diamond).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from s1.data.benchmarks import benchmark_name
 from s1.eval.methods import method_of
-from s1.eval.metrics import pass_at_1, pass_at_k
+from s1.eval.metrics import majority_correct, pass_at_1, pass_at_k
 from s1.runtime import ConfigError
 
 Canonical = Callable[[str], str]
@@ -58,14 +58,9 @@ def avg_at_n(per_question: list[list[bool]]) -> tuple[float, float]:
 
 
 def cons_correct(answers: list[str | None], correct: list[bool], canonical: Canonical | None = None) -> bool:
-    """Majority vote of one question's samples: is the winning answer class a correct one?"""
-    keys = [None if a is None else (canonical(a) if canonical else a) for a in answers]
-    votes = Counter(k for k in keys if k is not None)
-    if not votes:
-        return False
-    top = max(votes.values())
-    first = next(i for i, k in enumerate(keys) if k is not None and votes[k] == top)   # ties: answered first
-    return any(c for k, c in zip(keys, correct) if k == keys[first])
+    """Majority vote of one question's samples: is the winning answer class a correct one? (raw strings vote
+    unless `canonical` is given)"""
+    return majority_correct(answers, correct, canonical or (lambda a: a))
 
 
 def cons_at_n(per_question: list[tuple[list[str | None], list[bool]]], canonical: Canonical | None = None) -> float:
