@@ -112,6 +112,20 @@ def test_each_stage_config_is_checked_once_per_submission(tmp_path, capsys, monk
     assert "train: memory plan:" in capsys.readouterr().out   # the train check's note is still shown
 
 
+def test_pipeline_applies_fit_auto_before_its_checks(tmp_path, capsys):
+    """paper_s1 on one node of 8 × 80 GB does not fit as a full fine-tune at 32K; with train.fit=auto the pipeline
+    submits what make train would pick, and its memory check passes on that choice."""
+    args = [f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.nodes=1",
+            "train.global_batch_size=8"]
+    assert pipeline.main(args) == 2 and "nothing was submitted" in capsys.readouterr().err
+    assert pipeline.main([*args, "train.fit=auto"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "GiB" not in line and "setup" not in line]
+    assert rows[0].endswith("| does not fit |"), out                   # the full fine-tune, ZeRO-3, no offload
+    assert sum("**chosen**" in r for r in rows) == 1
+    assert "train: memory plan:" in out and "#SBATCH" in out and "train.fit=auto" in out
+
+
 @pytest.mark.parametrize("overrides, key, fix", [
     (["cluster.time=4h"], "cluster.time", "D-HH:MM:SS"),
     (["cluster.stage_time.train=1:75:00"], "cluster.stage_time.train", "D-HH:MM:SS"),

@@ -237,3 +237,14 @@ def test_model_files_carry_the_shapes_the_planner_knows():
         m = OmegaConf.load(path)
         assert shape_from_config(dict(m.shape)) == KNOWN_MODELS[m.name_or_path], path.name
     assert len(list((REPO / "configs" / "model").glob("qwen2.5-*-instruct.yaml"))) == 6
+
+
+def test_the_fit_tables_in_the_docs_are_the_planners_output():
+    """README's grid and docs/gpus.md's tables are printed by `python -m s1.train.fit`: a planner change that is not
+    pasted into them fails here."""
+    from s1.train.fit import method_table, rig_grid, rig_table
+
+    readme, gpus = (REPO / "README.md").read_text(), (REPO / "docs" / "gpus.md").read_text()
+    assert rig_grid() in readme, "paste `python -m s1.train.fit`'s first table into README.md"
+    assert rig_table() in gpus and method_table() in gpus, "paste `python -m s1.train.fit`'s tables into docs/gpus.md"
+    assert "QLoRA, 11K (short), 23.9 GiB" in rig_grid()   # 32B on 4 × 24 GB: the short-block warning reaches the grid

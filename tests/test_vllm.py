@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+import test_train_run as tiny_run
 from conftest import CACHE, chatty_copy, requires
 
 from s1.infer import build_prompt, generate, load_engine
@@ -34,6 +35,7 @@ needs_vllm = requires("vllm", VLLM_MISSING)
 
 QUESTIONS = ["Start at 3, add 4, 5 times. Last digit?", "What is 17 * 3?", "Is 91 a prime number?"]
 REAL_MODEL = CACHE / "models" / "qwen2.5-0.5b-local"
+data = tiny_run.data  # 96 synthetic training records (module fixture), for the merged-LoRA check
 
 
 def test_unknown_backend_and_missing_vllm_say_what_to_do(tiny_model_dir):
@@ -197,6 +199,31 @@ def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_merged_lora_model_runs_in_vllm_like_any_trained_model(hd32_dir, data, tmp_path):
+    """train.peft=lora merges into train/final, which make eval's vLLM backend loads like a full fine-tune's:
+    token for token what the transformers engine generates from the same directory, budget forcing included."""
+    from safetensors.torch import load_file
+    from test_train_lora import lora_cfg
+
+    from s1.train.sft import train
+
+    final = train(lora_cfg(hd32_dir, data, tmp_path / "train", "train.max_steps=4"))
+    assert final == tmp_path / "train" / "final" and (tmp_path / "train" / "adapter").is_dir()
+    base, merged = load_file(hd32_dir / "model.safetensors"), load_file(final / "model.safetensors")
+    assert set(base) == set(merged) and any(not (merged[k] == base[k]).all() for k in base)  # the adapters went in
+    v = load_engine("vllm", str(final), dtype="float32", max_context=2048)
+    t = load_engine("transformers", str(final), dtype="float32", max_context=2048)
+    prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS]
+    for bf in (dict(max_thinking_tokens=None, answer_max_tokens=16), dict(max_thinking_tokens=12, answer_max_tokens=8)):
+        a = generate(v, prompts, bf, max_new_tokens=64, progress=False)
+        b = generate(t, prompts, bf, max_new_tokens=64, progress=False)
+        assert _summary(a) == _summary(b), bf
+        assert all(r.thinking_tokens + r.answer_tokens > 0 for r in a)
+    del v
 
 
 @needs_vllm

@@ -24,13 +24,19 @@ from s1.cluster.submit import active_job, submit_stage
 from s1.run_inputs import stage_finished
 from s1.runtime import CONFIG_DIR, REPO_ROOT, ConfigError, check_overrides, prepare
 from s1.stages import STAGES
+from s1.train.fit import fit_config
 
 
 def compose_stage(stage: str, overrides: list[str]) -> DictConfig:
-    """The config `scripts/<stage>.py <overrides>` would get, resolved and validated."""
+    """The config `scripts/<stage>.py <overrides>` would get, resolved and validated; train.fit=auto applied the way
+    scripts/train.py applies it (the job fits again from the same overrides and gets the same choice)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name=stage, overrides=list(overrides))
-    return prepare(cfg, stage)
+    cfg = prepare(cfg, stage)
+    if stage == "train" and cfg.train.fit == "auto":
+        cfg, table = fit_config(cfg)
+        print(table)
+    return cfg
 
 
 def pipeline_stages(cfgs: dict[str, DictConfig]) -> tuple[str, ...]:

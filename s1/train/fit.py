@@ -146,6 +146,27 @@ def rig_table(rigs=RIGS, block: int = 32768) -> str:
     return "\n".join(rows)
 
 
+def short_method(s: Setup) -> str:
+    if s.peft != "none":
+        return {"lora": "LoRA", "qlora": "QLoRA"}[s.peft]
+    return "full" + (" + offload all" if s.offload_params else " + offload opt." if s.offload_optimizer else "")
+
+
+def rig_grid(rigs=RIGS, block: int = 32768) -> str:
+    """The README's "What fits" table: a row per Qwen2.5 size, a column per rig; each cell is train.fit=auto's choice
+    from a full fine-tune at `block` tokens (method, block in K = 1,024 tokens, per-GPU GiB), as in rig_table."""
+    rows = ["| model | " + " | ".join(f"{g} × {gb} GB ({host} GB RAM)" for g, gb, host in rigs) + " |",
+            "|---|" + "---|" * len(rigs)]
+    for size, shape in QWEN25.items():
+        cells = []
+        for gpus, gb, host in rigs:
+            o, _ = choose(shape, Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3"), gb, gpus, host)
+            cells.append(f"{short_method(o.setup)}, {o.setup.seq_len // 1024}K"
+                         f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''}, {o.total:.1f} GiB" if o else "nothing fits")
+        rows.append(f"| {size} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def largest_block(shape: ModelShape, s: Setup, gpu_gb: float, block: int = 32768) -> Option | None:
     """The option at the longest block (a multiple of 1,024 up to `block`) that fits, or None."""
     for b in range(block, BLOCK_STEP - 1, -BLOCK_STEP):
@@ -176,6 +197,8 @@ def method_table(rigs=RIGS, block: int = 32768) -> str:
 
 
 if __name__ == "__main__":
+    print(rig_grid())
+    print()
     print(rig_table())
     print()
     print(method_table())
