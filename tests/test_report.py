@@ -179,3 +179,26 @@ def test_s1_1_experiment_selects_s1_1_numbers():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         assert compose("eval", overrides=["experiment=s1_1"]).eval.paper_model == "s1.1"
         assert compose("eval", overrides=["experiment=paper_s1"]).eval.paper_model == "s1"
+
+
+def test_training_table_shows_the_precision_the_machine_picked_and_the_adapter(report, tmp_path):
+    """train.bf16=null is resolved by the machine (train_summary.json's precision), and a LoRA run is marked as one."""
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from s1.report.build import training_section
+    from s1.report.document import to_markdown
+
+    run, _, _ = report
+    train = shutil.copytree(run / "train", tmp_path / "train", ignore=shutil.ignore_patterns("final", "checkpoint-*"))
+    cfg = OmegaConf.load(train / "config.yaml")
+    cfg.train.bf16, cfg.train.peft, cfg.train.lora.r, cfg.train.lora.alpha = None, "lora", 16, 32
+    OmegaConf.save(cfg, train / "config.yaml")
+    summary = json.loads((train / "train_summary.json").read_text())
+    (train / "train_summary.json").write_text(json.dumps({**summary, "precision": "float32", "peft": "lora"}))
+    md = to_markdown(training_section(train), tmp_path)
+    assert "| bf16 | **False (null: float32, picked by the machine)** | True |" in md, md
+    assert "| peft | **lora (r=16, alpha=32)** | none |" in md
+    assert "| peft | none | none |" in (run / "report.md").read_text()   # the demo: a full fine-tune, not marked

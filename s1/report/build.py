@@ -103,19 +103,27 @@ def training_section(d: Path) -> list[Block]:
         return blocks + [Para(f"Training has not run yet (no {d / 'config.yaml'}).")]
     cfg = OmegaConf.load(d / "config.yaml")
     t = cfg.train
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     rows, diff = [], set()
     for i, (key, ref) in enumerate(paper.HYPERPARAMETERS.items()):
-        ours = t.get(key)
-        rows.append([key, str(ours), str(ref)])
+        ours, shown = t.get(key), str(t.get(key))
+        if key == "bf16" and ours is None and "precision" in summary:   # train.bf16=null: the machine picked
+            ours = summary["precision"] == "bf16"
+            shown = f"{ours} (null: {summary['precision']}, picked by the machine)"
+        rows.append([key, shown, str(ref)])
         if ours != ref and not (isinstance(ref, float) and isinstance(ours, (int, float)) and abs(ours - ref) < 1e-12):
             diff.add((i, 1))
+    peft = t.get("peft", "none")   # the paper fine-tuned every weight
+    rows.append(["peft", str(peft) + (f" (r={t.lora.r}, alpha={t.lora.alpha})" if peft != "none" else ""), "none"])
+    if peft != "none":
+        diff.add((len(rows) - 1, 1))
     blocks += [Heading("Hyperparameters (differences from the paper in bold)", 3),
                Table(["key", "this run", "paper"], rows, highlight=diff),
                Para(f"Model: {cfg.model.name_or_path}; DeepSpeed: {t.get('deepspeed') or 'none'}.")]
-    if not summary_path.exists():
+    if not summary:
         return blocks + [Para("Training has not finished (no train_summary.json): curves below are partial.")] + \
             _training_curves(d)
-    s = json.loads(summary_path.read_text())
+    s = summary
     log = _read_jsonl(d / "train_log.jsonl")
     tps = [r["tokens_per_s"] for r in log if r.get("tokens_per_s")]
     mfu = [r["mfu"] for r in log if r.get("mfu") is not None]
