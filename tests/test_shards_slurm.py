@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_or_skip
 from test_cluster_slurm import slurm_unavailable, status_output
 from test_shards import eval_args, evaluate_here, generations, same_metrics, valid_lines
 
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.slurm
 def local_slurm() -> None:
     reason = slurm_unavailable()
     if reason:
-        pytest.skip(f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop it with "
-                    "`make slurm-down`")
+        require_or_skip("slurm", f"no running local Slurm ({reason}); start one with `make slurm-up` (root), stop "
+                        "it with `make slurm-down`")
 
 
 def array_done(array_job: str) -> bool:

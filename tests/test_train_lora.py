@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import test_train_run as tiny_run
 import torch
-from conftest import CACHE, REPO
+from conftest import CACHE, REPO, require_or_skip
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
@@ -130,7 +130,7 @@ def test_lora_on_the_real_05b_for_two_steps(tmp_path):
 
     real = CACHE / "models" / "qwen2.5-0.5b-local"
     if not (real / "config.json").exists():
-        pytest.skip(f"the real model is not built at {real}: run `make real-model`")
+        require_or_skip("real-model", f"the real model is not built at {real}: run `make real-model`")
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose("train", overrides=[
             f"paths.repo={REPO}", f"paths.cache_dir={CACHE}", "experiment=rehearsal", f"paths.runs_dir={tmp_path}",
