@@ -228,6 +228,27 @@ def test_merged_lora_model_runs_in_vllm_like_any_trained_model(hd32_dir, data, t
 
 @needs_vllm
 @pytest.mark.slow
+def test_lm_eval_harness_on_vllm_equals_transformers(hd32_dir, tiny_engines):
+    """`--model s1 --model_args backend=vllm` inside lm-evaluation-harness: the same samples and score as the
+    transformers backend, with a thinking cap and a forced Wait (the release's gen_kwargs)."""
+    from test_lm_eval import _evaluate
+
+    from s1.lm_eval import S1LM
+
+    gen_kwargs = "max_gen_toks=96,max_tokens_thinking=24,thinking_n_ignore=1,thinking_n_ignore_str=Wait"
+    outs = {}
+    for backend in ("vllm", "transformers"):
+        lm = S1LM(pretrained=str(hd32_dir), backend=backend, dtype="float32", max_model_len=2048, batch_size=3)
+        assert type(lm.engine).__name__ == {"vllm": "VLLMEngine", "transformers": "TransformersEngine"}[backend]
+        outs[backend] = _evaluate(lm, gen_kwargs, limit=3)
+    v, t = (outs[b]["samples"]["aime24_nofigures"] for b in ("vllm", "transformers"))
+    assert len(v) == 3 and [s["resps"] for s in v] == [s["resps"] for s in t]
+    assert all(s["resps"][0][0].startswith("<|im_start|>think") for s in v)
+    assert outs["vllm"]["results"] == outs["transformers"]["results"]
+
+
+@needs_vllm
+@pytest.mark.slow
 @requires("real-model", None if (REAL_MODEL / "s1_real_model.json").exists()
           else f"the real Qwen2.5 0.5B is not at {REAL_MODEL}: run `make real-model`")
 def test_vllm_equals_transformers_on_the_real_model():
