@@ -61,7 +61,6 @@ def extract_answer(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | No
 def extract_choice(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | None:
     """The option letter (A-D) a multiple-choice response chose, read from its answer section as extract_answer
     reads it: "(B)", "B)", "B) 7", "**B**", "\\boxed{B}", "Answer: B", else the last "the answer is B"."""
-
     ans = extract_answer(text, answer_marker=answer_marker)
     letter = choice_letter(ans)
     if letter is None:

@@ -21,3 +21,26 @@ class ScriptedEngine:
             self.requests.append(r)
             out.append(self.script(r, len([q for q in self.requests if q.key == r.key]) - 1))
         return out
+
+
+def spy_on_batches(monkeypatch, module, before_batch: Callable[[list[int]], None] | None = None) -> list[int]:
+    """Wrap the real engines `module.load_engine` returns: each continue_batch call appends its request count to the
+    returned list, then calls before_batch(that list) (a test raises there to simulate a kill) before running."""
+    sizes: list[int] = []
+    real_load = module.load_engine
+
+    def load_and_count(*a, **kw):
+        engine = real_load(*a, **kw)
+        real_continue = engine.continue_batch
+
+        def continue_batch(reqs):
+            sizes.append(len(reqs))
+            if before_batch:
+                before_batch(sizes)
+            return real_continue(reqs)
+
+        engine.continue_batch = continue_batch
+        return engine
+
+    monkeypatch.setattr(module, "load_engine", load_and_count)
+    return sizes

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 from conftest import run_script
+from fake_engine import spy_on_batches
 from omegaconf import OmegaConf
 
 from s1.config import DifficultyConfig, ModelConfig, TracesConfig
@@ -26,24 +27,13 @@ def test_killed_difficulty_run_resumes_without_regenerating(tiny_model_dir, tmp_
     pool = [r for r in generate_pool(40, seed=3, flaws=False)]
     pool = list({r["id"]: r for r in pool}.values())
     cfg = OmegaConf.structured(DifficultyConfig(max_new_tokens=6, batch_size=8, temperature=0.0))
-    calls = []
-    real_load = difficulty.load_engine
-
-    def load_and_count(*a, **kw):  # a spy on the real engine: counts batches, dies after the second one
-        engine = real_load(*a, **kw)
-        real_continue = engine.continue_batch
-
-        def continue_batch(reqs):
-            calls.append(len(reqs))
-            if die_after and len(calls) > die_after:
-                raise KeyboardInterrupt("killed")
-            return real_continue(reqs)
-
-        engine.continue_batch = continue_batch
-        return engine
-
-    monkeypatch.setattr(difficulty, "load_engine", load_and_count)
     die_after = 2
+
+    def kill_after(sizes):  # dies when the batch after the die_after-th starts
+        if die_after and len(sizes) > die_after:
+            raise KeyboardInterrupt("killed")
+
+    calls = spy_on_batches(monkeypatch, difficulty, kill_after)
     with pytest.raises(KeyboardInterrupt):
         add_reference_answers([dict(r) for r in pool], cfg, model_cfg(tiny_model_dir), tmp_path)
     assert calls == [8, 8, 8]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from fake_engine import spy_on_batches
 from omegaconf import OmegaConf
 
 from s1 import shards
@@ -75,22 +76,7 @@ def counted_generations(monkeypatch):
     """A spy on the real engine: how many questions each call of the difficulty stage generated."""
     import s1.curate.difficulty as difficulty  # the stage's own name for the engine loader
 
-    made = []
-    real_load = difficulty.load_engine
-
-    def load_and_count(*a, **kw):
-        engine = real_load(*a, **kw)
-        real_continue = engine.continue_batch
-
-        def continue_batch(reqs):
-            made.append(len(reqs))
-            return real_continue(reqs)
-
-        engine.continue_batch = continue_batch
-        return engine
-
-    monkeypatch.setattr(difficulty, "load_engine", load_and_count)
-    return made
+    return spy_on_batches(monkeypatch, difficulty)
 
 
 @pytest.mark.slow

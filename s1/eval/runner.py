@@ -268,7 +268,6 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
 
 def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
     """Grade every cached generation again (grader changed): no generation is redone."""
-
     for bench in sorted({r["benchmark"] for r in cache.records.values()}):
         recs = [r for r in cache.records.values() if r["benchmark"] == bench]
         mc = [r for r in recs if r.get("multiple_choice")]

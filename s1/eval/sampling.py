@@ -39,7 +39,6 @@ def samples_for(spec, bench: str, cfg) -> int:
 
 def check_sampling_config(cfg) -> None:
     """eval.top_p in (0, 1]; eval.samples_per_benchmark: n >= 1 per benchmark of eval.benchmarks."""
-
     e = cfg.eval
     top_p = float(e.get("top_p", 1.0))
     if not 0 < top_p <= 1:

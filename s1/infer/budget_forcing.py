@@ -336,7 +336,6 @@ def _answer_cap(s: Sequence, opts) -> int:
 
 def _after_peek(s: Sequence, cont, opts) -> None:
     """Adaptive extrapolation: keep the peek as the answer once two consecutive peeks agree, else force "Wait"."""
-
     extracted = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
     answer = canonical_answer(extracted) if extracted else None   # "\\boxed{7}" and "Answer: 7" agree
     stable = answer is not None and bool(s.peeks) and s.peeks[-1] == answer   # equal answers in any spelling

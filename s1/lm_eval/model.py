@@ -93,7 +93,6 @@ class S1LM(TemplateLM):
         raise NotImplementedError(GENERATION_ONLY.format(kind="loglikelihood", tasks="?"))
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             groups.setdefault(json.dumps(req.args[1], sort_keys=True, default=str), []).append(i)

@@ -123,20 +123,20 @@ def training_section(d: Path) -> list[Block]:
     if not summary:
         return blocks + [Para("Training has not finished (no train_summary.json): curves below are partial.")] + \
             _training_curves(d)
-    s = summary
     log = _read_jsonl(d / "train_log.jsonl")
     tps = [r["tokens_per_s"] for r in log if r.get("tokens_per_s")]
     mfu = [r["mfu"] for r in log if r.get("mfu") is not None]
     gpus = int(cfg.cluster.nodes) * int(cfg.cluster.gpus_per_node) if cfg.cluster.kind == "slurm" else 0
-    hours = s.get("wall_s", 0) / 3600
+    hours = summary.get("wall_s", 0) / 3600
     blocks += [Heading("Throughput", 3),
                Table(["steps", "final train loss", "wall time", "tokens/s (mean)", "MFU (mean)", "GPU-hours",
                       "resumed from"],
-                     [[str(s.get("steps")), f"{s.get('train_loss', float('nan')):.4f}", f"{hours * 60:.1f} min",
+                     [[str(summary.get("steps")), f"{summary.get('train_loss', float('nan')):.4f}",
+                       f"{hours * 60:.1f} min",
                        f"{sum(tps) / len(tps):,.0f}" if tps else "–", f"{sum(mfu) / len(mfu):.2%}" if mfu else "–",
-                       f"{hours * gpus:.1f}" if gpus else "0 (CPU run)", str(s.get("resumed_from") or "–")]])]
+                       f"{hours * gpus:.1f}" if gpus else "0 (CPU run)", str(summary.get("resumed_from") or "–")]])]
     blocks += _training_curves(d)
-    blocks += _memory_plan(cfg, s)
+    blocks += _memory_plan(cfg, summary)
     return blocks
 
 
@@ -165,7 +165,6 @@ def _training_curves(d: Path) -> list[Block]:
 
 def _memory_plan(cfg, summary: dict) -> list[Block]:
     try:
-
         plan = plan_memory(cfg)
     except Exception as e:  # the planner needs a model config it may not reach offline
         return [Para(f"Memory plan unavailable: {e}")]

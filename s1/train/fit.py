@@ -129,20 +129,28 @@ def fit_config(cfg: DictConfig) -> tuple[DictConfig, str]:
 RIGS = [(1, 24, 64), (4, 24, 128), (8, 40, 512), (1, 80, 128), (8, 80, 1024), (8, 80, 256)]  # GPUs, GiB each, RAM GiB
 
 
+def paper_setup(gpus: int, block: int) -> Setup:
+    """The paper's training setup on `gpus` GPUs: full fine-tune, ZeRO-3, micro batch 1, bf16, checkpointing."""
+    return Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3")
+
+
+def rig_choices(rigs, block: int):
+    """(size, rig, train.fit=auto's option or None) for each Qwen2.5 size on each rig, from paper_setup."""
+    for size, shape in QWEN25.items():
+        for gpus, gb, host in rigs:
+            yield size, (gpus, gb, host), choose(shape, paper_setup(gpus, block), gb, gpus, host)[0]
+
+
 def rig_table(rigs=RIGS, block: int = 32768) -> str:
     """docs/gpus.md's "What fits" table: each Qwen2.5 size on each rig, train.fit=auto's choice from a full fine-tune
     at `block` tokens (python -m s1.train.fit prints it)."""
-
     rows = ["| model | GPUs × GiB (RAM GiB) | chosen | block | per GPU GiB | offloaded to RAM GiB |",
             "|---|---|---|---:|---:|---:|"]
-    for size, shape in QWEN25.items():
-        for gpus, gb, host in rigs:
-            base = Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3")
-            o, _ = choose(shape, base, gb, gpus, host)
-            rows.append(f"| {size} | {gpus} × {gb} ({host}) | " + (
-                f"{o.setup.describe().replace(', DeepSpeed ZeRO-3', '')} | {o.setup.seq_len:,}"
-                f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''} | {o.total:.1f} | {o.host_gb:.0f} |"
-                if o else "nothing fits | - | - | - |"))
+    for size, (gpus, gb, host), o in rig_choices(rigs, block):
+        rows.append(f"| {size} | {gpus} × {gb} ({host}) | " + (
+            f"{o.setup.describe().replace(', DeepSpeed ZeRO-3', '')} | {o.setup.seq_len:,}"
+            f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''} | {o.total:.1f} | {o.host_gb:.0f} |"
+            if o else "nothing fits | - | - | - |"))
     return "\n".join(rows)
 
 
@@ -155,16 +163,14 @@ def short_method(s: Setup) -> str:
 def rig_grid(rigs=RIGS, block: int = 32768) -> str:
     """The README's "What fits" table: a row per Qwen2.5 size, a column per rig; each cell is train.fit=auto's choice
     from a full fine-tune at `block` tokens (method, block in K = 1,024 tokens, per-GPU GiB), as in rig_table."""
-    rows = ["| model | " + " | ".join(f"{g} × {gb} GB ({host} GB RAM)" for g, gb, host in rigs) + " |",
+    cells: dict[str, list[str]] = {}
+    for size, _, o in rig_choices(rigs, block):
+        cells.setdefault(size, []).append(f"{short_method(o.setup)}, {o.setup.seq_len // 1024}K"
+                                          f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''}, {o.total:.1f} GiB"
+                                          if o else "nothing fits")
+    head = ["| model | " + " | ".join(f"{g} × {gb} GB ({host} GB RAM)" for g, gb, host in rigs) + " |",
             "|---|" + "---|" * len(rigs)]
-    for size, shape in QWEN25.items():
-        cells = []
-        for gpus, gb, host in rigs:
-            o, _ = choose(shape, Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3"), gb, gpus, host)
-            cells.append(f"{short_method(o.setup)}, {o.setup.seq_len // 1024}K"
-                         f"{' (short)' if o.setup.seq_len < SHORT_BLOCK else ''}, {o.total:.1f} GiB" if o else "nothing fits")
-        rows.append(f"| {size} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    return "\n".join(head + [f"| {size} | " + " | ".join(c) + " |" for size, c in cells.items()])
 
 
 def largest_block(shape: ModelShape, s: Setup, gpu_gb: float, block: int = 32768) -> Option | None:
@@ -178,7 +184,6 @@ def largest_block(shape: ModelShape, s: Setup, gpu_gb: float, block: int = 32768
 
 def method_table(rigs=RIGS, block: int = 32768) -> str:
     """Per rig and size: the longest block each of full (ZeRO-3, nothing offloaded), LoRA and QLoRA affords."""
-
     rows = ["| model | GPUs × GiB | full (ZeRO-3) | LoRA r=16 | QLoRA r=16 |", "|---|---|---|---|---|"]
     seen = set()
     for size, shape in QWEN25.items():
@@ -186,7 +191,7 @@ def method_table(rigs=RIGS, block: int = 32768) -> str:
             if (size, gpus, gb) in seen:
                 continue
             seen.add((size, gpus, gb))
-            base = Setup(block, 1, gpus, 3, False, False, True, True, "DeepSpeed ZeRO-3")
+            base = paper_setup(gpus, block)
             cells = []
             for peft in ("none", "lora", "qlora"):
                 o = largest_block(shape, replace(base, peft=peft), gb, block)

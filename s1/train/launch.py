@@ -65,8 +65,7 @@ def check_train_config(cfg: DictConfig) -> None:
     # this machine's hardware when it trains here; a plan, or a Slurm job (its node checks again), is for GPUs
     here = cfg.cluster.kind == "local" and not t.plan_only
     check_switches(cfg, detect(probe_4bit=t.peft == "qlora") if here else GPU_RIG)
-    if cfg.cluster.kind == "local" and not t.plan_only:  # a plan needs no data
-
+    if here:  # a plan needs no data
         check_dataset(t.dataset)  # a jsonl / parquet / save_to_disk copy, or a hub id
 
 
