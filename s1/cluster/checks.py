@@ -55,6 +55,10 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
     except ValueError:
         raise ConfigError(key, stage_time(c, stage), "use a Slurm time limit: MM, HH:MM:SS or D-HH:MM:SS "
                           "(e.g. 04:00:00 or 1-12:00:00)") from None
+    if c.preflight not in ("fail", "warn", "off"):
+        raise ConfigError("cluster.preflight", c.preflight, "use fail (refuse to submit), warn (submit anyway) or off")
+    if int(c.requeue_signal_s) < 0:
+        raise ConfigError("cluster.requeue_signal_s", c.requeue_signal_s, "use seconds before the limit, or 0 (off)")
     for name in ("nodes", "cpus_per_task"):
         if int(c[name]) < 1:
             raise ConfigError(f"cluster.{name}", c[name], "use 1 or more")
