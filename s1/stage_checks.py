@@ -79,6 +79,9 @@ LAUNCH: dict[str, Callable[[DictConfig, str], str]] = {"train": train_launch}   
 GPQA_HUB = "Idavidrein/gpqa"                        # gated: accept its terms on the hub, then HF_TOKEN
 HUB_DATASETS = {"livecodebench": "livecodebench/code_generation_lite", "aime_2022_2023": "AI-MO/aimo-validation-aime",
                 "gpqa_diamond": GPQA_HUB, "gpqa": GPQA_HUB}   # decontam / eval sets read from the hub
+HUB_LOAD_ARGS = {GPQA_HUB: {"name": "gpqa_diamond", "split": "train"},      # as s1/data/benchmarks.py, decontam.py
+                 "livecodebench/code_generation_lite": {"data_files": ["test.jsonl", "test2.jsonl", "test3.jsonl",
+                                                                       "test4.jsonl"], "split": "train"}}
 POOL_59K = ("simplescaling/data_ablation_full59K", 51_581)    # (hub id, questions left after the quality filter, paper)
 BENCHMARK_SIZES = {"aime24": 30, "math500": 500, "gpqa_diamond": 198, "gpqa": 198}
 # vLLM generation throughput per GPU (prompt + output tokens/s, batched, bfloat16) for a 32B dense Qwen on an A100
@@ -97,6 +100,7 @@ class Needs:
     endpoints: list[tuple[str, str]] = field(default_factory=list)  # (config prefix of the endpoint, key that uses it)
     gated: list[tuple[str, str]] = field(default_factory=list)    # (config key, gated hub dataset) read with a token
     hub: list[tuple[str, str, str]] = field(default_factory=list)  # (config key, hub id, "model" | "dataset")
+    load_args: dict[str, dict] = field(default_factory=dict)      # hub data set -> the load_dataset arguments the stage uses
     estimate: tuple[float, str] | None = None                     # (seconds for the job, how it was derived)
 
 
@@ -112,6 +116,7 @@ def _benchmark_sets(needs: Needs, key: str, names, benchmarks_dir: str) -> None:
             continue   # the local CSV is read instead (s1/data/benchmarks.py)
         if hub:
             needs.hub.append((key, hub, "dataset"))
+            needs.load_args[hub] = HUB_LOAD_ARGS.get(hub, {"split": "train"})
             if hub == GPQA_HUB:
                 needs.gated.append((key, GPQA_HUB))
 
@@ -143,6 +148,7 @@ def needs_curate(cfg: DictConfig) -> Needs:
     for i, src in enumerate(c.sources):
         if src.kind == "hub":
             needs.hub.append((f"curate.sources.{i}.name", str(src.name), "dataset"))
+            needs.load_args[str(src.name)] = {"split": src.split, "name": src.subset, "revision": src.revision}
     if d.enabled and d.backend != "openai":
         for i, m in enumerate(d.reference_models or [cfg.model.name_or_path]):
             _hub_model(needs, f"curate.difficulty.reference_models.{i}", m)
@@ -167,6 +173,7 @@ def needs_train(cfg: DictConfig) -> Needs:
     _hub_model(needs, "model.name_or_path", cfg.model.name_or_path)
     if is_hub_id(cfg.train.dataset) and not Path(cfg.train.dataset).exists():
         needs.hub.append(("train.dataset", str(cfg.train.dataset), "dataset"))
+        needs.load_args[str(cfg.train.dataset)] = {"split": cfg.train.dataset_split, "revision": cfg.train.dataset_revision}
     params = _params(cfg.model.name_or_path)
     if gpus and params:
         seconds, paper_gpus, paper_epochs, paper_samples = PAPER_TRAIN
@@ -186,8 +193,7 @@ def needs_eval(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> Needs:
         needs.modules.append(("eval.backend", "vllm"))
     if e.backend == "openai":
         needs.endpoints.append(("eval", "eval.backend"))
-    if "train" not in upstream:
-        _hub_model(needs, "eval.model_path", e.model_path)
+    _hub_model(needs, "eval.model_path", e.model_path)   # a hub id (simplescaling/s1-32B); the train job's dir is none
     if e.include_base_model or e.majority_model == "base":
         _hub_model(needs, "model.name_or_path", cfg.model.name_or_path)
     _benchmark_sets(needs, "eval.benchmarks", e.benchmarks, cfg.paths.benchmarks_dir)

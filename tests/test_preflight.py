@@ -58,7 +58,7 @@ def fake_python(path, probe: dict):
 
 @pytest.fixture
 def gpu_python(tmp_path):
-    return fake_python(tmp_path / "gpu-python", {"torch": "2.14.0+cu128", "cuda": "12.8", "vllm": "0.33.0",
+    return fake_python(tmp_path / "gpu-python", {"torch": "2.14.0+cu130", "cuda": "13.0", "vllm": "0.33.0",
                                                  "deepspeed": "0.19.8"})
 
 
@@ -158,5 +158,5 @@ def test_setup_lines_run_before_the_probe(gpu_python):
     """cluster.setup (module load, conda activate) runs first under set -e, as in the job: a failing line fails."""
     from s1.cluster.preflight import probe_python
 
-    assert probe_python(str(gpu_python), ["export X=1"], {})["cuda"] == "12.8"
+    assert probe_python(str(gpu_python), ["export X=1"], {})["cuda"] == "13.0"
     assert probe_python(str(gpu_python), ["echo setting up >&2; false"], {})["error"].startswith("exit 1: setting up")

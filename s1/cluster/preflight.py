@@ -88,7 +88,7 @@ def check_interpreter(cfg: DictConfig, asks: dict[str, list[str]], cache: dict) 
         return []
     python = python_path(cfg)
     stages = dict.fromkeys(s for k, v in asks.items() if not k.endswith(":keys") for s in v)
-    where = f"the {', '.join(stages)} job{'s' if len(stages) > 1 else ''}' interpreter"
+    where = (f"the {', '.join(stages)} jobs'" if len(stages) > 1 else f"the {next(iter(stages))} job's") + " interpreter"
     found = probe_python(python, list(cfg.cluster.setup), cache)
     if "error" in found:
         return [line("cluster.python", python, f"{where} does not run: {found['error']}; {GPU_ENV_FIX}")]

@@ -64,6 +64,15 @@ def stage_gpus(cfg: DictConfig, stage: str) -> int:
     return max([int((e or {}).get("tensor_parallel_size") or 1) for e in engines] + [1])
 
 
+def hub_env(cfg: DictConfig) -> list[str]:
+    """The hub cache the submitting node filled (make prefetch) and, with run.offline=true, no hub in the job."""
+    lines = [f"export HF_HOME={shlex.quote(os.environ['HF_HOME'])}  # the hub cache (make prefetch)"] \
+        if os.environ.get("HF_HOME") else []
+    if cfg.run.offline:
+        lines.append("export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1  # run.offline=true: models and data from HF_HOME")
+    return lines
+
+
 def requeue_block(cfg: DictConfig) -> str:
     """Shell lines: run_stage runs the stage's command in the background so that the batch shell can take Slurm's
     warning signal (--signal=B:USR1@N, bash defers traps while a foreground child runs) and requeue the job; the
@@ -119,7 +128,7 @@ def job_script(cfg: DictConfig, stage: str, overrides: list[str], array: str | N
         "log": str(log_path(cfg, stage, array=array is not None)),
         "workdir": os.getcwd(),  # relative paths in the config mean the same thing in the job
         "sbatch_options": sbatch_options(cfg, array, stage),
-        "setup": "\n".join(c.setup),
+        "setup": "\n".join([*hub_env(cfg), *c.setup]),
         "requeue": requeue_block(cfg),
     }
     raw = ("sbatch_options", "setup", "requeue")
