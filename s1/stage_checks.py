@@ -155,7 +155,7 @@ def needs_curate(cfg: DictConfig) -> Needs:
     _benchmark_sets(needs, "curate.decontam.benchmarks", c.decontam.benchmarks, cfg.paths.benchmarks_dir)
     questions = [POOL_59K[1] if s.kind == "hub" and s.name == POOL_59K[0] and not s.size else s.size for s in c.sources]
     params = [_params(m) for m in d.reference_models]
-    gpus = int(cfg.cluster.gpus_per_node) * max(1, int(cfg.cluster.shards))
+    gpus = int(d.engine.tensor_parallel_size) * max(1, int(cfg.cluster.shards))   # a job's share: one shard's GPUs
     if needs.cuda and d.backend == "vllm" and questions and all(questions) and params and all(params) and gpus:
         n = sum(questions)
         seconds = sum(n * ASSUMED_ANSWER_TOKENS / _rate(p, d.engine.dtype) for p in params) / gpus
@@ -199,16 +199,18 @@ def needs_eval(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> Needs:
     _benchmark_sets(needs, "eval.benchmarks", e.benchmarks, cfg.paths.benchmarks_dir)
     sizes = [BENCHMARK_SIZES.get(b) for b in e.benchmarks]
     params = _params(cfg.model.name_or_path)
-    gpus = int(cfg.cluster.gpus_per_node) * max(1, int(cfg.cluster.shards))
+    gpus = int(e.engine.tensor_parallel_size) * max(1, int(cfg.cluster.shards))   # a job's share: one shard's GPUs
     if needs.cuda and e.backend == "vllm" and all(sizes) and params and gpus:
         q = sum(min(s, e.limit) if e.limit else s for s in sizes)
-        per_q = {"no_bf": e.max_new_tokens, "bf": sum(b or e.max_new_tokens for b in e.budgets),
+        per_q = {"no_bf": e.max_new_tokens, "auto": e.max_new_tokens, "bf": sum(b or e.max_new_tokens for b in e.budgets),
                  "wait": len(e.wait_counts) * e.max_new_tokens,
                  "majority": max(e.majority_k, default=0) * ASSUMED_ANSWER_TOKENS}
         counted = [m for m in e.methods if m in per_q]
-        tokens = q * sum(per_q[m] for m in counted)
+        base = e.max_new_tokens if e.include_base_model else 0   # the base model's plain row (Table 1)
+        tokens = q * (sum(per_q[m] for m in counted) + base)
         seconds = tokens / _rate(params, e.dtype or cfg.model.dtype) / gpus
-        needs.estimate = (seconds, f"an upper bound: {q} questions x the caps of {', '.join(counted)} "
+        needs.estimate = (seconds, f"an upper bound: {q} questions x the caps of {', '.join(counted)}"
+                          f"{' and the base model' if base else ''} "
                           f"({tokens / 1e6:.0f}M tokens) at docs/scale-out.md's vLLM rate (A), over {gpus} GPUs; "
                           "other methods not counted")
     return needs
