@@ -103,3 +103,39 @@ def test_real_model_comes_from_the_hub_only_where_it_answers(fetch_real_model, m
         assert fetch_real_model.choose_source("registry") == "registry"
     finally:
         server.shutdown()
+
+
+def test_docs_copies_stay_equal_to_their_sources():
+    """Blocks the docs repeat: cluster.md's site yaml is the shipped file; the README's reproduce block is the short
+    version of docs/reproduce.md (each of its commands appears there)."""
+    cluster = (REPO / "docs" / "cluster.md").read_text()
+    block = cluster.split("Edit `configs/cluster/slurm.yaml`", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == (REPO / "configs" / "cluster" / "slurm.yaml").read_text()
+    readme = (REPO / "README.md").read_text()
+    short = readme.split("## Reproduce the paper", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    walk = re.sub(r" +", " ", (REPO / "docs" / "reproduce.md").read_text())   # alignment spaces aside
+    commands = [" ".join(x.split("#")[0].split()) for x in short.splitlines() if x.startswith("make ")]
+    assert len(commands) >= 6 and all(c in walk for c in commands), [c for c in commands if c not in walk]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and file.suffix == ".md":
+                anchors = {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), flags=re.M)}
+                if anchor not in anchors:
+                    broken.append(f"{page.name}: {target}")
+    assert not broken, broken
