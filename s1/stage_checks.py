@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 
 from s1.errors import ConfigError
 from s1.eval.checks import check_eval_config
-from s1.runtime import is_hub_id
 from s1.stages import Upstream
 from s1.train.batch import nproc_per_node
 from s1.train.format import is_hub_id

@@ -66,6 +66,7 @@ def describe(entry: dict) -> str:
 
 
 def download(entry: dict) -> None:
+    import datasets
     from huggingface_hub import snapshot_download
 
     if entry["kind"] == "model":
@@ -74,9 +75,7 @@ def download(entry: dict) -> None:
     args = {k: v for k, v in (entry["load_args"] or {}).items() if v is not None}
     snapshot_download(entry["repo"], repo_type="dataset", revision=args.get("revision"),
                       allow_patterns=args.get("data_files"))
-    import datasets   # the stage's own call, so that its cache holds the prepared split too
-
-    datasets.load_dataset(entry["repo"], **args)
+    datasets.load_dataset(entry["repo"], **args)   # the stage's own call: its cache holds the prepared split too
 
 
 def main(argv: list[str] | None = None) -> int:
