@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,8 +152,9 @@ def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, 
 @pytest.mark.slow
 def test_a_stage_job_requeues_itself_at_its_time_limit_and_resumes(local_slurm, tmp_path, monkeypatch):
     """A 1-minute limit with USR1 50 s before it (cluster.requeue_signal_s): the job requeues itself, Slurm starts
-    it again (after holding a requeued job ~2 min), and the stage resumes its work where it stopped. The stage is a
-    fake interpreter that does 40 one-second units, appending each to a progress file it resumes from."""
+    it again, and the stage resumes its work where it stopped. The stage is a fake interpreter that does 40
+    one-second units, appending each to a progress file it resumes from. Slurm holds a requeued job ~2 min before
+    it may start (BeginTime); the test releases it at once (scontrol update StartTime=now) to save that wait."""
     stage = tmp_path / "stage"
     stage.write_text('#!/bin/bash\nset -e\necho "run ${SLURM_RESTART_COUNT:-0}" >> "$RUNS"\n'
                      'done_units=$(wc -l < "$PROGRESS" 2>/dev/null || echo 0)\n'
@@ -164,7 +166,16 @@ def test_a_stage_job_requeues_itself_at_its_time_limit_and_resumes(local_slurm, 
                  f"cluster.python={stage}", "cluster.time=1", "cluster.requeue_signal_s=50", "cluster.max_restarts=1"]
     cfg = pipeline.compose_stage("curate", overrides)
     job = submit_stage(cfg, "curate", overrides)
-    info = slurm.wait_for([job], poll_s=2, timeout_s=400)[job]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:   # requeued: Slurm holds it ~2 min (BeginTime); the test lets it start now
+        f = slurm.parse_scontrol(slurm.run_slurm(["scontrol", "show", "job", "-o", job]).stdout.strip())
+        if f.get("Restarts") == "1" and f.get("JobState") == "PENDING":
+            slurm.run_slurm(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+            break
+        if f.get("JobState") in slurm.TERMINAL:
+            break
+        time.sleep(1)
+    info = slurm.wait_for([job], poll_s=1, timeout_s=240)[job]
     log = Path(latest_jobs(cfg.run.dir)["curate"]["log"]).read_text()
     assert info.state == "COMPLETED", (info, log)
     assert "#SBATCH --signal=B:USR1@50" in (Path(cfg.run.dir) / "slurm" / "curate.sbatch").read_text()

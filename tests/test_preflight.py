@@ -148,7 +148,7 @@ def test_a_real_submission_refuses_unless_preflight_warn(tmp_path, capsys, monke
 def test_time_limit_below_the_estimate_warns(tmp_path, capsys, gpu_python, no_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     rc = pipeline.main([f"paths.runs_dir={tmp_path / 'runs'}", "experiment=paper_s1", "cluster.dry_run=true",
-                        "cluster.stage_time.eval=01:00:00", "cluster.preflight=warn"])
+                        "cluster.stage_time.eval=01:00:00", "cluster.preflight=warn", f"cluster.python={gpu_python}"])
     out = capsys.readouterr().out
     warning = [x for x in out.splitlines() if x.startswith("preflight warning: cluster.stage_time.eval='01:00:00'")]
     assert rc == 2 and len(warning) == 1 and "728 questions" in warning[0], out[-2000:]
