@@ -219,4 +219,7 @@ NEEDS: dict[str, Callable[..., Needs]] = {"curate": needs_curate, "train": needs
 
 
 def stage_needs(cfg: DictConfig, stage: str, upstream: tuple[str, ...] = ()) -> Needs:
-    return needs_eval(cfg, upstream) if stage == "eval" else NEEDS[stage](cfg)
+    """What the stage's job needs from the machines; a stage with no NEEDS entry needs nothing checked."""
+    if stage == "eval":
+        return needs_eval(cfg, upstream)
+    return NEEDS[stage](cfg) if stage in NEEDS else Needs()
