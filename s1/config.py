@@ -87,7 +87,11 @@ class ClusterConfig:
     log_dir: str = "${run.dir}/logs"          # Slurm stdout/stderr files
     extra_sbatch: list[str] = field(default_factory=list)  # verbatim extra #SBATCH flags, e.g. "--exclusive"
     dry_run: bool = False                     # print the rendered script, submit nothing
-    python: Optional[str] = None              # interpreter in the job; None = the one submitting (this venv)
+    python: Optional[str] = None              # interpreter in the job; None = gpu_venv's python when it exists, else the one submitting
+    gpu_venv: str = "${paths.repo}/.venv-gpu"  # `make gpu-env`'s venv (CUDA torch + vLLM): the jobs' default interpreter when it exists
+    preflight: str = "fail"                   # checks before submission (interpreter, endpoint, token, hub, time): fail | warn (submit anyway) | off
+    requeue_signal_s: int = 300               # Slurm signals the job this many seconds before its limit; it requeues itself and resumes; 0 = off
+    max_restarts: int = 20                    # requeues per job before it stops requeueing itself (SLURM_RESTART_COUNT)
     wait: bool = False                        # block until the submitted jobs end; exit 1 if one failed
     shards: int = 1                           # curate/eval model work split over K shards (a Slurm job array)
     shard: Optional[int] = None               # set per shard process (array task id); None = the whole stage / merge

@@ -1,6 +1,6 @@
 """The s1 text format: one place for the strings that training, budget forcing, the server and the grader share.
 
-Training sequence (S1_REFERENCE.md, Training):
+Training sequence (the paper, arXiv:2501.19393; the release's train/sft.py):
   <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{question}<|im_end|>\\n<|im_start|>assistant\\n
   <|im_start|>think\\n{thinking}\\n<|im_start|>answer\\nAnswer: {attempt}<|im_end|>
 

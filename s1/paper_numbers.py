@@ -1,4 +1,4 @@
-"""The paper's numbers (S1_REFERENCE.md), shown beside a reproduction's — reference only, never computed."""
+"""The paper's numbers (arXiv:2501.19393, Tables 1-4), shown beside a reproduction's — reference only, never computed."""
 
 # Training hyperparameters (paper §4.1 / its train/sft.sh), keyed like TrainConfig.
 HYPERPARAMETERS = {

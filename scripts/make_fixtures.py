@@ -1,4 +1,4 @@
-"""Build data/fixtures/*.parquet: small samples in the exact shapes of the public s1 data (S1_REFERENCE.md).
+"""Build data/fixtures/*.parquet: small samples in the exact shapes of the public s1 data (the paper, arXiv:2501.19393, and the release, github.com/simplescaling/s1).
 
   python scripts/make_fixtures.py [--pool-dir ../shared/data/pool] [--out data/fixtures]
 

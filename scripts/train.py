@@ -1,4 +1,4 @@
-"""make train: supervised fine-tuning on s1K (S1_REFERENCE.md, Training).
+"""make train: supervised fine-tuning on s1K (the paper, arXiv:2501.19393; the release's train/sft.py).
 
   make train ARGS="experiment=paper_s1"                 # the paper: 32B, 5 epochs, ZeRO-3, 16 GPUs
   make train ARGS="experiment=paper_s1 train.plan_only=true"   # the per-GPU memory plan, nothing runs

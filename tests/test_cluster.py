@@ -52,7 +52,7 @@ def test_hostile_values_are_data_not_code(tmp_path):
         f"run.name='n; touch {tmp_path}/PWNED2 `touch {tmp_path}/PWNED3`'",
         f'+extra.note="say \\"hi\\" $(touch {tmp_path}/PWNED4) && echo"',
         f"cluster.python='{fake_python}'",
-        "cluster.dry_run=true",
+        "cluster.dry_run=true", "cluster.preflight=off",
     ]
     cfg = pipeline.compose_stage("curate", overrides)
     script = job_script(cfg, "curate", overrides)
@@ -70,7 +70,7 @@ def test_hostile_values_are_data_not_code(tmp_path):
 
 def test_dry_run_prints_and_submits_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # even where sbatch would exist: nothing is called
-    cfg = compose("curate", tmp_path, "cluster=slurm", "cluster.partition=gpu", "cluster.dry_run=true")
+    cfg = compose("curate", tmp_path, "cluster=slurm", "cluster.partition=gpu", "cluster.dry_run=true", "cluster.preflight=off")
     assert submit_stage(cfg, "curate", ["cluster=slurm"]) is None
     out = capsys.readouterr().out
     assert "dry run" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --gpus-per-node=8" in out
@@ -80,7 +80,7 @@ def test_dry_run_prints_and_submits_nothing(tmp_path, capsys, monkeypatch):
 def test_paper_train_script_two_nodes_by_eight_gpus(tmp_path, capsys):
     """The README's example: 2 nodes x 8 GPUs, one srun task per node, torchrun per node with its rank."""
     rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.nodes=2",
-                        "cluster.account=my_account", "cluster.dry_run=true",
+                        "cluster.account=my_account", "cluster.dry_run=true", "cluster.preflight=off",
                         "cluster.setup=[module load cuda/12.4]"])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -106,7 +106,7 @@ def test_each_stage_config_is_checked_once_per_submission(tmp_path, capsys, monk
     for name in ("check_train_config", "check_eval_config"):
         real = getattr(s1.stage_checks, name)
         monkeypatch.setattr(s1.stage_checks, name, lambda cfg, real=real, name=name: (calls.append(name), real(cfg))[1])
-    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true"])
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.preflight=off"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(calls) == ["check_eval_config", "check_train_config"]
     assert "train: memory plan:" in capsys.readouterr().out   # the train check's note is still shown
@@ -115,7 +115,7 @@ def test_each_stage_config_is_checked_once_per_submission(tmp_path, capsys, monk
 def test_pipeline_applies_fit_auto_before_its_checks(tmp_path, capsys):
     """paper_s1 on one node of 8 × 80 GB does not fit as a full fine-tune at 32K; with train.fit=auto the pipeline
     submits what make train would pick, and its memory check passes on that choice."""
-    args = [f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.nodes=1",
+    args = [f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.preflight=off", "cluster.nodes=1",
             "train.global_batch_size=8"]
     assert pipeline.main(args) == 2 and "nothing was submitted" in capsys.readouterr().err
     assert pipeline.main([*args, "train.fit=auto"]) == 0
@@ -136,7 +136,7 @@ def test_pipeline_applies_fit_auto_before_its_checks(tmp_path, capsys):
     (["cluster.nodes=2", "eval.budgets=[0]"], "eval.budgets", "positive"),
 ])
 def test_bad_plans_are_refused_before_submission(tmp_path, capsys, overrides, key, fix):
-    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", *overrides])
+    rc = pipeline.main([f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.preflight=off", *overrides])
     out, err = capsys.readouterr()
     assert rc == 2 and f"{key}=" in err and fix in err and "nothing was submitted" in err, err
     assert "#SBATCH" not in out

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,40 @@ def test_demo_pipeline_through_slurm_then_resubmit_skips(local_slurm, tmp_path, 
     out = capsys.readouterr().out
     assert out.count("finished, skipped") == 2 and "# eval: dry run" in out and "# train: dry run" not in out
     assert "--dependency" not in out.split("# eval: dry run")[1].splitlines()[0]
+
+
+@pytest.mark.slow
+def test_a_stage_job_requeues_itself_at_its_time_limit_and_resumes(local_slurm, tmp_path, monkeypatch):
+    """A 1-minute limit with USR1 50 s before it (cluster.requeue_signal_s): the job requeues itself, Slurm starts
+    it again, and the stage resumes its work where it stopped. The stage is a fake interpreter that does 40
+    one-second units, appending each to a progress file it resumes from. Slurm holds a requeued job ~2 min before
+    it may start (BeginTime); the test releases it at once (scontrol update StartTime=now) to save that wait."""
+    stage = tmp_path / "stage"
+    stage.write_text('#!/bin/bash\nset -e\necho "run ${SLURM_RESTART_COUNT:-0}" >> "$RUNS"\n'
+                     'done_units=$(wc -l < "$PROGRESS" 2>/dev/null || echo 0)\n'
+                     'for i in $(seq $((done_units + 1)) 40); do sleep 1; echo "$i" >> "$PROGRESS"; done\n')
+    stage.chmod(0o755)
+    monkeypatch.setenv("RUNS", str(tmp_path / "runs.txt"))        # reach the job: --export=ALL
+    monkeypatch.setenv("PROGRESS", str(tmp_path / "progress.txt"))
+    overrides = [f"paths.runs_dir={tmp_path}", "run.name=requeue", "experiment=demo", "cluster=local_slurm",
+                 f"cluster.python={stage}", "cluster.time=1", "cluster.requeue_signal_s=50", "cluster.max_restarts=1"]
+    cfg = pipeline.compose_stage("curate", overrides)
+    job = submit_stage(cfg, "curate", overrides)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:   # requeued: Slurm holds it ~2 min (BeginTime); the test lets it start now
+        f = slurm.parse_scontrol(slurm.run_slurm(["scontrol", "show", "job", "-o", job]).stdout.strip())
+        if f.get("Restarts") == "1" and f.get("JobState") == "PENDING":
+            slurm.run_slurm(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+            break
+        if f.get("JobState") in slurm.TERMINAL:
+            break
+        time.sleep(1)
+    info = slurm.wait_for([job], poll_s=1, timeout_s=240)[job]
+    log = Path(latest_jobs(cfg.run.dir)["curate"]["log"]).read_text()
+    assert info.state == "COMPLETED", (info, log)
+    assert "#SBATCH --signal=B:USR1@50" in (Path(cfg.run.dir) / "slurm" / "curate.sbatch").read_text()
+    assert "s1: time limit near; requeueing job" in log and "restart 1" in log, log
+    assert (tmp_path / "runs.txt").read_text().split("\n")[:2] == ["run 0", "run 1"]
+    assert (tmp_path / "progress.txt").read_text().split() == [str(i) for i in range(1, 41)]  # each unit once
+    restarts = slurm.run_slurm(["scontrol", "show", "job", job]).stdout
+    assert "Restarts=1" in restarts

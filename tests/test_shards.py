@@ -259,7 +259,7 @@ def test_dry_run_prints_the_shard_array_and_its_merge_then_the_chain(tmp_path, c
     rc = pipeline.main([f"paths.runs_dir={tmp_path}", "run.name=big", "experiment=demo", "cluster=slurm",
                         "cluster.shards=4", "cluster.array_throttle=2", "cluster.gpus_per_node=8",
                         "curate.difficulty.backend=vllm", "curate.difficulty.engine.tensor_parallel_size=4",
-                        "train.micro_batch_size=2", "--dry-run"])
+                        "train.micro_batch_size=2", "cluster.preflight=off", "--dry-run"])
     out = capsys.readouterr().out
     assert rc == 0, out
     names = [line.split(":")[0].removeprefix("# ") for line in out.splitlines() if "dry run (cluster.dry_run" in line]

@@ -50,11 +50,16 @@ def check_submission(cfg: DictConfig, stage: str, *, upstream: tuple[str, ...] =
     c = cfg.cluster
     notes = []
     key = f"cluster.stage_time.{stage}" if c.stage_time[stage] else "cluster.time"
-    try:
-        parse_slurm_time(stage_time(c, stage))
-    except ValueError:
-        raise ConfigError(key, stage_time(c, stage), "use a Slurm time limit: MM, HH:MM:SS or D-HH:MM:SS "
-                          "(e.g. 04:00:00 or 1-12:00:00)") from None
+    for k, value in (("cluster.time", c.time), (key, stage_time(c, stage))):   # cluster.time even where unused
+        try:
+            parse_slurm_time(value)
+        except ValueError:
+            raise ConfigError(k, value, "use a Slurm time limit: MM, HH:MM:SS or D-HH:MM:SS "
+                              "(e.g. 04:00:00 or 1-12:00:00)") from None
+    if c.preflight not in ("fail", "warn", "off"):
+        raise ConfigError("cluster.preflight", c.preflight, "use fail (refuse to submit), warn (submit anyway) or off")
+    if int(c.requeue_signal_s) < 0:
+        raise ConfigError("cluster.requeue_signal_s", c.requeue_signal_s, "use seconds before the limit, or 0 (off)")
     for name in ("nodes", "cpus_per_task"):
         if int(c[name]) < 1:
             raise ConfigError(f"cluster.{name}", c[name], "use 1 or more")

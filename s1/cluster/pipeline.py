@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 import s1.cluster.slurm as slurm  # the module itself, not the package (whose __init__ imports this one)
 from s1.cluster.checks import check_submission
+from s1.cluster.preflight import PreflightFailed, run_preflight
 from s1.cluster.status import print_status
 from s1.cluster.submit import active_job, submit_stage
 from s1.run_inputs import stage_finished
@@ -74,6 +75,13 @@ def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list
     for i, stage in enumerate(stages):  # all checks first, once each: a bad train config submits no curate job
         for note in check_submission(cfgs[stage], stage, upstream=tuple(stages[:i])):
             print(f"{stage}: {note}")
+    failed = None
+    try:  # what the jobs need from the machines (s1/cluster/preflight.py); a dry run prints the scripts, then fails
+        run_preflight(cfgs, stages)
+    except PreflightFailed as e:
+        if not cfgs[stages[0]].cluster.dry_run:
+            raise
+        failed = e
     job_ids, previous = [], None
     for stage in stages:
         cfg = cfgs[stage]
@@ -86,6 +94,8 @@ def submit_chain(cfgs: dict[str, DictConfig], stages: list[str], overrides: list
         previous = job or f"<{stage} job>"
         if job:
             job_ids.append(job)
+    if failed:
+        raise failed
     return job_ids
 
 

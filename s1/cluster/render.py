@@ -49,7 +49,11 @@ def log_path(cfg: DictConfig, stage: str, job_id: str | None = None, array: bool
 
 
 def python_path(cfg: DictConfig) -> str:
-    return cfg.cluster.python or sys.executable
+    """cluster.python; else `make gpu-env`'s venv (cluster.gpu_venv) when it exists; else the submitting interpreter."""
+    if cfg.cluster.python:
+        return cfg.cluster.python
+    gpu_python = Path(cfg.cluster.gpu_venv) / "bin" / "python"
+    return str(gpu_python.absolute()) if gpu_python.exists() else sys.executable
 
 
 def stage_gpus(cfg: DictConfig, stage: str) -> int:
@@ -58,6 +62,39 @@ def stage_gpus(cfg: DictConfig, stage: str) -> int:
         return 0
     engines = [OmegaConf.select(cfg, key) for key in stage_spec(stage).engines]
     return max([int((e or {}).get("tensor_parallel_size") or 1) for e in engines] + [1])
+
+
+def hub_env(cfg: DictConfig) -> list[str]:
+    """The hub cache the submitting node filled (make prefetch) and, with run.offline=true, no hub in the job."""
+    lines = [f"export HF_HOME={shlex.quote(os.environ['HF_HOME'])}  # the hub cache (make prefetch)"] \
+        if os.environ.get("HF_HOME") else []
+    if cfg.run.offline:
+        lines.append("export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1  # run.offline=true: models and data from HF_HOME")
+    return lines
+
+
+def requeue_block(cfg: DictConfig) -> str:
+    """Shell lines: run_stage runs the stage's command in the background so that the batch shell can take Slurm's
+    warning signal (--signal=B:USR1@N, bash defers traps while a foreground child runs) and requeue the job; the
+    stage resumes where it stopped (caches, checkpoints). Requeued jobs wait ~2 min before they may start again."""
+    c = cfg.cluster
+    lines = ['run_stage() {  # the command in the background; wait again when a signal only interrupted the wait',
+             '  "$@" & local child=$! rc=0',
+             '  while :; do wait "$child" && rc=0 || rc=$?; kill -0 "$child" 2>/dev/null || break; done',
+             '  return "$rc"',
+             '}']
+    if int(c.requeue_signal_s) > 0:
+        limit = int(c.max_restarts)
+        lines += [f'# Slurm sends USR1 {int(c.requeue_signal_s)} s before the time limit (cluster.requeue_signal_s): requeue, '
+                  f'at most {limit} times (cluster.max_restarts)',
+                  'requeue() {',
+                  f'  if (( ${{SLURM_RESTART_COUNT:-0}} < {limit} )); then',
+                  '    echo "s1: time limit near; requeueing job $SLURM_JOB_ID (restart $(( ${SLURM_RESTART_COUNT:-0} + 1 )))"',
+                  '    scontrol requeue "$SLURM_JOB_ID"',
+                  f'  else echo "s1: {limit} restarts reached (cluster.max_restarts); not requeueing" >&2; fi',
+                  '}',
+                  'trap requeue USR1']
+    return "\n".join(lines)
 
 
 def sbatch_options(cfg: DictConfig, array: str | None = None, stage: str = "") -> str:
@@ -74,6 +111,8 @@ def sbatch_options(cfg: DictConfig, array: str | None = None, stage: str = "") -
                       f"#SBATCH --gpus-per-node={stage_gpus(cfg, stage)}"]
     elif c.gpus_per_node > 0:
         lines.append(f"#SBATCH --gpus-per-node={int(c.gpus_per_node)}")
+    if int(c.requeue_signal_s) > 0:   # to the batch shell only (B:), which requeues the job (requeue_block)
+        lines.append(f"#SBATCH --signal=B:USR1@{int(c.requeue_signal_s)}")
     lines += [f"#SBATCH {flag}" for flag in c.extra_sbatch]
     return "\n".join(lines)
 
@@ -89,9 +128,10 @@ def job_script(cfg: DictConfig, stage: str, overrides: list[str], array: str | N
         "log": str(log_path(cfg, stage, array=array is not None)),
         "workdir": os.getcwd(),  # relative paths in the config mean the same thing in the job
         "sbatch_options": sbatch_options(cfg, array, stage),
-        "setup": "\n".join(c.setup),
+        "setup": "\n".join([*hub_env(cfg), *c.setup]),
+        "requeue": requeue_block(cfg),
     }
-    raw = ("sbatch_options", "setup")
+    raw = ("sbatch_options", "setup", "requeue")
     if stage_spec(stage).launched:   # train: torchrun on every node (slurm/train.sbatch)
         values |= {"nodes": int(c.nodes), "launch": LAUNCH[stage](cfg, python_path(cfg))}
     else:

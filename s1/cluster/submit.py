@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import s1.cluster.slurm as slurm  # the module itself, not the package (whose __init__ imports this one)
 from s1.cluster.checks import check_submission
+from s1.cluster.preflight import PreflightFailed, run_preflight
 from s1.cluster.render import job_script, log_path
 from s1.shards import SHARDED_STAGES, save_command, shard_count, shards_left
 
@@ -39,6 +40,14 @@ def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependenc
     if not checked:
         for note in check_submission(cfg, stage, upstream=upstream, stage_checked=stage_checked):
             print(f"{stage}: {note}")
+    failed = None
+    if not checked:   # interpreter, endpoint, token, hub: before anything is queued (a dry run prints the scripts first)
+        try:
+            run_preflight({stage: cfg}, [stage], upstream)
+        except PreflightFailed as e:
+            if not cfg.cluster.dry_run:
+                raise
+            failed = e
     if stage in SHARDED_STAGES and shard_count(cfg) > 1:
         todo = shards_left(cfg, stage) if shards is None else shards
         if not cfg.cluster.dry_run:
@@ -49,7 +58,10 @@ def submit_stage(cfg: DictConfig, stage: str, overrides: list[str], *, dependenc
             dependency = f"afterok:{array_job or f'<{stage}-shards job>'}"
         else:
             print(f"{stage}: every shard finished its share; submitting the merge only")
-    return _submit(cfg, stage, job_script(cfg, stage, overrides), dependency, overrides, log_path(cfg, stage))
+    job = _submit(cfg, stage, job_script(cfg, stage, overrides), dependency, overrides, log_path(cfg, stage))
+    if failed:
+        raise failed
+    return job
 
 
 def _submit(cfg: DictConfig, name: str, script: str, dependency: str | None, overrides: list[str],

@@ -111,7 +111,7 @@ def last_boxed(text: str) -> str | None:
 
 
 def gold_answer(record: dict[str, Any]) -> tuple[str | None, str]:
-    """(gold answer, how it was found), in the order of S1_REFERENCE.md "Real data shapes":
+    """(gold answer, how it was found), in the order the released data sets carry them (simplescaling/s1K, data_ablation_full59K):
     the last \\boxed{} of `solution`, the solution itself when it is a bare answer, else the metadata's answer.
     ("none": only an LLM judge reading the solution can grade this record.)"""
     solution = record.get("solution")
