@@ -49,7 +49,7 @@ $PY scripts/train.py model.name_or_path="$WORK/model" model.build_tiny=null mode
   train.dataset="$WORK/s1k.jsonl" train.output_dir="$WORK/train" paths.runs_dir="$WORK/runs" \
   train.deepspeed=configs/deepspeed/zero3.json train.block_size="$SEQ" train.max_steps=6 train.save_steps=1000 \
   train.global_batch_size=1 train.micro_batch_size=1 train.bf16=true train.gradient_checkpointing=true \
-  cluster.gpus_per_node=1 cluster.gpu_memory_gb=80 train.wandb_mode=off train.logging_steps=1
+  cluster.gpus_per_node=1 cluster.gpu_memory_gib=80 train.wandb_mode=off train.logging_steps=1
 
 $PY - "$WORK" "$SEQ" <<'PY'
 import json, sys
@@ -70,16 +70,16 @@ reserved, allocated = summary["peak_memory_gb"], summary["peak_memory_allocated_
 device = summary["device_used_gb_at_end"]
 print(plan.table())
 print(f"tokens/s={tps:.0f} mfu={mfu:.3f} peak_reserved={reserved:.1f} GiB peak_allocated={allocated:.1f} GiB "
-      f"device_used_at_end={device:.1f} GiB planner={plan.per_gpu_gb:.1f} GiB "
-      f"planner_error_vs_device={plan.per_gpu_gb / device - 1:.4f}")
-print(f"train_mfu={mfu:.4f} planner_error={plan.per_gpu_gb / reserved - 1:.4f}")
+      f"device_used_at_end={device:.1f} GiB planner={plan.per_gpu_gib:.1f} GiB "
+      f"planner_error_vs_device={plan.per_gpu_gib / device - 1:.4f}")
+print(f"train_mfu={mfu:.4f} planner_error={plan.per_gpu_gib / reserved - 1:.4f}")
 PY
 
 $PY scripts/train.py model.name_or_path="$WORK/model" model.build_tiny=null model.max_context=32768 \
   train.dataset="$WORK/s1k.jsonl" train.output_dir="$WORK/train_qlora" paths.runs_dir="$WORK/runs" \
   train.peft=qlora train.deepspeed=null train.block_size="$SEQ" train.max_steps=3 train.save_steps=0 \
   train.global_batch_size=1 train.micro_batch_size=1 train.bf16=true train.gradient_checkpointing=true \
-  cluster.gpus_per_node=1 cluster.gpu_memory_gb=80 train.wandb_mode=off train.logging_steps=1
+  cluster.gpus_per_node=1 cluster.gpu_memory_gib=80 train.wandb_mode=off train.logging_steps=1
 
 $PY - "$WORK" <<'PY'
 import json, sys
@@ -92,6 +92,6 @@ summary = json.loads((work / "train_qlora" / "train_summary.json").read_text())
 plan = plan_memory(OmegaConf.load(work / "train_qlora" / "config.yaml"))
 print(plan.table())
 merged = int((work / "train_qlora" / "final" / "config.json").is_file())
-print(f"qlora_peak_reserved={summary['peak_memory_gb']:.1f} qlora_planner={plan.per_gpu_gb:.1f} "
+print(f"qlora_peak_reserved={summary['peak_memory_gb']:.1f} qlora_planner={plan.per_gpu_gib:.1f} "
       f"qlora_trainable={summary['trainable_parameters']} qlora_merged={merged}")
 PY

@@ -37,9 +37,9 @@ def check_memory(cfg: DictConfig) -> list[str]:
     plan = plan_memory(cfg)
     if not plan.fits:
         raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
-                          f"the training plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
-                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}\n{plan.table()}")
-    return [f"memory plan: {plan.per_gpu_gb:.1f} of {cfg.cluster.gpu_memory_gb:g} GiB per GPU"]
+                          f"the training plan needs {plan.per_gpu_gib:.0f} GiB per GPU, more than the "
+                          f"{cfg.cluster.gpu_memory_gib:g} GiB there is: {'; or '.join(plan.suggestions)}\n{plan.table()}")
+    return [f"memory plan: {plan.per_gpu_gib:.1f} of {cfg.cluster.gpu_memory_gib:g} GiB per GPU"]
 
 
 def check_eval(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> list[str]:

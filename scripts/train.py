@@ -36,8 +36,8 @@ def main(cfg: DictConfig) -> None:
     if not plan.fits:                        # refuse an OOM plan before launching or submitting
         print(plan.table(), file=sys.stderr)
         raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
-                          f"the plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
-                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}")
+                          f"the plan needs {plan.per_gpu_gib:.0f} GiB per GPU, more than the "
+                          f"{cfg.cluster.gpu_memory_gib:g} GiB there is: {'; or '.join(plan.suggestions)}")
     if dispatch(cfg, "train"):               # cluster=slurm: submitted; the job runs the same launch
         return
     RunDir.create(cfg, cfg.train.output_dir)

@@ -107,7 +107,7 @@ def test_32b_on_one_24gb_gpu_fits_nothing_and_says_so():
 
 def test_make_train_fit_auto_chooses_lora_and_prints_the_table(tmp_path):
     proc = run_script("train.py", "model=qwen2.5-7b-instruct", f"paths.runs_dir={tmp_path}", "cluster.gpus_per_node=1",
-                      "cluster.gpu_memory_gb=80", "cluster.host_memory_gb=64", "train.fit=auto", "train.plan_only=true")
+                      "cluster.gpu_memory_gib=80", "cluster.host_memory_gib=64", "train.fit=auto", "train.plan_only=true")
     lines = proc.stdout.splitlines()
     assert any("LoRA r=16, DeepSpeed ZeRO-3 | 32,768" in x and "**chosen**" in x for x in lines)
     assert any(x.startswith("| full, DeepSpeed ZeRO-3 | 32,768") and "does not fit" in x for x in lines)
