@@ -86,13 +86,13 @@ def fit_table(model: str, gpus: int, gpu_gib: float, considered: list[Option], c
     head = (f"Fit plan: {model} on {gpus} GPU{'s' if gpus > 1 else ''} × {gpu_gib:g} GiB (per GPU, GiB; fits at "
             f"most {gpu_limit(gpu_gib):.1f} GiB: a {GPU_MARGIN:.0%} margin)")
     cols = list(SHORT_NAMES)
-    rows = [head, "", "| setup | block | " + " | ".join(SHORT_NAMES[c] for c in cols) + " | total | host/node | |",
-            "|---|---:|" + "---:|" * len(cols) + "---:|---:|---|"]
+    rows = [head, "", "| setup | block | " + " | ".join(SHORT_NAMES[c] for c in cols) + " | total | free | host/node | |",
+            "|---|---:|" + "---:|" * len(cols) + "---:|---:|---:|---|"]
     for o in considered:
         verdict = "**chosen**" if o is chosen else ("fits" if o.fits else "does not fit")
         rows.append(f"| {o.setup.describe()} | {o.setup.seq_len:,} | "
                     + " | ".join(f"{o.parts[c]:.1f}" if c in o.parts else "-" for c in cols)
-                    + f" | {o.total:.1f} | {o.gpu_free:.0%} | {o.host_gib:.0f} | {verdict} |")
+                    + f" | {o.total:.1f} | {max(o.gpu_free, 0):.0%} | {o.host_gib:.0f} | {verdict} |")
     host = considered[0].host_memory_gib
     rows += ["", "free: the GPU's share left free. host/node: one node's RAM (GiB) for DeepSpeed's estimate of the "
              "offloaded states (× 1.5 buffers) and each process's reserve, "
