@@ -93,9 +93,9 @@ $(VLLM_STAMP): pyproject.toml
 	touch $(VLLM_STAMP)
 
 # In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests, the transformers
-# backend's tests, and the rehearsal slice on vLLM.
+# backend's tests, and the rehearsal slice on vLLM. S1_REQUIRE=vllm: a vLLM that does not import fails them.
 test-vllm: vllm-env
-	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
+	S1_REQUIRE=vllm $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
 		-q $(ARGS)
 
 # experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
