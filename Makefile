@@ -95,7 +95,7 @@ $(VLLM_STAMP): pyproject.toml
 # In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests, the transformers
 # backend's tests, and the rehearsal slice on vLLM. S1_REQUIRE=vllm: a vLLM that does not import fails them.
 test-vllm: vllm-env
-	S1_REQUIRE=vllm $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
+	S1_REQUIRE=vllm$${S1_REQUIRE:+,$$S1_REQUIRE} $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
 		-q $(ARGS)
 
 # experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
