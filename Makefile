@@ -70,7 +70,12 @@ bench: install
 	$(PY) bench/curate_throughput.py
 	$(PY) bench/bf_overhead.py
 	$(PY) bench/sweep_sharing.py
-	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
+	if command -v nvidia-smi >/dev/null 2>&1; then PY=$(PY) bash bench/gpu_check.sh; bash bench/gpu_bf.sh; fi
+
+# Wheels (.gpu-kit/, gitignored) for a GPU machine without a package registry; bench/gpu_check.sh installs them there.
+.PHONY: gpu-kit
+gpu-kit: install
+	$(PY) bench/gpu_kit.py
 
 # A real Qwen2.5 model dir (safetensors + tokenizer + chat template) under the cache; skipped when present.
 real-model: install
