@@ -10,8 +10,21 @@ from dataclasses import replace
 import pytest
 from conftest import REPO
 
-from s1.train.memory import (GIB, GPU_MARGIN, HOST_RESERVE_GIB, QWEN25, MemoryPlan, ModelShape, Setup,
-                             cpu_estimate_gib, estimate_gib, host_gib, model_shape, shape_from_config, what_fits)
+from s1.train.memory import (
+    GIB,
+    GPU_MARGIN,
+    HOST_RESERVE_GIB,
+    QWEN25,
+    MemoryPlan,
+    ModelShape,
+    Setup,
+    cpu_estimate_gib,
+    estimate_gib,
+    host_gib,
+    model_shape,
+    shape_from_config,
+    what_fits,
+)
 
 # Total parameters of Qwen/Qwen2.5-*-Instruct as the hub's safetensors metadata counts them (the model pages'
 # "Model size"; the model cards round them: 0.49B, 1.54B, 3.09B, 7.61B, 14.7B, 32.5B).

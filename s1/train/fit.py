@@ -17,8 +17,18 @@ from dataclasses import dataclass, replace
 from omegaconf import DictConfig
 
 from s1.runtime import ConfigError
-from s1.train.memory import (GPU_MARGIN, HOST_MARGIN, QWEN25, ModelShape, Setup, estimate_gib, gpu_limit, host_gib,
-                             setup_from_config, shape_of)
+from s1.train.memory import (
+    GPU_MARGIN,
+    HOST_MARGIN,
+    QWEN25,
+    ModelShape,
+    Setup,
+    estimate_gib,
+    gpu_limit,
+    host_gib,
+    setup_from_config,
+    shape_of,
+)
 
 SHORT_BLOCK = 20_000  # tokens: below this the s1 maintainers saw accuracy drop (12K: "pretty bad")
 BLOCK_STEP = 1024

@@ -49,10 +49,9 @@ def read_cpu_flags(cpuinfo: str) -> frozenset[str]:
 def cpu_bf16_decision(flags: frozenset[str]) -> tuple[bool, str]:
     """Train in bf16 on this CPU? Only with AMX: its tile unit multiplies bf16 at several times the fp32 rate.
 
-    AVX512-BF16 alone (vdpbf16ps, e.g. AMD EPYC Zen 4, or a VM that hides AMX) gives PyTorch no speed-up: bf16
-    matmuls measured 34 GFLOP/s against 39 in fp32 on this project's 2-core AVX512-BF16 machine, and the issue
-    measured 684 s per optimizer step for the rehearsal's bf16 ZeRO-3 on an EPYC without AMX. Without either,
-    bf16 is emulated.
+    AVX512-BF16 alone (vdpbf16ps, e.g. AMD EPYC Zen 4, or a VM that hides AMX) gives PyTorch no speed-up for bf16
+    matmuls; an issue measured 684 s per optimizer step for the rehearsal's bf16 ZeRO-3 on an EPYC without AMX.
+    Without either, bf16 is emulated.
     """
     if "amx_bf16" in flags and "amx_tile" in flags:
         return True, "bf16: this CPU has AMX (amx_bf16), which computes bf16 matmuls natively"
