@@ -22,8 +22,7 @@ WORK=${WORK:-$(mktemp -d /tmp/s1_gpu_check.XXXX)}
 BUDGET=${BUDGET:-470}
 START=$(date +%s)
 LOG=${OUT:-$WORK}/gpu_check.log
-mkdir -p "$(dirname "$LOG")"
-exec > >(tee -a "$LOG") 2>&1
+mkdir -p "$WORK" "$(dirname "$LOG")"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export PYTHONPATH="$REPO:$SITE" S1_CACHE="$WORK/cache" TORCH_EXTENSIONS_DIR="$WORK/torch_extensions"
 
@@ -37,13 +36,13 @@ part() {
   (( room < limit )) && limit=$room
   if (( limit < 15 )); then echo "part_$name=skipped reason=budget"; return 0; fi
   t0=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@"
+  timeout --kill-after=10 "$limit" bash -c '"$@"' _ "$@"   # the part's function, exported below, in a child bash
   rc=$?
   echo "part_$name=$([ $rc = 0 ] && echo ok || echo "rc$rc") part_${name}_s=$(( $(date +%s) - t0 ))"
   return 0
 }
 
-install() {
+kit_install() {
   rm -rf "$SITE"
   ls "$KIT"/*.whl >/dev/null 2>&1 || { echo "install_error=no wheels in $KIT (make gpu-kit here, carry .gpu-kit)"; return 1; }
   # the machine's python3 is 3.12; naming it lets a CPU with another Python check the same install (binary wheels only)
@@ -74,14 +73,12 @@ PY
 }
 
 if [ "${1:-}" = "--install-only" ]; then
-  install
+  kit_install
   rc=$?
   echo "install_rc=$rc"
   exit $rc
 fi
 
-part install 150 install
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu=/'
 
 build() {
   "$PY" - "$WORK" <<'PY'
@@ -93,6 +90,11 @@ from s1.tiny_model import build_tokenizer
 from s1.train.memory import QWEN25
 
 work = Path(sys.argv[1])
+# records whose trace fills 16,384 tokens (the tiny BPE: ~6 tokens per step line); blocks cut them
+with open(work / "s1k.jsonl", "w") as f:
+    for i in range(32):
+        f.write(json.dumps({"id": str(i), "question": f"Start at {i % 10}, add 9. Last digit?",
+                            "thinking_trajectories": ["7+9=6\n" * 2800], "attempt": "\\boxed{6}"}) + "\n")
 tok = build_tokenizer()
 for size in ("0.5B", "1.5B", "3B"):
     m = QWEN25[size]
@@ -107,14 +109,19 @@ for size in ("0.5B", "1.5B", "3B"):
     del model
     torch.cuda.empty_cache()
     print(f"built_{size}={m.params}")
-# records whose trace fills 16,384 tokens (the tiny BPE: ~6 tokens per step line); blocks cut them
-with open(work / "s1k.jsonl", "w") as f:
-    for i in range(32):
-        f.write(json.dumps({"id": str(i), "question": f"Start at {i % 10}, add 9. Last digit?",
-                            "thinking_trajectories": ["7+9=6\n" * 2800], "attempt": "\\boxed{6}"}) + "\n")
 PY
 }
-part build 120 build
+main() {
+  part install 150 kit_install
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu=/'
+  part build 120 build
+  part bf 90 bf
+  part zero3_05b 100 train 0.5B none zero3_05b
+  part qlora 110 train 1.5B qlora qlora
+  part zero3_15b 100 train 1.5B none zero3_15b
+  part zero3_3b 110 train 3B none zero3_3b
+  echo "gpu_check_s=$(( $(date +%s) - START )) log=$LOG"
+}
 
 bf() {
   "$PY" - "$WORK" <<'PY'
@@ -135,8 +142,6 @@ print(f"bf_sequences={len(res)} bf_thinking_max={max(r.thinking_tokens for r in 
       f"bf_tokens_per_s={tokens / dt:.0f}")
 PY
 }
-part bf 90 bf
-
 # the longest block ≤ 16,384 (a multiple of 1,024) at which the planner fits `peft` on this GPU, or 0
 block_for() {
   "$PY" - "$1" "$2" <<'PY'
@@ -174,10 +179,10 @@ summary = json.loads((out / "train_summary.json").read_text())
 cfg = OmegaConf.load(out / "config.yaml")
 plan = plan_memory(cfg)
 print(plan.table())
-peak = summary["peak_memory_gb"]          # torch.cuda.max_memory_reserved, GiB
+peak = summary.get("peak_memory_gb") or float("nan")   # torch.cuda.max_memory_reserved, GiB (None on a CPU)
 rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
 print(f"{name}_size={size} {name}_block={cfg.train.block_size} {name}_peak_reserved_gib={peak:.2f} "
-      f"{name}_peak_allocated_gib={summary['peak_memory_allocated_gb']:.2f} {name}_planner_gib={plan.per_gpu_gib:.2f} "
+      f"{name}_peak_allocated_gib={summary.get('peak_memory_allocated_gb') or float('nan'):.2f} {name}_planner_gib={plan.per_gpu_gib:.2f} "
       f"{name}_tokens_per_s={rows[-1].get('tokens_per_s') or 0:.0f} {name}_mfu={rows[-1].get('mfu') or 0:.3f}")
 key = f"planner_error_{size}" if name.startswith("zero3") else f"{name}_planner_error"
 print(f"{key}={plan.per_gpu_gib / peak - 1:.4f}")
@@ -187,8 +192,6 @@ if name == "qlora":
 PY
 }
 
-part zero3_05b 100 train 0.5B none zero3_05b
-part qlora 110 train 1.5B qlora qlora
-part zero3_15b 100 train 1.5B none zero3_15b
-part zero3_3b 110 train 3B none zero3_3b
-echo "gpu_check_s=$(( $(date +%s) - START )) log=$LOG"
+export PY KIT SITE WORK REPO
+export -f kit_install build bf block_for train
+main 2>&1 | tee -a "$LOG"
