@@ -71,7 +71,12 @@ bench: install
 	$(PY) bench/curate_throughput.py
 	$(PY) bench/bf_overhead.py
 	$(PY) bench/sweep_sharing.py
-	if command -v nvidia-smi >/dev/null 2>&1; then bash bench/gpu_train.sh; bash bench/gpu_bf.sh; fi
+	if command -v nvidia-smi >/dev/null 2>&1; then PY=$(PY) bash bench/gpu_check.sh; bash bench/gpu_bf.sh; fi
+
+# Wheels (.gpu-kit/, gitignored) for a GPU machine without a package registry; bench/gpu_check.sh installs them there.
+.PHONY: gpu-kit
+gpu-kit: install
+	$(PY) bench/gpu_kit.py
 
 # A real Qwen2.5 model dir (safetensors + tokenizer + chat template) under the cache; skipped when present.
 real-model: install
@@ -119,9 +124,9 @@ $(VLLM_STAMP): pyproject.toml
 	touch $(VLLM_STAMP)
 
 # In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests, the transformers
-# backend's tests, and the rehearsal slice on vLLM.
+# backend's tests, and the rehearsal slice on vLLM. S1_REQUIRE=vllm: a vLLM that does not import fails them.
 test-vllm: vllm-env
-	$(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
+	S1_REQUIRE=vllm$${S1_REQUIRE:+,$$S1_REQUIRE} $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
 		-q $(ARGS)
 
 # experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,

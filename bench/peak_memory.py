@@ -8,7 +8,11 @@ Samples the resident set (/proc, Linux) of the command's whole process tree ever
 OOM-killed shows as the command's failure, with the peak it reached.
 Last line: rc=… wall_s=… peak_total_gib=… peak_process_gib=…
 --peft: the same 2 training steps of the real Qwen2.5 0.5B (make real-model) in one process, once as a full
-fine-tune and once with train.peft=lora; last line: full_peak_gib=… lora_peak_gib=… lora_vs_full=…
+fine-tune and once with train.peft=lora, each peak beside the memory planner's CPU estimate of the same run
+(s1.train.memory.cpu_estimate_gib on the run's config.yaml); last line: full_peak_gib=… lora_peak_gib=…
+lora_vs_full=… full_planner_gib=… lora_planner_gib=…
+bench/peak_memory_calibration.json records a run of it (command, CPU); tests/test_train_memory.py holds the planner
+within a band of those figures.
 """
 
 from __future__ import annotations
@@ -60,9 +64,21 @@ PEFT_RUN = ["scripts/train.py", "experiment=rehearsal", "train.nproc_per_node=1"
             "train.max_steps=2", "train.save_steps=0", "train.dataset=data/fixtures/s1k_sample.parquet"]
 
 
+def planner_gib(overrides: list[str], run_name: str) -> float:
+    """The planner's CPU estimate for the run that just finished (its resolved config.yaml)."""
+    from omegaconf import OmegaConf
+
+    from s1.train.memory import cpu_estimate_gib, setup_from_config, shape_of
+
+    runs = next((o.split("=", 1)[1] for o in overrides if o.startswith("paths.runs_dir=")), "runs")
+    cfg = OmegaConf.load(Path(runs) / run_name / "train" / "config.yaml")
+    return cpu_estimate_gib(shape_of(cfg), setup_from_config(cfg))
+
+
 def compare_peft(overrides: list[str]) -> int:
-    """Full fine-tune vs LoRA, same steps and data: each run's peak (process tree) on its own line, then both."""
-    peaks = {}
+    """Full fine-tune vs LoRA, same steps and data: each run's peak (process tree) and the planner's estimate on its
+    own line, then both."""
+    peaks, planned = {}, {}
     for peft in ("none", "lora"):
         cmd = [sys.executable, *PEFT_RUN, f"run.name=mem_{peft}", f"train.peft={peft}", *overrides]
         start = time.perf_counter()
@@ -75,9 +91,12 @@ def compare_peft(overrides: list[str]) -> int:
               flush=True)
         if proc.returncode:
             return proc.returncode
-        peaks[peft] = peak
+        peaks[peft], planned[peft] = peak, planner_gib(overrides, f"mem_{peft}")
+        print(f"peft={peft} measured_gib={peak:.2f} planner_cpu_gib={planned[peft]:.2f} "
+              f"planner_vs_measured={planned[peft] / peak:.3f}", flush=True)
     print(f"full_peak_gib={peaks['none']:.2f} lora_peak_gib={peaks['lora']:.2f} "
-          f"lora_vs_full={peaks['lora'] / peaks['none']:.3f}", flush=True)
+          f"lora_vs_full={peaks['lora'] / peaks['none']:.3f} full_planner_gib={planned['none']:.2f} "
+          f"lora_planner_gib={planned['lora']:.2f}", flush=True)
     return 0
 
 

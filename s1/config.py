@@ -77,8 +77,8 @@ class ClusterConfig:
     qos: Optional[str] = None                 # sbatch --qos
     nodes: int = 1                            # nodes for the train job (one task per node); curate/eval use 1
     gpus_per_node: int = 0                    # 0 on CPU-only machines
-    gpu_memory_gb: float = 80.0               # per GPU, for the memory planner
-    host_memory_gb: Optional[float] = None    # RAM per node, for CPU offload in train.fit=auto; None = not checked
+    gpu_memory_gib: float = 80.0              # GiB per GPU (an "80 GB" H100 reports 79.6 GiB), for the memory planner
+    host_memory_gib: Optional[float] = None   # GiB of RAM per node (free -g), for train.fit=auto; None = not checked
     cpus_per_task: int = 2                    # sbatch --cpus-per-task
     mem: Optional[str] = None                 # sbatch --mem, e.g. "200G"; None = cluster default
     time: str = "04:00:00"                    # sbatch --time, [D-]HH:MM:SS

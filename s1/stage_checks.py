@@ -20,7 +20,7 @@ from s1.stages import Upstream
 from s1.train.batch import nproc_per_node
 from s1.train.format import is_hub_id
 from s1.train.launch import build_launch_command, check_train_config, render_command
-from s1.train.memory import KNOWN_MODELS, plan_memory
+from s1.train.memory import KNOWN_MODELS, GPU_MARGIN, gpu_limit, plan_memory
 
 
 def check_curate(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> list[str]:
@@ -39,9 +39,10 @@ def check_memory(cfg: DictConfig) -> list[str]:
     plan = plan_memory(cfg)
     if not plan.fits:
         raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
-                          f"the training plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
-                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}\n{plan.table()}")
-    return [f"memory plan: {plan.per_gpu_gb:.1f} of {cfg.cluster.gpu_memory_gb:g} GiB per GPU"]
+                          f"the training plan needs {plan.per_gpu_gib:.0f} GiB per GPU, more than the "
+                          f"{gpu_limit(cfg.cluster.gpu_memory_gib):.1f} GiB it may use ({cfg.cluster.gpu_memory_gib:g} "
+                          f"less the {GPU_MARGIN:.0%} margin): {'; or '.join(plan.suggestions)}\n{plan.table()}")
+    return [f"memory plan: {plan.per_gpu_gib:.1f} of {cfg.cluster.gpu_memory_gib:g} GiB per GPU"]
 
 
 def check_eval(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> list[str]:

@@ -17,7 +17,7 @@ from s1.cluster import dispatch
 from s1.runtime import ConfigError, RunDir, prepare, run_stage
 from s1.train.fit import fit_config
 from s1.train.launch import check_train_config, describe, launch_local
-from s1.train.memory import plan_memory
+from s1.train.memory import GPU_MARGIN, gpu_limit, plan_memory
 
 log = logging.getLogger("s1")
 
@@ -36,8 +36,9 @@ def main(cfg: DictConfig) -> None:
     if not plan.fits:                        # refuse an OOM plan before launching or submitting
         print(plan.table(), file=sys.stderr)
         raise ConfigError("cluster.gpus_per_node", cfg.cluster.gpus_per_node,
-                          f"the plan needs {plan.per_gpu_gb:.0f} GiB per GPU, more than the "
-                          f"{cfg.cluster.gpu_memory_gb:g} GiB there is: {'; or '.join(plan.suggestions)}")
+                          f"the plan needs {plan.per_gpu_gib:.0f} GiB per GPU, more than the "
+                          f"{gpu_limit(cfg.cluster.gpu_memory_gib):.1f} GiB it may use ({cfg.cluster.gpu_memory_gib:g} "
+                          f"less the {GPU_MARGIN:.0%} margin): {'; or '.join(plan.suggestions)}")
     if dispatch(cfg, "train"):               # cluster=slurm: submitted; the job runs the same launch
         return
     RunDir.create(cfg, cfg.train.output_dir)

@@ -97,7 +97,8 @@ def demo_run(tmp_path_factory) -> Path:
 
 # ---- Strict mode: S1_REQUIRE=slurm,real-model,chromium,vllm turns a skip of those groups into a failure ---------
 # Tests that need something a bare machine lacks call require_or_skip (or carry @requires): on a bare machine they
-# skip with the reason, tagged "[group]"; where S1_REQUIRE names the group (.ci/run), they fail instead.
+# skip with the reason, tagged "[group]"; where S1_REQUIRE names the group (.ci/run), they fail instead. Any other
+# skip whose reason or marker belongs to a required group fails too (pytest_runtest_makereport below).
 REQUIRE_GROUPS = {   # group: the command that enables its tests
     "slurm": "make slurm-up (root; make slurm-down stops it)",
     "real-model": "make real-model",
@@ -154,6 +155,51 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_setup(item):
     for group, reason in _missing(item):   # only required groups are left: a plain skip ran first
         require_or_skip(group, reason)
+
+
+# Words in a skip's reason that say it is about a group, however it was skipped (pytest.skip, importorskip's
+# "could not import 'vllm'", skipif(reason=...), a fixture's skip, @requires): under S1_REQUIRE such a skip fails.
+GROUP_WORDS = {
+    "slurm": ("[slurm]", "slurm", "sbatch", "squeue", "slurmctld"),
+    "real-model": ("[real-model]", "real-model", "real model", "qwen2.5-0.5b-local"),
+    "chromium": ("[chromium]", "chromium"),
+    "vllm": ("[vllm]", "vllm"),
+}
+
+
+def skip_groups(reason: str, marker_groups: set[str] = frozenset()) -> set[str]:
+    """The groups a skip belongs to: by its @requires markers, or by words of its reason."""
+    text = reason.lower()
+    return set(marker_groups) | {g for g, words in GROUP_WORDS.items() if any(w in text for w in words)}
+
+
+def _skip_reason(rep) -> str:
+    return rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+
+
+def _fail_required_skip(rep, marker_groups: set[str]) -> None:
+    """Turn a skipped report of a required group into a failure, in place."""
+    if not rep.skipped or hasattr(rep, "wasxfail"):
+        return
+    required = required_groups()
+    hit = sorted(skip_groups(_skip_reason(rep), marker_groups) & required)
+    if hit:
+        rep.outcome = "failed"
+        rep.longrepr = (f"[{hit[0]}] S1_REQUIRE={os.environ['S1_REQUIRE']} needs this test to run, but it was "
+                        f"skipped: {_skip_reason(rep)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_required_skip(outcome.get_result(), {m.args[0] for m in item.iter_markers("s1_requires")})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module skipped at collection (a module-level importorskip or pytest.skip(allow_module_level=True))."""
+    outcome = yield
+    _fail_required_skip(outcome.get_result(), set())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

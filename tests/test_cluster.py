@@ -116,7 +116,7 @@ def test_pipeline_applies_fit_auto_before_its_checks(tmp_path, capsys):
     """paper_s1 on one node of 8 × 80 GB does not fit as a full fine-tune at 32K; with train.fit=auto the pipeline
     submits what make train would pick, and its memory check passes on that choice."""
     args = [f"paths.runs_dir={tmp_path}", "experiment=paper_s1", "cluster.dry_run=true", "cluster.preflight=off", "cluster.nodes=1",
-            "train.global_batch_size=8"]
+            "train.global_batch_size=8", "train.offload_optimizer=false"]
     assert pipeline.main(args) == 2 and "nothing was submitted" in capsys.readouterr().err
     assert pipeline.main([*args, "train.fit=auto"]) == 0
     out = capsys.readouterr().out

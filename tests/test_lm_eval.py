@@ -254,3 +254,35 @@ def test_r1_protocol_in_make_eval_and_the_harness_draws_the_same_samples(tmp_pat
     samples = _evaluate(chatty_lm, None, tasks=("s1_test_r1",), include=tmp_path, limit=2)["samples"]["s1_test_r1"]
     for s in samples:
         assert s["resps"][0] == [THINK + by_key[(s["doc"]["id"], k)]["text"] for k in range(3)]
+
+
+def test_sampled_metrics_through_the_harness_equal_hand_computed_values(tiny_model_dir, tmp_path):
+    """A scripted engine answers the gold on known samples, so the harness's avg@3, cons@3 and pass@k cannot pass
+    by all being 0. AIME24 I-1 (gold 204): samples gold, gold, wrong; I-2 (gold 25): wrong, wrong, gold.
+    Hand-computed: avg@3 = (2/3 + 1/3) / 2 = 0.5; cons@3 = (1 + 0) / 2 = 0.5; pass@k = 1 - C(n-c, k) / C(n, k):
+    pass@1 = (2/3 + 1/3) / 2 = 0.5, pass@2 = (1 + (1 - 1/3)) / 2 = 5/6, pass@3 = 1; exact_match (first sample) 0.5."""
+    from fake_engine import ScriptedEngine
+
+    from s1.infer.engine import Continuation
+    from s1.lm_eval import S1LM
+
+    plan = {"Aya goes for": ["204", "204", "7"], "log_x": ["3", "3", "25"]}
+    seen: dict[str, int] = {}
+
+    def script(r, _):
+        doc = next(k for k in plan if k in r.text)
+        if "sample#" not in r.text:                  # a new sample: which one, and its answer
+            seen[doc] = seen.get(doc, -1) + 1
+            return Continuation(f"sample#{seen[doc]} \\boxed{{{plan[doc][seen[doc]]}}}", 4, "eos")
+        j = int(r.text.split("sample#")[1].split()[0])   # an answer phase the controller forces, if any
+        return Continuation(f" \\boxed{{{plan[doc][j]}}}", 3, "eos")
+
+    lm = S1LM(pretrained=str(tiny_model_dir), backend="transformers", batch_size=BATCH)
+    lm.engine = ScriptedEngine(lm.tokenizer, script)
+    (tmp_path / "sampled.yaml").write_text(_sampled_task("s1_test_gold", 1.0, ""))
+    out = _evaluate(lm, None, tasks=("s1_test_gold",), include=tmp_path, limit=2)
+    got = out["results"]["s1_test_gold"]
+    want = {"avg@3": 0.5, "cons@3": 0.5, "pass@1": 0.5, "pass@2": 5 / 6, "pass@3": 1.0, "exact_match": 0.5}
+    assert {m: got[f"{m},all"] for m in want} == pytest.approx(want)
+    answers = sorted(sorted(s["extracted_answers"]) for s in out["samples"]["s1_test_gold"])
+    assert answers == [["204", "204", "7"], ["25", "3", "3"]]

@@ -1,41 +1,56 @@
 """Strict mode (S1_REQUIRE, tests/conftest.py): a skip for a missing Slurm, real model, Chromium or vLLM becomes a
-failure where CI asks for that group, so every such skip must go through require_or_skip or @requires."""
+failure where CI asks for that group, however the test was skipped: pytest.skip, importorskip, skipif, a module
+skipped at collection, or @requires. Checked by running small test files in a child pytest with this conftest."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+import re
 
 import pytest
-from conftest import REQUIRE_GROUPS, require_or_skip
+from conftest import REPO, REQUIRE_GROUPS, require_or_skip, skip_groups
 
-TESTS = Path(__file__).parent
-# Words in a skip message that say it is about one of the groups (the command or thing that enables it).
-GROUP_HINTS = ("make real-model", "make slurm-up", "make test-vllm", "make vllm-env", "chromium", "Slurm")
+pytest_plugins = ["pytester"]
 
-
-def plain_skips_about_a_group(source: str) -> list[int]:
-    """Lines where pytest.skip(...) is called with a message naming a group's enabler."""
-    lines = []
-    for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "skip"
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "pytest"):
-            message = ast.get_source_segment(source, node) or ""
-            if any(h.lower() in message.lower() for h in GROUP_HINTS):
-                lines.append(node.lineno)
-    return lines
+SKIPPING = {
+    "test_plain.py": 'import pytest\ndef test_a():\n    pytest.skip("no running local Slurm: start one")\n',
+    "test_importorskip.py": 'import pytest\ndef test_a():\n    pytest.importorskip("vllm_not_installed_anywhere")\n',
+    "test_skipif.py": 'import pytest\n@pytest.mark.skipif(True, reason="chromium is not on PATH")\ndef test_a():\n    pass\n',
+    "test_requires.py": 'from conftest import requires\n@requires("real-model", "not built")\ndef test_a():\n    pass\n',
+    "test_module_skip.py": 'import pytest\npytest.importorskip("vllm_not_installed_anywhere")\ndef test_a():\n    pass\n',
+    "test_other.py": 'import pytest\ndef test_a():\n    pytest.skip("a GPU machine may have liger-kernel")\n',
+}
 
 
-def test_group_skips_go_through_require_or_skip():
-    found = {p.name: lines for p in sorted(TESTS.glob("*.py")) if p.name != "conftest.py"
-             if (lines := plain_skips_about_a_group(p.read_text()))}
-    assert not found, (f"plain pytest.skip about a required group at {found}: use conftest.require_or_skip(group, "
-                       f"reason) or @requires(group, missing), so that S1_REQUIRE can make it a failure")
+@pytest.fixture
+def skipping_tests(pytester):
+    pytester.makeconftest((REPO / "tests" / "conftest.py").read_text())
+    pytester.makepyfile(**{name[:-3]: body for name, body in SKIPPING.items()})
+    return pytester
 
 
-def test_the_checker_sees_a_plain_group_skip():
-    assert plain_skips_about_a_group('import pytest\npytest.skip(f"run `make real-model` first")\n') == [2]
-    assert plain_skips_about_a_group('import pytest\npytest.skip("a GPU machine may have liger-kernel")\n') == []
+def test_every_kind_of_group_skip_fails_when_its_group_is_required(skipping_tests, monkeypatch):
+    monkeypatch.setenv("S1_REQUIRE", "slurm,real-model,chromium,vllm")
+    result = skipping_tests.runpytest_subprocess("-p", "no:cacheprovider", "-rfEs", "--continue-on-collection-errors")
+    out = result.stdout.str()
+    # a failure in the call phase reads FAILED, in setup (skipif, @requires) or collection ERROR: none passes
+    for name in ("test_plain.py", "test_importorskip.py", "test_skipif.py", "test_requires.py", "test_module_skip.py"):
+        assert re.search(rf"^(FAILED|ERROR) {name}", out, re.M), (name, out)
+    assert "S1_REQUIRE=slurm,real-model,chromium,vllm needs this test to run" in out
+    result.assert_outcomes(failed=2, skipped=1, errors=3)   # the liger skip stays a skip
+    assert result.ret != 0
+
+
+def test_the_same_skips_stay_skips_when_no_group_is_required(skipping_tests, monkeypatch):
+    monkeypatch.delenv("S1_REQUIRE", raising=False)
+    result = skipping_tests.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=6)
+
+
+def test_skip_groups_reads_markers_and_reasons():
+    assert skip_groups("could not import 'vllm': No module named 'vllm'") == {"vllm"}
+    assert skip_groups("[real-model] the real model is not built") == {"real-model"}
+    assert skip_groups("anything", {"slurm"}) == {"slurm"}
+    assert skip_groups("a GPU machine may have liger-kernel") == set()
 
 
 def test_require_or_skip_skips_unless_the_group_is_required(monkeypatch):

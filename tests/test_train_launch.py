@@ -54,7 +54,7 @@ def test_launch_command_expands_slurm_variables_per_node(tmp_path):
 
 
 def test_fsdp_composes_and_renders_but_is_refused_on_cpu(tmp_path):
-    fsdp = ["experiment=paper_s1", "train.deepspeed=null", f"train.fsdp={REPO}/configs/deepspeed/fsdp.json",
+    fsdp = ["experiment=paper_s1", "train.deepspeed=null", "train.offload_optimizer=false", f"train.fsdp={REPO}/configs/deepspeed/fsdp.json",
             "cluster.nodes=2", f"train.output_dir={tmp_path}"]
     cfg = train_cfg(*fsdp)
     check_train_config(cfg)  # slurm, 2 × 8 GPUs: valid
@@ -84,7 +84,9 @@ def test_paper_config_has_the_papers_hyperparameters(tmp_path):
     assert (a.num_train_epochs, a.learning_rate, a.adam_beta1, a.adam_beta2, a.weight_decay) == (5, 1e-5, 0.9, 0.95, 1e-4)
     assert a.lr_scheduler_type == "cosine" and a.warmup_steps == 0.05 and a.max_length == 32768
     assert a.activation_checkpointing and a.completion_only_loss and not a.packing
-    assert a.deepspeed.endswith("configs/deepspeed/zero3.json")
+    # zero3.json with the optimizer offloaded: the paper's 16 GPUs at full 32K blocks do not fit without (docs/gpus.md)
+    zero = a.deepspeed["zero_optimization"]
+    assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu" and "offload_param" not in zero
     assert train_cfg("experiment=s1_1").train.block_size == 20000
 
 
@@ -107,13 +109,13 @@ def test_bad_values_fail_before_any_work(overrides, key, fix, tmp_path):
 
 def test_make_train_refuses_an_oom_plan_and_prints_the_plan(tmp_path):
     common = ["experiment=paper_s1", f"paths.runs_dir={tmp_path}"]
-    proc = run_script("train.py", *common, "cluster.nodes=1", check=False)
+    proc = run_script("train.py", *common, "cluster.nodes=1", "train.offload_optimizer=false", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]  # a config error: exit 2 before any work
     assert "DOES NOT FIT" in proc.stderr and "config error: cluster.gpus_per_node=8" in proc.stderr
-    assert "cluster.nodes=2" in proc.stderr and "zero3_offload.json" in proc.stderr
+    assert "cluster.nodes=4" in proc.stderr and "zero3_offload.json" in proc.stderr
     assert not (Path(tmp_path) / "paper_s1" / "train").exists()  # nothing launched, nothing submitted
     proc = run_script("train.py", *common, "cluster.nodes=2", "train.plan_only=true")
-    assert "(fits)" in proc.stdout and "16 GPUs × 80 GiB" in proc.stdout
+    assert "margin; fits)" in proc.stdout and "16 GPUs × 80 GiB" in proc.stdout   # the paper's, optimizer offloaded
 
 
 def test_cpu_launch_hands_freed_memory_back_unless_the_user_set_malloc(monkeypatch):

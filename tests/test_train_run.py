@@ -98,8 +98,8 @@ def test_tiny_model_learns_and_saves_a_loadable_model(uninterrupted):
     from s1.report.build import _memory_plan
 
     paper = compose_paper_train()
-    assert f"peak resident memory {summary['peak_rss_gb']:.2f} GB" in _memory_plan(paper, summary)[1].text
-    assert "observed peak: 61.2 GB reserved on rank 0" in _memory_plan(paper, {"peak_memory_gb": 61.25})[1].text
+    assert f"peak resident memory {summary['peak_rss_gb']:.2f} GiB" in _memory_plan(paper, summary)[1].text
+    assert "observed peak: 61.2 GiB reserved on rank 0" in _memory_plan(paper, {"peak_memory_gb": 61.25})[1].text
 
 
 def compose_paper_train():

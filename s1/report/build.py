@@ -170,10 +170,10 @@ def _memory_plan(cfg, summary: dict) -> list[Block]:
         return [Para(f"Memory plan unavailable: {e}")]
     observed = summary.get("peak_memory_gb")  # GiB reserved by the CUDA allocator on rank 0 (train_summary.json)
     rss = summary.get("peak_rss_gb")
-    seen = (f"{observed:.1f} GB reserved on rank 0" if observed is not None else
-            f"no GPU (CPU run; peak resident memory {rss:.2f} GB)" if rss else "not recorded")
+    seen = (f"{observed:.1f} GiB reserved on rank 0" if observed is not None else
+            f"no GPU (CPU run; peak resident memory {rss:.2f} GiB)" if rss else "not recorded")
     return [Heading("Memory plan", 3),
-            Para(f"Planner estimate per GPU: {plan.per_gpu_gb:.1f} GB (fits: {plan.fits}); observed peak: {seen}.")]
+            Para(f"Planner estimate per GPU: {plan.per_gpu_gib:.1f} GiB (fits with the margin: {plan.fits}); observed peak: {seen}.")]
 
 
 def evaluation_section(d: Path) -> list[Block]:

@@ -29,6 +29,7 @@ class Hardware:
     cpu_flags: frozenset[str]       # /proc/cpuinfo flags
     gpu_bf16: bool = False          # the GPU computes bf16 (Ampere and later)
     bnb_4bit: bool = False          # bitsandbytes 4-bit NF4 runs forward + backward on this device
+    bnb_4bit_error: str | None = None  # why not, when the probe ran: not installed, or the probe's exception
     liger: bool = False             # liger-kernel is installed
     flash_attn: bool = False        # flash-attn is installed
 
@@ -48,10 +49,9 @@ def read_cpu_flags(cpuinfo: str) -> frozenset[str]:
 def cpu_bf16_decision(flags: frozenset[str]) -> tuple[bool, str]:
     """Train in bf16 on this CPU? Only with AMX: its tile unit multiplies bf16 at several times the fp32 rate.
 
-    AVX512-BF16 alone (vdpbf16ps, e.g. AMD EPYC Zen 4, or a VM that hides AMX) gives PyTorch no speed-up: bf16
-    matmuls measured 34 GFLOP/s against 39 in fp32 on this project's 2-core AVX512-BF16 machine, and the issue
-    measured 684 s per optimizer step for the rehearsal's bf16 ZeRO-3 on an EPYC without AMX. Without either,
-    bf16 is emulated.
+    AVX512-BF16 alone (vdpbf16ps, e.g. AMD EPYC Zen 4, or a VM that hides AMX) gives PyTorch no speed-up for bf16
+    matmuls; an issue measured 684 s per optimizer step for the rehearsal's bf16 ZeRO-3 on an EPYC without AMX.
+    Without either, bf16 is emulated.
     """
     if "amx_bf16" in flags and "amx_tile" in flags:
         return True, "bf16: this CPU has AMX (amx_bf16), which computes bf16 matmuls natively"
@@ -61,10 +61,11 @@ def cpu_bf16_decision(flags: frozenset[str]) -> tuple[bool, str]:
     return False, "float32: this CPU computes no bf16 natively (neither AMX nor AVX512-BF16)"
 
 
-def four_bit_runs(device: str) -> bool:
-    """bitsandbytes NF4: quantize a small layer and run forward + backward on `device` (the real kernels)."""
+def four_bit_runs(device: str) -> tuple[bool, str | None]:
+    """bitsandbytes NF4: quantize a small layer and run forward + backward on `device` (the real kernels).
+    (runs, None) or (False, why): bitsandbytes missing, or the exception the probe raised (logged as a warning)."""
     if importlib.util.find_spec("bitsandbytes") is None:
-        return False
+        return False, "bitsandbytes is not installed"
     try:
         import bitsandbytes as bnb
         import torch
@@ -74,10 +75,13 @@ def four_bit_runs(device: str) -> bool:
         layer = layer.to(device)
         x = torch.randn(2, 64, device=device, requires_grad=True)
         layer(x).sum().backward()
-        return x.grad is not None and layer.weight.quant_state is not None
-    except Exception as e:  # noqa: BLE001  (no kernels for this device / build)
-        log.info("bitsandbytes 4-bit does not run on %s: %s: %s", device, type(e).__name__, e)
-        return False
+        if x.grad is None or layer.weight.quant_state is None:
+            return False, "the 4-bit layer ran but left no gradient or no quantization state"
+        return True, None
+    except Exception as e:  # noqa: BLE001  (no kernels for this device / build): reported, not swallowed
+        why = f"{type(e).__name__}: {e}"
+        log.warning("bitsandbytes 4-bit does not run on %s: %s", device, why)
+        return False, why
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,9 +92,9 @@ def detect(probe_4bit: bool = False) -> Hardware:
     cpuinfo = Path("/proc/cpuinfo")
     flags = read_cpu_flags(cpuinfo.read_text()) if cpuinfo.is_file() else frozenset()
     found = lambda name: importlib.util.find_spec(name) is not None
+    bnb_4bit, why = four_bit_runs("cuda" if cuda else "cpu") if probe_4bit else (False, None)
     return Hardware(cuda=cuda, cpu_flags=flags, gpu_bf16=cuda and torch.cuda.is_bf16_supported(),
-                    bnb_4bit=probe_4bit and four_bit_runs("cuda" if cuda else "cpu"),
-                    liger=found("liger_kernel"), flash_attn=found("flash_attn"))
+                    bnb_4bit=bnb_4bit, bnb_4bit_error=why, liger=found("liger_kernel"), flash_attn=found("flash_attn"))
 
 
 def resolve_bf16(setting: bool | None, hw: Hardware) -> tuple[bool, str]:
@@ -128,8 +132,8 @@ def check_switches(cfg: DictConfig, hw: Hardware) -> None:
             raise ConfigError("train.peft", t.peft, "needs the peft package: pip install peft")
     if t.peft == "qlora" and not hw.bnb_4bit:
         raise ConfigError("train.peft", "qlora", "4-bit NF4 kernels (bitsandbytes) cannot run on this "
-                          f"{'GPU' if hw.cuda else 'CPU'}; use train.peft=lora, or run QLoRA on a GPU "
-                          "(bench/gpu_train.sh checks it there)")
+                          f"{'GPU' if hw.cuda else 'CPU'}{f' ({hw.bnb_4bit_error})' if hw.bnb_4bit_error else ''}; "
+                          "use train.peft=lora, or run QLoRA on a GPU (bench/gpu_check.sh checks it there)")
     if t.peft == "qlora" and t.fsdp:
         raise ConfigError("train.fsdp", t.fsdp, "QLoRA trains with DeepSpeed or plain data parallel here: "
                           "set train.fsdp=null")
