@@ -255,7 +255,7 @@ def test_table1_puts_paper_numbers_beside_the_matching_setting_only():
     assert "26.7" in lines["base model without budget forcing"]
     assert "50.0" in lines["trained without budget forcing"]
     assert lines["trained with budget forcing (T=500)"].endswith("| – | – |")      # a cap is not Table 1's BF row
-    assert "56.7" in lines["trained with budget forcing (2× Wait)"]                # Wait runs appear, paired
+    assert "56.7" in lines["trained with budget forcing (2× Wait)"]                # the sweep's peak here
 
 
 # ---- GPQA Diamond: loader and letter grading ------------------------------------------------------------------

@@ -34,9 +34,14 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
                          "budget": spec.budget, "benchmark": bench, **summarize(recs),
                          **sampling_metrics(recs, canonical_answer)})   # cons@n votes by answer class, as maj@k
-    return {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
-            "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
-            "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
+    out = {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
+           "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
+           "extrapolation_waits": int(cfg.eval.extrapolation_waits),
+           "protocol": {"temperature": float(cfg.eval.temperature), "max_new_tokens": int(cfg.eval.max_new_tokens)}}
+    mismatch = tables.protocol_mismatch(out) is not None   # another protocol: no paper numbers anywhere
+    for s in out["scaling"]:
+        s["protocol_mismatch"] = mismatch
+    return out
 
 
 def scaling_table(rows: list[dict], cfg) -> list[dict]:
@@ -165,9 +170,8 @@ def table4(metrics: dict) -> str:
 def write_results_md(metrics: dict, path: Path) -> Path:
     text = "\n\n".join([
         "# Results", "## Table 1 layout: accuracy (%) ± standard error over questions",
-        f"Paper numbers ({PAPER_MODEL_NAMES.get(metrics.get('paper_model', 's1'), 'none')}, eval.paper_model) sit "
-        "beside the one setting each describes: \"without budget forcing\" is s1's plain generation (no_bf) and "
-        "s1.1's auto run; \"with budget forcing\" is 2× Wait; caps and other Wait counts have none."
+        f"Paper numbers: {PAPER_MODEL_NAMES.get(metrics.get('paper_model', 's1'), 'none')} (eval.paper_model). "
+        + tables.paper_note(metrics)
         + ("" if _is_paper_model(metrics) else " This run evaluates other models: the paper's numbers are reference "
            "only."),
         table1(metrics),
