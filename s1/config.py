@@ -203,6 +203,7 @@ class CurateConfig:
     domains: DomainsConfig = field(default_factory=DomainsConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    ablation: str = "none"                    # none: the s1 funnel | random | longest | diverse | full: paper Table 6, drawn from the quality-filtered pool, no difficulty filter, no reference models
     output_dir: str = "${run.dir}/curate"     # s1k/ (datasets), s1k.jsonl, funnel report, caches
     push_to_hub: Optional[str] = None         # hub dataset repo to push s1K to; None = off
 
