@@ -166,8 +166,16 @@ class DifficultyConfig:
 
 
 @dataclass
+class JudgeConfig:
+    prompt: str = "release"                   # release: data/grading.txt + featurization.py's user turn, reasons then Yes/No (s1/curate/prompts.py) | short: Yes/No only, for small local judges
+    max_tokens: int = 4096                    # completion tokens per judge call (release: room to reason first)
+
+
+@dataclass
 class DomainsConfig:
     method: str = "labels"                    # labels | llm | embeddings
+    prompt: str = "release"                   # method=llm: release (featurization.py, full msc.json descriptions, reasons, code at the end) | short (codes and titles, code only)
+    max_tokens: int = 4096                    # method=llm: completion tokens per call
     msc_file: str = "${paths.repo}/data/msc.json"  # MSC code list (s1 repo's msc.json)
     label_field: str = "subject"              # metadata key or field with an existing label
     drop_unassigned: bool = False             # False: questions with no MSC code form one "Unassigned" domain
@@ -200,6 +208,7 @@ class CurateConfig:
     traces: TracesConfig = field(default_factory=TracesConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # grader=llm_judge: the difficulty judge's prompt
     domains: DomainsConfig = field(default_factory=DomainsConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)

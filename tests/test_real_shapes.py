@@ -213,6 +213,7 @@ def _endpoint(url: str):
 
 
 def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tmp_path):
+    """The short prompt (its gold line lets the stub judge every record); the release's is test_curate_prompts'."""
     from s1.cache import JsonlCache
     from s1.curate.judge import llm_judge
 
@@ -225,7 +226,7 @@ def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tm
                     for i, r in enumerate(pool)})
     cfg = OmegaConf.structured(DifficultyConfig(grader="llm_judge"))
     with StubLLM(fail_every=5, flaky=True) as llm:
-        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs)  # noqa: E731
+        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs, prompt="short")  # noqa: E731
         verdicts = grade_cached(pool, cache, cfg, judge=judge)
         refused = {question_id(q) for q in llm.refused}
     assert refused and {i for i, v in verdicts.items() if v is None} == refused
@@ -239,7 +240,7 @@ def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tm
     assert Counter(why for _, why in result.dropped)["ungraded"] == len(refused)
     assert not {r["id"] for r in result.kept} & refused  # unjudged questions never enter s1K
     with StubLLM(fail_every=0, flaky=False) as llm:  # the judge is back: only the ungraded are asked again
-        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs)  # noqa: E731
+        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs, prompt="short")  # noqa: E731
         again = grade_cached(pool, cache, cfg, judge=judge)
         assert llm.stats["judge_requests"] == len(refused) and None not in again.values()
 

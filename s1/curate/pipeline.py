@@ -134,12 +134,13 @@ def run_funnel(cfg: DictConfig, run, funnel, endpoint) -> dict:
     ablation = c.ablation != "none"        # paper Table 6: no difficulty filter, no reference models
     if not ablation:
         pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
-                                     judge=judge_with(endpoint))
+                                     judge=judge_with(endpoint, c.judge, funnel))
         funnel.note("reference_tokens", reference_tokens(pool, c.difficulty, cfg.model, run.cache("reference")))
         pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                   # any reference right → drop
     pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
     if not ablation:
-        pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=judge_with(endpoint))  # seeds
+        pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"),        # the seed set's grades
+                                      judge=judge_with(endpoint, c.judge, funnel))
     if c.ablation in ("none", "diverse"):   # random / longest / full ignore domains
         pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
                                                           endpoint=endpoint))
@@ -164,7 +165,11 @@ def check_ablation(c) -> None:
         raise ConfigError("curate.ablation", c.ablation, f"use one of {ABLATIONS} (none: the s1 funnel)")
 
 
-def judge_with(endpoint):
+def judge_with(endpoint, judge_cfg, funnel):
+    """The LLM judge for grader=llm_judge, its counts (judged, failed, no verdict, no solution) in the funnel's
+    notes under "judge"."""
     if endpoint is None:
         return None
-    return lambda responses, records: llm_judge(endpoint, responses, records)
+    stats = funnel.notes.setdefault("judge", {"prompt": judge_cfg.prompt})
+    return lambda responses, records: llm_judge(endpoint, responses, records, prompt=judge_cfg.prompt,
+                                                max_tokens=judge_cfg.max_tokens, stats=stats)
