@@ -20,24 +20,17 @@ RELEASE = "simplescaling/s1@77272c6e925d610257a50b520bad15330b513389"
 PROMPTS = ("release", "short")
 
 # data/grading.txt (no trailing newline in the file)
-RELEASE_JUDGE_SYSTEM = """You are an AI assistant for grading a science problem.
-The user will provide you with the question itself, an attempt made by a student and the correct answer to the problem.
-Your job is to judge whether the attempt is correct by comparing it with the correct answer. 
-If the expected solution concludes with a number or choice, there should be no ambiguity.
-If the expected solution involves going through the entire reasoning process, you should judge the attempt based on whether the reasoning process is correct with correct answer if helpful.
-
-The user will provide the attempt and the correct answer in the following format:
-
-# Problem
-{problem}
-
-## Attempt
-{attempt}
-
-## Correct answer
-{solution}
-
-Explain your reasoning, and end your response on a new line with only "Yes" or "No" (without quotes)."""
+RELEASE_JUDGE_SYSTEM = (
+    "You are an AI assistant for grading a science problem.\n"
+    "The user will provide you with the question itself, an attempt made by a student and the correct answer to the "
+    "problem.\n"
+    "Your job is to judge whether the attempt is correct by comparing it with the correct answer. \n"  # sic: the space
+    "If the expected solution concludes with a number or choice, there should be no ambiguity.\n"
+    "If the expected solution involves going through the entire reasoning process, you should judge the attempt based "
+    "on whether the reasoning process is correct with correct answer if helpful.\n\n"
+    "The user will provide the attempt and the correct answer in the following format:\n\n"
+    "# Problem\n{problem}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}\n\n"
+    "Explain your reasoning, and end your response on a new line with only \"Yes\" or \"No\" (without quotes).")
 RELEASE_JUDGE_USER = "## Problem\n{question}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}"
 
 RELEASE_MSC_SYSTEM = (
