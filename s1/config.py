@@ -315,7 +315,7 @@ class EvalConfig:
     rejection_budgets: list[int] = field(default_factory=list)  # rejection_sampling: thinking caps (release: 3500 4000 5000 6000 8000 16000, temperature 1); [] = eval.budgets
     class_ranges: dict[str, Any] = field(default_factory=dict)  # class_conditional Control: class -> [a_min, a_max] thinking tokens; {} = short at most, long at least the unprompted run's average
     paper_model: str = "s1"                   # whose paper numbers sit beside this run's: s1 | s1.1 | none
-    rejection_max_tries: int = 8              # rejection_sampling: safety limit on samples per question; a question with no fit is scored wrong and counted
+    rejection_max_tries: int = 1000           # rejection_sampling: the release resamples until a sample fits; this safety limit (samples per question) stops it, the question is scored wrong and counted in the report
     majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question (paper: up to 64)
     majority_model: str = "base"              # method "majority": base (paper Fig. 4: Qwen2.5-32B-Instruct) | trained
     extrapolation_strings: list[str] = field(default_factory=lambda: ["Wait", "Hmm", "Alternatively", ""])  # method "extrapolation_strings" (paper Table 4); "" = suppress only

@@ -344,6 +344,25 @@ def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_
     assert s["no_fit_within_tries"] == 1 and s["accuracy"] == 50.0
 
 
+def test_rejection_sampling_resamples_until_a_sample_fits_as_the_release(tmp_path, tiny_model_dir):
+    """The release resamples until a sample fits: under the default safety limit a question that fits on its 10th
+    try is resampled to it (scored by that sample), not given up."""
+    from transformers import AutoTokenizer
+
+    from s1.eval.methods import RunSpec
+    from s1.eval.runner import run_spec
+
+    cfg = _cfg(tmp_path, tiny_model_dir, "eval.max_new_tokens=400", "eval.budget_forcing.answer_max_tokens=8")
+    assert cfg.eval.rejection_max_tries >= 100                 # a safety limit far above the release's usual tries
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    spec = RunSpec("trained", str(tiny_model_dir), "rejection_sampling", 50, temperature=1.0, accept_max_thinking=50)
+    cache = GenerationCache(tmp_path / "r.jsonl")
+    engine = thinking_engine(tok, [80 + i for i in range(9)] + [40])        # tries 1-9 too long, the 10th fits
+    assert run_spec(engine, spec, [("t", {"id": "q", "problem": "2+2?", "answer": "4"}, 0)], cache, cfg) == 1
+    (rec,) = cache.records.values()
+    assert rec["accepted"] and rec["tries"] == 10 and rec["correct"] and rec["thinking_tokens"] <= 50
+
+
 # ---- conditional-control models: the paper's prompts and stops ------------------------------------------------
 
 def test_conditional_methods_need_their_trained_model(tmp_path, tiny_model_dir):

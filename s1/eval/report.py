@@ -156,7 +156,8 @@ def table3(metrics: dict) -> str:
     """Table 3 in results.md, then the rejection-sampling runs' questions that found no fit."""
     no_fit = tables.no_fit_runs(metrics)
     return tables.markdown(tables.table3(metrics, tables.TABLE3_PAPER_FULL)) + (
-        "\n\nRejection sampling: questions with no sample inside the budget within the try limit (scored wrong): "
+        "\n\nRejection sampling (the release resamples until a sample fits): questions that hit the safety limit "
+        "eval.rejection_max_tries with no sample inside the budget (scored wrong): "
         + no_fit + "." if no_fit else "")
 
 

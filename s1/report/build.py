@@ -205,8 +205,8 @@ def evaluation_section(d: Path) -> list[Block]:
             blocks.append(Para("Paper (AIME24, s1-32B): " + "; ".join(f"{k} {c}% / {s} / {p}"
                                                                 for k, (c, s, p) in paper.TABLE3.items()) + "."))
         if no_fit := tables.no_fit_runs(m):
-            blocks.append(Para("Rejection sampling, questions with no sample inside the budget within the try limit "
-                               "(scored wrong): " + no_fit + "."))
+            blocks.append(Para("Rejection sampling (resampled until a sample fits, as the release): questions that hit "
+                               "the safety limit eval.rejection_max_tries (scored wrong): " + no_fit + "."))
     if (t4 := tables.table4(m)).rows:
         blocks += [Heading("Table 4 layout: extrapolation strings (2 suppressed ends of thinking each)", 3),
                    Table(t4.header, t4.rows)]
