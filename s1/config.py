@@ -291,10 +291,18 @@ class BudgetForcingConfig:
 
 
 @dataclass
+class GpqaConfig:
+    option_order: str = "seeded"              # seeded: each question shuffled by its own seed | release: the fork's process_docs (one RNG over the set, s1/data/benchmarks.py)
+    seed: int = 0                             # the shuffle's seed (release: lm-evaluation-harness's random_seed, 0)
+    unread: str = "wrong"                     # an answer with no readable letter: wrong | A (the release's default "A", a free 25%); counted either way
+
+
+@dataclass
 class EvalConfig:
     model_path: str = "${run.dir}/train/final"  # checkpoint to evaluate (HF format)
     benchmarks: list[str] = field(default_factory=lambda: ["aime24", "math500"])  # names or jsonl paths
     aime_text: str = "problem_nofigures"      # AIME24 field: paper's eval text; "problem" = original wording
+    gpqa: GpqaConfig = field(default_factory=GpqaConfig)  # GPQA Diamond's option order and unread answers
     backend: str = "transformers"             # transformers | vllm | openai
     budgets: list[Optional[int]] = field(default_factory=lambda: [None])  # thinking caps to sweep; None = no cap
     budget_forcing: BudgetForcingConfig = field(default_factory=BudgetForcingConfig)

@@ -257,6 +257,7 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
         "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
         "reference": row["answer"], "multiple_choice": mc, "extracted": extracted(res.text, mc),
+        "unread": mc and extract_choice(res.text) is None,   # no letter: eval.gpqa.unread decides (apply_unread)
         "correct": accepted and grade(res.text, row, bench, timeout_s),
         "outcome": res.outcome, "thinking_tokens": res.thinking_tokens + res.peek_tokens,
         "answer_tokens": res.answer_tokens,
@@ -264,6 +265,23 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "peek_tokens": res.peek_tokens,   # adaptive extrapolation's peeks, already counted in thinking_tokens (cost)
         "text": res.text,
     }
+
+
+UNREAD_POLICIES = ("wrong", "A")
+
+
+def apply_unread(records: list[dict], policy: str) -> list[dict]:
+    """Multiple-choice records with no readable letter under eval.gpqa.unread: "wrong" (as graded) or "A" (the
+    release's process_results defaults to "A": right when the reference is A). The records keep the facts; this
+    applies the policy when scoring, so changing it needs no regeneration."""
+    if policy not in UNREAD_POLICIES:
+        from s1.runtime import ConfigError
+
+        raise ConfigError("eval.gpqa.unread", policy, f"use one of {UNREAD_POLICIES}")
+    if policy == "wrong":
+        return records
+    return [{**r, "extracted": "A", "correct": r.get("accepted", True) and r["reference"] == "A"}
+            if r.get("multiple_choice") and r.get("unread") else r for r in records]
 
 
 def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
@@ -279,4 +297,5 @@ def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
         for r in mc:
             r["correct"] = r.get("accepted", True) and grade(r["text"], r["reference"], bench, multiple_choice=True)
             r["extracted"] = extracted(r["text"], True)
+            r["unread"] = r["extracted"] is None
     cache.rewrite()

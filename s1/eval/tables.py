@@ -198,6 +198,19 @@ def table3(metrics: dict, paper_header: str = TABLE3_PAPER_FULL) -> TableData:
                       for s in metrics["scaling"]])
 
 
+def unread_note(metrics: dict) -> str:
+    """Multiple-choice answers with no readable letter, per run, and how they were scored (eval.gpqa.unread); ""
+    when no run is multiple choice."""
+    mc = [r for r in metrics["rows"] if "unread_choices" in r and r["benchmark"].startswith("gpqa")]
+    if not mc:
+        return ""
+    g = metrics.get("gpqa") or {}
+    how = "scored as \"A\" (the release's default)" if g.get("unread") == "A" else "scored wrong"
+    return (f"GPQA answers with no readable letter ({how}, eval.gpqa.unread; option order "
+            f"{g.get('option_order', 'seeded')}): " + ", ".join(f"{r['model']} {r['method']} {budget_label(r)}: "
+                                                              f"{r['unread_choices']}" for r in mc) + ".")
+
+
 def no_fit_runs(metrics: dict) -> str:
     """Runs of a rejecting method (rejection sampling) with their questions that found no sample within the budget
     ("aime24 T=500: 2, ..."); "" when there are none."""

@@ -189,6 +189,8 @@ def evaluation_section(d: Path) -> list[Block]:
     is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
     t1 = tables.table1(m, with_n=True)
     blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(t1.header, t1.rows)]
+    if unread := tables.unread_note(m):
+        blocks.append(Para(unread))
     if any(b in tables.PAPER_COLUMNS for b in benches):
         blocks.append(Para(f"Paper numbers: {m.get('paper_model', 's1')}-32B's (eval.paper_model). "
                            + tables.paper_note(m)
