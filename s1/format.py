@@ -30,6 +30,13 @@ END = "<|im_end|>"                        # end of the assistant turn
 FORCED_AT_CAP = ANSWER + "Final Answer:"  # the release's thinking_end + "\nFinal Answer:" (after a newline)
 FORCED_AFTER_END = ANSWER_MARKER          # the release's thinking_end: the model writes "\nAnswer: ..." itself
 
+# conditional control (paper Table 3): the release's prompts (lm-eval fork: PROMPTTOKEN / PROMPTSTEP) and the
+# countdown markers that training writes into the traces (s1/train/transforms.py) and evaluation stops on
+TOKEN_PROMPT = "Think for up to {n} tokens."
+STEP_PROMPT = "Think for up to {n} steps."
+STEP_MARKER = END_OF_THINKING + "{n} steps left\n"
+TOKEN_MARKER = END_OF_THINKING + "{n} tokens left\n"
+
 
 def completion_text(thinking: str, attempt: str) -> str:
     """The assistant turn the model learns: think segment, answer segment, end of turn."""
