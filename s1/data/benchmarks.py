@@ -1,4 +1,5 @@
-"""Evaluation sets by name or path: the shipped AIME24 / MATH500, GPQA Diamond, the synthetic test set, any jsonl.
+"""Evaluation sets by name or path: the shipped AIME24 / AIME25 / MATH500, GPQA Diamond, the synthetic test set, any
+jsonl.
 
 GPQA Diamond (198 questions) is gated by its authors and not shipped: `gpqa_diamond`
 reads `<benchmarks_dir>/gpqa_diamond.csv` when present (the CSV of the GPQA release,
@@ -23,7 +24,7 @@ from typing import Any
 
 from s1.data.synthetic import generate_test_set
 
-SHIPPED = {"aime24": "aime24.jsonl", "math500": "math500.jsonl"}
+SHIPPED = {"aime24": "aime24.jsonl", "aime25": "aime25.jsonl", "math500": "math500.jsonl"}   # data/README.md: provenance
 GPQA_NAME, GPQA_HUB, GPQA_SUBSET, GPQA_SIZE = "gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", 198
 GPQA_SHUFFLE_SEED = 0         # option order: fixed, so every run and rerun grades the same letters
 GPQA_ORDERS = ("seeded", "release")

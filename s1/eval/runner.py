@@ -26,7 +26,7 @@ from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args, hub_revision
 
 log = logging.getLogger("s1.eval")
-INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
+INTEGER_ANSWER_BENCHMARKS = ("aime24", "aime25")   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
                "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
