@@ -234,6 +234,7 @@ class TrainConfig:
     dataset_revision: Optional[str] = None    # hub revision (commit / tag); None = main
     trace_column: str = "thinking_trajectories"  # the thinking text: a list column (first item used) or a string column
     attempt_column: str = "attempt"           # the answer text (s1K-1.1: deepseek_attempt / gemini_attempt)
+    text_format: str = "release"              # release: data/tokenization.py ("Answer: " only when the attempt lacks it; thinking and attempt stripped) | always_label: "Answer: " before every attempt
     transform: Optional[str] = None           # None | token_conditional | step_conditional: paper Table 3's control models (s1/train/transforms.py)
     output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
@@ -284,6 +285,8 @@ class BudgetForcingConfig:
     answer_prefix: str = fmt.FORCED_AT_CAP    # forced when the cap ends thinking, after a newline (the release's)
     answer_prefix_after_end: str = fmt.FORCED_AFTER_END  # forced when the model ends thinking itself (the release's)
     answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
+    answer_reserve: int = 1024                # tokens thinking always leaves for the answer (at most half the total); the release's max_tokens_thinking=auto leaves 100
+    wait_on_new_line: bool = True             # the forced "Wait" on a new line (as the training traces' corrections); false: appended right after the last token (the release)
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     plain_generation: bool = False            # no thinking control: one generation to the total, ends only at the end of turn (method no_bf, the release's "without budget forcing")
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)

@@ -93,6 +93,8 @@ SETTING_CHANGES = [
     "eval.budget_forcing.think_prefix='<|im_start|>think '",
     "eval.budget_forcing.min_thinking_tokens=4",
     "eval.budget_forcing.adaptive_waits=true",
+    "eval.budget_forcing.answer_reserve=2",
+    "eval.budget_forcing.wait_on_new_line=false",
     "eval.budgets=[9]",                                   # max_thinking_tokens
     "eval.engine.max_model_len=2048",
 ]

@@ -28,6 +28,8 @@ from s1.infer.engine_settings import engine_args, hub_revision
 log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24", "aime25")   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
+# budget-forcing keys added after caches existed: in the key only when changed, so those caches stay valid
+KEYED_UNLESS_DEFAULT = {"answer_reserve": 1024, "wait_on_new_line": True}
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
                "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -63,7 +65,8 @@ def model_fingerprint(path: str) -> str:
 def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
     """Every setting of this run that can change what the model writes (the question text is added per row)."""
     e = cfg.eval
-    bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS}
+    bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS
+          and not (k in KEYED_UNLESS_DEFAULT and v == KEYED_UNLESS_DEFAULT[k])}
     return {
         "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
         "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,
