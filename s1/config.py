@@ -118,6 +118,7 @@ class QualityConfig:
     drop_bold_digits: bool = True             # r'\*\*(?=.*\d)[^\s\]]*\*\*' formatting (released notebook)
     max_field_chars: int = 200_000            # records with a longer field are quarantined
     require_traces: bool = True               # drop records without a thinking trace + attempt (False: pools of bare questions)
+    notebook_exact: bool = False              # True (paper_s1): filter.ipynb's exact tests: images only "![Image]", [asy] kept only when 'AIME' (case-sensitive) is in source_type; False: also markdown images / <img> / TheoremQA pictures, and any-case "aime" sources keep [asy]
 
 
 @dataclass
@@ -189,6 +190,7 @@ class DiversityConfig:
     seed_set: bool = True                     # start from the paper's seed set (GPQA/AIME, long MATH)
     seed_min_length: int = 5600               # MATH traces longer than this (tokens) join the seed set
     seed_sources: list[str] = field(default_factory=lambda: ["gpqa", "aime"])  # source_type substrings: teacher-correct ones seed
+    seed_source_match: str = "substring"      # substring: any-case substrings of source_type | exact: source_type equals one of seed_sources (filter.ipynb: Idavidrein/gpqa, qq8933/AIME_1983_2024)
     seed_long_sources: list[str] = field(default_factory=lambda: ["openaimath"])  # ... these seed when longer than seed_min_length
     switch_after: int = 700                   # notebook variant: benchmark-weighted domains after this many
     seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling RNG seed

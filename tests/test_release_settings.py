@@ -58,3 +58,47 @@ def test_harness_auto_leaves_the_release_100_tokens():
 
     assert plan_generation({"max_tokens_thinking": "auto"}, 32768).bf["answer_reserve"] == AUTO_ANSWER_ROOM == 100
     assert plan_generation({"max_tokens_thinking": 4000}, 32768).bf["answer_reserve"] == 1024
+
+
+def _rec(question, source_type):
+    from s1.data.schema import make_record
+
+    return make_record(question, source="pool", source_type=source_type, answer="1", solution="1",
+                       thinking_trajectories=["t"], attempt="1")
+
+
+def test_quality_rules_exactly_as_the_notebook():
+    """filter.ipynb cell 7: images are "![Image]" only; [asy] is kept when 'AIME' (case-sensitive) is in
+    source_type, so amc_aime's [asy] goes; the broad rules (default) also drop other images and keep amc_aime's."""
+    from omegaconf import OmegaConf
+
+    from s1.config import QualityConfig
+    from s1.curate.quality import apply_quality_rules
+
+    pool = [_rec("Find x. ![Image](a.png)", "AI-MO/NuminaMath-CoT/olympiads"),
+            _rec("Find x. ![](https://cdn.example/fig.jpg)", "AI-MO/NuminaMath-CoT/olympiads"),
+            _rec("[asy] draw((0,0)--(1,1)); [/asy] Find x.", "AI-MO/NuminaMath-CoT/amc_aime"),
+            _rec("[asy] draw((0,0)--(1,1)); [/asy] Find x.", "qq8933/AIME_1983_2024")]
+
+    def dropped(**kw):
+        res = apply_quality_rules(pool, OmegaConf.structured(QualityConfig(**kw)))
+        return [pool.index(r) for r, _ in sorted(res.dropped, key=lambda d: pool.index(d[0]))]
+
+    assert dropped(notebook_exact=True) == [0, 2]
+    assert dropped() == [0, 1]
+
+
+def test_seed_sources_match_the_notebooks_names_exactly():
+    from omegaconf import OmegaConf
+
+    from s1.config import DiversityConfig
+    from s1.curate.diversity import seed_set
+
+    pool = [{**_rec(f"q{i}", st), "teacher_correct": True, "thinking_length": 100} for i, st in
+            enumerate(["Idavidrein/gpqa", "qq8933/AIME_1983_2024", "AI-MO/NuminaMath-CoT/amc_aime", "gpqa_extended"])]
+    pool.append({**_rec("long", "qfq/openaimath/Algebra"), "teacher_correct": True, "thinking_length": 6000})
+    exact = OmegaConf.structured(DiversityConfig(seed_sources=["Idavidrein/gpqa", "qq8933/AIME_1983_2024"],
+                                                 seed_source_match="exact", seed=0))
+    assert [r["question"] for r in seed_set(pool, exact)] == ["q0", "q1", "long"]
+    broad = OmegaConf.structured(DiversityConfig(seed=0))              # substrings: amc_aime and gpqa_extended too
+    assert len(seed_set(pool, broad)) == 5

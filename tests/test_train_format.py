@@ -43,9 +43,8 @@ def test_training_text_follows_the_releases_tokenization_on_an_s1k_1_1_record(ti
     answer is $\\boxed{373}$", the release writes the attempt as it is; the old text (always_label) wrote
     "Answer: 373..." before it, so the sequence said Answer twice."""
     import pyarrow.parquet as pq
-    from transformers import AutoTokenizer
-
     from conftest import REPO
+    from transformers import AutoTokenizer
 
     rec = pq.read_table(REPO / "data" / "fixtures" / "s1k_1.1_sample.parquet").to_pylist()[0]
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
