@@ -122,6 +122,7 @@ class QualityConfig:
     drop_bold_digits: bool = True             # r'\*\*(?=.*\d)[^\s\]]*\*\*' formatting (released notebook)
     max_field_chars: int = 200_000            # records with a longer field are quarantined
     require_traces: bool = True               # drop records without a thinking trace + attempt (False: pools of bare questions)
+    notebook_exact: bool = False              # True (paper_s1): filter.ipynb's exact tests: images only "![Image]", [asy] kept only when 'AIME' (case-sensitive) is in source_type; False: also markdown images / <img> / TheoremQA pictures, and any-case "aime" sources keep [asy]
 
 
 @dataclass
@@ -170,8 +171,16 @@ class DifficultyConfig:
 
 
 @dataclass
+class JudgeConfig:
+    prompt: str = "release"                   # release: data/grading.txt + featurization.py's user turn, reasons then Yes/No (s1/curate/prompts.py) | short: Yes/No only, for small local judges
+    max_tokens: int = 4096                    # completion tokens per judge call (release: room to reason first)
+
+
+@dataclass
 class DomainsConfig:
     method: str = "labels"                    # labels | llm | embeddings
+    prompt: str = "release"                   # method=llm: release (featurization.py, full msc.json descriptions, reasons, code at the end) | short (codes and titles, code only)
+    max_tokens: int = 4096                    # method=llm: completion tokens per call
     msc_file: str = "${paths.repo}/data/msc.json"  # MSC code list (s1 repo's msc.json)
     label_field: str = "subject"              # metadata key or field with an existing label
     drop_unassigned: bool = False             # False: questions with no MSC code form one "Unassigned" domain
@@ -185,6 +194,7 @@ class DiversityConfig:
     seed_set: bool = True                     # start from the paper's seed set (GPQA/AIME, long MATH)
     seed_min_length: int = 5600               # MATH traces longer than this (tokens) join the seed set
     seed_sources: list[str] = field(default_factory=lambda: ["gpqa", "aime"])  # source_type substrings: teacher-correct ones seed
+    seed_source_match: str = "substring"      # substring: any-case substrings of source_type | exact: source_type equals one of seed_sources (filter.ipynb: Idavidrein/gpqa, qq8933/AIME_1983_2024)
     seed_long_sources: list[str] = field(default_factory=lambda: ["openaimath"])  # ... these seed when longer than seed_min_length
     switch_after: int = 700                   # notebook variant: benchmark-weighted domains after this many
     seed: int = "${run.seed}"                 # type: ignore[assignment]  # sampling RNG seed
@@ -204,9 +214,11 @@ class CurateConfig:
     traces: TracesConfig = field(default_factory=TracesConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # grader=llm_judge: the difficulty judge's prompt
     domains: DomainsConfig = field(default_factory=DomainsConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    ablation: str = "none"                    # none: the s1 funnel | random | longest | diverse | full: paper Table 6, drawn from the quality-filtered pool, no difficulty filter, no reference models
     output_dir: str = "${run.dir}/curate"     # s1k/ (datasets), s1k.jsonl, funnel report, caches
     push_to_hub: Optional[str] = None         # hub dataset repo to push s1K to; None = off
 
@@ -228,6 +240,7 @@ class TrainConfig:
     dataset_revision: Optional[str] = None    # hub revision (commit / tag); None = main
     trace_column: str = "thinking_trajectories"  # the thinking text: a list column (first item used) or a string column
     attempt_column: str = "attempt"           # the answer text (s1K-1.1: deepseek_attempt / gemini_attempt)
+    text_format: str = "release"              # release: data/tokenization.py ("Answer: " only when the attempt lacks it; thinking and attempt stripped) | always_label: "Answer: " before every attempt
     transform: Optional[str] = None           # None | token_conditional | step_conditional: paper Table 3's control models (s1/train/transforms.py)
     output_dir: str = "${run.dir}/train"      # checkpoints/, final/, train_log.jsonl, loss.png
     epochs: float = 5.0                       # paper: 5
@@ -278,6 +291,8 @@ class BudgetForcingConfig:
     answer_prefix: str = fmt.FORCED_AT_CAP    # forced when the cap ends thinking, after a newline (the release's)
     answer_prefix_after_end: str = fmt.FORCED_AFTER_END  # forced when the model ends thinking itself (the release's)
     answer_max_tokens: Optional[int] = None   # cap for the answer phase; None = the rest of eval.max_new_tokens (public code)
+    answer_reserve: int = 1024                # tokens thinking always leaves for the answer (at most half the total); the release's max_tokens_thinking=auto leaves 100
+    wait_on_new_line: bool = True             # the forced "Wait" on a new line (as the training traces' corrections); false: appended right after the last token (the release)
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     plain_generation: bool = False            # no thinking control: one generation to the total, ends only at the end of turn (method no_bf, the release's "without budget forcing")
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)
@@ -285,10 +300,18 @@ class BudgetForcingConfig:
 
 
 @dataclass
+class GpqaConfig:
+    option_order: str = "seeded"              # seeded: each question shuffled by its own seed | release: the fork's process_docs (one RNG over the set, s1/data/benchmarks.py)
+    seed: int = 0                             # the shuffle's seed (release: lm-evaluation-harness's random_seed, 0)
+    unread: str = "wrong"                     # an answer with no readable letter: wrong | A (the release's default "A", a free 25%); counted either way
+
+
+@dataclass
 class EvalConfig:
     model_path: str = "${run.dir}/train/final"  # checkpoint to evaluate (HF format)
     benchmarks: list[str] = field(default_factory=lambda: ["aime24", "math500"])  # names or jsonl paths
     aime_text: str = "problem_nofigures"      # AIME24 field: paper's eval text; "problem" = original wording
+    gpqa: GpqaConfig = field(default_factory=GpqaConfig)  # GPQA Diamond's option order and unread answers
     backend: str = "transformers"             # transformers | vllm | openai
     budgets: list[Optional[int]] = field(default_factory=lambda: [None])  # thinking caps to sweep; None = no cap
     budget_forcing: BudgetForcingConfig = field(default_factory=BudgetForcingConfig)
@@ -309,7 +332,7 @@ class EvalConfig:
     rejection_budgets: list[int] = field(default_factory=list)  # rejection_sampling: thinking caps (release: 3500 4000 5000 6000 8000 16000, temperature 1); [] = eval.budgets
     class_ranges: dict[str, Any] = field(default_factory=dict)  # class_conditional Control: class -> [a_min, a_max] thinking tokens; {} = short at most, long at least the unprompted run's average
     paper_model: str = "s1"                   # whose paper numbers sit beside this run's: s1 | s1.1 | none
-    rejection_max_tries: int = 8              # rejection_sampling: safety limit on samples per question; a question with no fit is scored wrong and counted
+    rejection_max_tries: int = 1000           # rejection_sampling: the release resamples until a sample fits; this safety limit (samples per question) stops it, the question is scored wrong and counted in the report
     majority_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method "majority": votes per question (paper: up to 64)
     majority_model: str = "base"              # method "majority": base (paper Fig. 4: Qwen2.5-32B-Instruct) | trained
     extrapolation_strings: list[str] = field(default_factory=lambda: ["Wait", "Hmm", "Alternatively", ""])  # method "extrapolation_strings" (paper Table 4); "" = suppress only

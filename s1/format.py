@@ -30,10 +30,27 @@ END = "<|im_end|>"                        # end of the assistant turn
 FORCED_AT_CAP = ANSWER + "Final Answer:"  # the release's thinking_end + "\nFinal Answer:" (after a newline)
 FORCED_AFTER_END = ANSWER_MARKER          # the release's thinking_end: the model writes "\nAnswer: ..." itself
 
+# conditional control (paper Table 3): the release's prompts (lm-eval fork: PROMPTTOKEN / PROMPTSTEP) and the
+# countdown markers that training writes into the traces (s1/train/transforms.py) and evaluation stops on
+TOKEN_PROMPT = "Think for up to {n} tokens."
+STEP_PROMPT = "Think for up to {n} steps."
+STEP_MARKER = END_OF_THINKING + "{n} steps left\n"
+TOKEN_MARKER = END_OF_THINKING + "{n} tokens left\n"
 
-def completion_text(thinking: str, attempt: str) -> str:
-    """The assistant turn the model learns: think segment, answer segment, end of turn."""
-    return f"{THINK}{thinking}\n{ANSWER}{ANSWER_LABEL} {attempt}{END}"
+
+TEXT_FORMATS = ("release", "always_label")
+
+
+def completion_text(thinking: str, attempt: str, style: str = "release") -> str:
+    """The assistant turn the model learns: think segment, answer segment, end of turn.
+
+    release (train.text_format, the release's data/tokenization.py): "Answer: " only when the attempt has no
+    "Answer:" of its own, thinking and answer stripped; always_label: "Answer: " before every attempt, nothing
+    stripped (this project before issue 29: s1K's attempts, which already say "Answer:", got it twice)."""
+    if style == "always_label":
+        return f"{THINK}{thinking}\n{ANSWER}{ANSWER_LABEL} {attempt}{END}"
+    answer = attempt if ANSWER_LABEL in attempt else f"{ANSWER_LABEL} {attempt}"
+    return f"{THINK}{thinking.strip()}\n{ANSWER}{answer.strip()}{END}"
 
 
 def build_prompt(tokenizer, question: str, *, system: str | None = None, think: bool = True,

@@ -48,14 +48,60 @@ def extract_answer(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | No
     if boxed is not None:
         return boxed
     labels = list(_ANSWER_LABEL.finditer(section))
-    if not labels:
-        return None
-    ans = section[labels[-1].end():].strip()
+    if labels:
+        return _labelled_answer(section, labels[-1])
+    # the release's rules found nothing: the answer lines real models write (docs/grading.md, "Answer lines")
+    heading = list(_ANSWER_HEADING.finditer(section))
+    if heading:                                   # "### Final Answer" (no colon): the next paragraph
+        return _paragraph_answer(section[heading[-1].end():], heading=True)
+    said = list(_THE_ANSWER_IS.finditer(section))
+    if said:                                      # "The answer is: X" (MetaMath), a closing "the answer is X."
+        return _clean(said[-1].group(1))
+    return None
+
+
+def _labelled_answer(section: str, label: re.Match) -> str | None:
+    """The text after an "Answer:" label: its paragraph; a label alone on its line (a "### Answer:" heading,
+    "**Answer:**", "\\[Answer:") reads the next paragraph, and a sentence there gives its last math."""
+    rest = section[label.end():]
+    line = rest.split("\n", 1)[0]
+    alone = re.fullmatch(r"[\s*:}#]*", line) is not None and "\n" in rest
+    return _paragraph_answer(rest.split("\n", 1)[1] if alone else rest, heading=alone)
+
+
+def _paragraph_answer(rest: str, heading: bool) -> str | None:
+    ans = rest.strip()
     ans = ans.split("\n\n")[0].strip()           # the answer paragraph, not a trailing chat turn
     ans = ans.split(END)[0].strip()
-    ans = re.sub(r"^\*+\s*|\s*\*+$", "", ans)      # "**Final Answer:** 42" / "Answer: **B**"
-    ans = _strip_dollars(ans.rstrip(".").strip())
+    ans = _clean(ans)
+    if heading and ans:
+        ans = _math_of_sentence(ans)
     return ans or None
+
+
+_DISPLAY_CLOSE = re.compile(r"\s*(?:\\\]|\\\)|\$\$)\s*$")          # "\]", "\)", "$$" closing a display
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
+_ANSWER_HEADING = re.compile(r"(?im)^[ \t]*(?:#{1,6}[ \t]*|\*\*[ \t]*)(?:final[ \t]+)?answer[ \t]*(?:\*\*)?[ \t]*$")
+_THE_ANSWER_IS = re.compile(r"(?i)\bthe\s+(?:final\s+)?answer\s+is\s*:?[ \t]*([^\n]+)")
+
+
+def _clean(ans: str) -> str:
+    """An answer line without its wrappers: "**", a final period, "$...$", and the display-math or \\text{}
+    brackets around a label ("\\[Answer: 42\\]", "\\text{Answer: } 42")."""
+    ans = ans.strip()
+    ans = re.sub(r"^\}\s*", "", ans)               # "\text{Answer: } 42": the label's closing brace
+    ans = re.sub(r"^(?:\\\[|\\\(|\$\$)\s*", "", ans)    # a display opened after the label
+    ans = _DISPLAY_CLOSE.sub("", ans)
+    ans = re.sub(r"^\*+\s*|\s*\*+$", "", ans)      # "**Final Answer:** 42" / "Answer: **B**"
+    ans = _DISPLAY_CLOSE.sub("", ans.rstrip(".").strip())
+    return _strip_dollars(ans.rstrip(".").strip())
+
+
+def _math_of_sentence(ans: str) -> str:
+    """A sentence around math ("The total is $42$.") gives its last math span; math or a bare answer stays."""
+    spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(ans)]
+    words = re.findall(r"[A-Za-z]{2,}", _MATH_SPAN.sub(" ", ans))
+    return spans[-1].strip() if spans and len(words) >= 2 else ans
 
 
 def extract_choice(text: str, *, answer_marker: str = ANSWER_MARKER) -> str | None:
@@ -143,7 +189,25 @@ def quick_verdict(answer: str | None, reference: str, integer_answer: bool = Fal
         return _letter(answer) == ref_letter
     if _normalize(answer) == _normalize(reference):
         return True
+    if _states_text_gold(answer, reference):
+        return True
     return None
+
+
+_TEXT_GOLD = re.compile(r"^\\text\{([^{}]+)\}$")
+_NEGATION = re.compile(r"(?i)\b(?:not|no|neither|nor|never|cannot)\b|n't")
+
+
+def _states_text_gold(answer: str, reference: str) -> bool:
+    """A statement in \\boxed{} ("\\text{The function is odd}") against a \\text{} gold ("\\text{odd}"): right when
+    the statement ends with the gold's words and negates nothing ("neither even nor odd" is not "odd")."""
+    m = _TEXT_GOLD.match(_strip_dollars(reference))
+    if not m:
+        return False
+    words = lambda t: re.findall(r"[a-z0-9]+", t.lower())   # noqa: E731
+    gold = words(m.group(1))
+    said = words(re.sub(r"\\text\{([^{}]*)\}", r"\1", answer))
+    return bool(gold) and len(said) > len(gold) and said[-len(gold):] == gold and not _NEGATION.search(answer)
 
 
 def _verify_worker(answer: str, reference: str, timeout_s: float | None) -> bool:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from s1.errors import ConfigError
 
 # Benchmarks named in a config that are no file (input checks skip them).
-NAMED_BENCHMARKS = {"aime24", "math500", "synthetic", "gpqa", "gpqa_diamond"}
+NAMED_BENCHMARKS = {"aime24", "aime25", "math500", "synthetic", "gpqa", "gpqa_diamond"}
 
 
 @dataclass(frozen=True)

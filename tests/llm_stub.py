@@ -38,13 +38,34 @@ def classify(question: str) -> str:
     return next((code for pattern, code in KEYWORDS if re.search(pattern, q)), "97")
 
 
+RELEASE_JUDGE = re.compile(r"^## Problem\n(.*)\n\n## Attempt\n(.*)\n\n## Correct answer\n(.*)$", re.S)
+RELEASE_MSC = re.compile(r"^## Question\n(.*)\n\n## Classification rubrics\n", re.S)
+
+
 def judge(prompt: str) -> str:
+    """Short prompt: "Yes" / "No". Release prompt (s1.curate.prompts): some reasoning, then "Yes" / "No" on the last
+    line; the gold is the solution's last \\boxed{} (else the whole solution when it is short)."""
+    if m := RELEASE_JUDGE.match(prompt):
+        attempt, solution = m.group(2), m.group(3).strip()
+        from s1.grading import _last_boxed
+
+        gold = _last_boxed(solution) or (solution if len(solution) < 40 else "")
+        ok = bool(gold) and gold in attempt[-300:]
+        return f"Comparing the attempt's final answer with the correct answer {gold!r}.\n{'Yes' if ok else 'No'}"
     gold = re.search(r"\nReference final answer: (.*)\n", prompt)
     attempt = prompt.split("\nAttempt:\n", 1)[-1].rsplit("\n\nIs the attempt", 1)[0]
     return "Yes" if gold and gold.group(1).strip() and gold.group(1).strip() in attempt[-300:] else "No"
 
 
+def is_judge(prompt: str) -> bool:
+    return "\nAttempt:\n" in prompt or bool(RELEASE_JUDGE.match(prompt))
+
+
 def question_of(prompt: str) -> str:
+    if m := RELEASE_JUDGE.match(prompt):
+        return m.group(1)
+    if m := RELEASE_MSC.match(prompt):
+        return m.group(1)
     if "\nAttempt:\n" in prompt:  # judge prompt: "Problem:\n{q}\n\nReference solution:"
         return prompt.split("Problem:\n", 1)[1].rsplit("\n\nReference solution:\n", 1)[0]
     return prompt.split("\n\nQuestion:\n", 1)[1]
@@ -79,7 +100,7 @@ class StubLLM:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def answer(self, prompt: str) -> tuple[int, str]:
-        kind = "judge" if "\nAttempt:\n" in prompt else "domains"
+        kind = "judge" if is_judge(prompt) else "domains"
         question = question_of(prompt)
         with self._lock:
             self.stats[f"{kind}_requests"] += 1
@@ -93,7 +114,11 @@ class StubLLM:
                 self.stats[f"{kind}_failed"] += 1
                 return 503, ""
             self.stats[f"{kind}_served"] += 1
-        return 200, judge(prompt) if kind == "judge" else f"Code: {classify(question)}"
+        if kind == "judge":
+            return 200, judge(prompt)
+        if RELEASE_MSC.match(prompt):   # the release's prompt: reasoning, then the code on the last line
+            return 200, f"The question is about this subject.\n{classify(question)}"
+        return 200, f"Code: {classify(question)}"
 
     def __enter__(self) -> "StubLLM":
         self.thread.start()

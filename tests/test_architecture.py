@@ -80,3 +80,10 @@ def test_eval_does_not_import_the_report_layer():
     up = {m: sorted(t for t in deps if t == "s1.report" or t.startswith("s1.report."))
           for m, deps in s1_imports().items() if m.startswith("s1.eval")}
     assert {m: deps for m, deps in up.items() if deps} == {}
+
+
+def test_training_imports_nothing_from_the_engine_layer():
+    # the strings training writes (the s1 format, the conditional-control markers) live in s1.format
+    down = {m: sorted(t for t in deps if t == "s1.infer" or t.startswith("s1.infer."))
+            for m, deps in s1_imports().items() if m.startswith("s1.train")}
+    assert {m: deps for m, deps in down.items() if deps} == {}

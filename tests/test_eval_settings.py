@@ -93,6 +93,8 @@ SETTING_CHANGES = [
     "eval.budget_forcing.think_prefix='<|im_start|>think '",
     "eval.budget_forcing.min_thinking_tokens=4",
     "eval.budget_forcing.adaptive_waits=true",
+    "eval.budget_forcing.answer_reserve=2",
+    "eval.budget_forcing.wait_on_new_line=false",
     "eval.budgets=[9]",                                   # max_thinking_tokens
     "eval.engine.max_model_len=2048",
 ]
@@ -220,6 +222,7 @@ def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one()
         "majority_model", "token_conditional_model", "step_conditional_model",   # which runs: model, method, budget
         "budgets", "token_budgets", "step_budgets", "rejection_budgets",   # the budget is in the key
         "class_ranges", "paper_model",                    # reporting only: Control ranges, paper numbers
+        "gpqa",     # option order: in the question text (test_gpqa_release_option_order...); unread: scoring only
         "batch_size", "sweep_sharing",                    # batching (test_sweep_sharing: same records)
         "budget_forcing.request_timeout_s",               # wall clock: a timeout is recorded as an outcome
         "output_dir", "grading_timeout_s", "grading_workers", "regrade", "api_key_env",
@@ -255,7 +258,7 @@ def test_table1_puts_paper_numbers_beside_the_matching_setting_only():
     assert "26.7" in lines["base model without budget forcing"]
     assert "50.0" in lines["trained without budget forcing"]
     assert lines["trained with budget forcing (T=500)"].endswith("| – | – |")      # a cap is not Table 1's BF row
-    assert "56.7" in lines["trained with budget forcing (2× Wait)"]                # Wait runs appear, paired
+    assert "56.7" in lines["trained with budget forcing (2× Wait)"]                # the sweep's peak here
 
 
 # ---- GPQA Diamond: loader and letter grading ------------------------------------------------------------------
@@ -289,6 +292,49 @@ def test_gpqa_grading_is_by_letter():
     assert not grade("Answer: 2", "A", "gpqa_sample", multiple_choice=True)   # an option's text is not its letter
     assert grade("Answer: the answer is (C), since ...", "C", "gpqa_sample", multiple_choice=True)
     assert not grade("Answer: (B) or (C)", "C", "gpqa_sample", multiple_choice=True)   # two letters: no choice
+
+
+def _release_process_docs(rows: list[dict], seed: int) -> list[str]:
+    """The fork's gpqa/openai/utils.py process_docs (simplescaling/s1@77272c6, eval/lm-evaluation-harness), after
+    lm-evaluation-harness's random.seed(random_seed): the correct answer's letter per question."""
+    import random
+
+    random.seed(seed)
+    letters = []
+    for doc in rows:
+        choices = [doc["Incorrect Answer 1"], doc["Incorrect Answer 2"], doc["Incorrect Answer 3"],
+                   doc["Correct Answer"]]
+        random.shuffle(choices)
+        letters.append(f"{chr(65 + choices.index(doc['Correct Answer']))}")
+    return letters
+
+
+def test_gpqa_release_option_order_reproduces_the_releases_letters():
+    import csv
+
+    from s1.data.benchmarks import load_benchmark
+
+    with open(GPQA_CSV, encoding="utf-8", newline="") as f:
+        raw = list(csv.DictReader(f))
+    for seed in (0, 7):
+        rows = load_benchmark(str(GPQA_CSV), "", gpqa_order="release", gpqa_seed=seed)
+        assert [r["answer"] for r in rows] == _release_process_docs(raw, seed)
+        assert rows[0]["problem"].startswith(raw[0]["Question"] + "\n\nA) ")
+    seeded = load_benchmark(str(GPQA_CSV), "")
+    assert [r["answer"] for r in seeded] != _release_process_docs(raw, 0) or len(raw) < 3
+
+
+def test_gpqa_unread_answers_score_as_A_under_the_release_and_are_counted():
+    from s1.eval.metrics import summarize
+    from s1.eval.runner import apply_unread
+
+    recs = [{"question_id": str(i), "sample": 0, "multiple_choice": True, "reference": ref, "unread": unread,
+             "extracted": None if unread else ref, "correct": not unread, "outcome": "answered",
+             "thinking_tokens": 1, "answer_tokens": 1} for i, (ref, unread) in
+            enumerate([("A", True), ("B", True), ("C", False), ("D", False)])]
+    wrong, as_a = summarize(apply_unread(recs, "wrong")), summarize(apply_unread(recs, "A"))
+    assert wrong["accuracy"] == 50.0 and as_a["accuracy"] == 75.0        # the unread "A" question is a free point
+    assert wrong["unread_choices"] == as_a["unread_choices"] == 2          # counted either way
 
 
 def test_gpqa_missing_gives_the_fix(tmp_path):
@@ -342,6 +388,25 @@ def test_rejection_sampling_stops_at_the_try_limit_and_counts_it(tmp_path, tiny_
     assert not recs["never"]["correct"]                   # scored wrong although its answer is right
     s = summarize(list(recs.values()))
     assert s["no_fit_within_tries"] == 1 and s["accuracy"] == 50.0
+
+
+def test_rejection_sampling_resamples_until_a_sample_fits_as_the_release(tmp_path, tiny_model_dir):
+    """The release resamples until a sample fits: under the default safety limit a question that fits on its 10th
+    try is resampled to it (scored by that sample), not given up."""
+    from transformers import AutoTokenizer
+
+    from s1.eval.methods import RunSpec
+    from s1.eval.runner import run_spec
+
+    cfg = _cfg(tmp_path, tiny_model_dir, "eval.max_new_tokens=400", "eval.budget_forcing.answer_max_tokens=8")
+    assert cfg.eval.rejection_max_tries >= 100                 # a safety limit far above the release's usual tries
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    spec = RunSpec("trained", str(tiny_model_dir), "rejection_sampling", 50, temperature=1.0, accept_max_thinking=50)
+    cache = GenerationCache(tmp_path / "r.jsonl")
+    engine = thinking_engine(tok, [80 + i for i in range(9)] + [40])        # tries 1-9 too long, the 10th fits
+    assert run_spec(engine, spec, [("t", {"id": "q", "problem": "2+2?", "answer": "4"}, 0)], cache, cfg) == 1
+    (rec,) = cache.records.values()
+    assert rec["accepted"] and rec["tries"] == 10 and rec["correct"] and rec["thinking_tokens"] <= 50
 
 
 # ---- conditional-control models: the paper's prompts and stops ------------------------------------------------

@@ -213,6 +213,7 @@ def _endpoint(url: str):
 
 
 def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tmp_path):
+    """The short prompt (its gold line lets the stub judge every record); the release's is test_curate_prompts'."""
     from s1.cache import JsonlCache
     from s1.curate.judge import llm_judge
 
@@ -225,7 +226,7 @@ def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tm
                     for i, r in enumerate(pool)})
     cfg = OmegaConf.structured(DifficultyConfig(grader="llm_judge"))
     with StubLLM(fail_every=5, flaky=True) as llm:
-        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs)  # noqa: E731
+        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs, prompt="short")  # noqa: E731
         verdicts = grade_cached(pool, cache, cfg, judge=judge)
         refused = {question_id(q) for q in llm.refused}
     assert refused and {i for i, v in verdicts.items() if v is None} == refused
@@ -239,7 +240,7 @@ def test_judge_against_solution_counts_failed_calls_ungraded_and_retries_them(tm
     assert Counter(why for _, why in result.dropped)["ungraded"] == len(refused)
     assert not {r["id"] for r in result.kept} & refused  # unjudged questions never enter s1K
     with StubLLM(fail_every=0, flaky=False) as llm:  # the judge is back: only the ungraded are asked again
-        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs)  # noqa: E731
+        judge = lambda resp, recs: llm_judge(_endpoint(llm.url), resp, recs, prompt="short")  # noqa: E731
         again = grade_cached(pool, cache, cfg, judge=judge)
         assert llm.stats["judge_requests"] == len(refused) and None not in again.values()
 
@@ -277,8 +278,10 @@ def test_paper_s1_curation_on_the_59k_shape(tiny_model_dir, tmp_path):
     out = tmp_path / "p" / "curate"
     funnel = json.loads((out / "funnel.json").read_text())
     steps = {s["step"]: s for s in funnel["steps"]}
+    # paper_s1 runs filter.ipynb's exact tests: its image test is "![Image]", so the fixture's "![](url)" images and
+    # TheoremQA pictures stay (the default broad rules drop them: test_quality_drops_exactly_the_flawed_rows_and_decontam_the_math500_copies)
     assert steps["quality"]["dropped"] == dict(Counter(QUALITY_REASON[f] for f in FLAWS.values()
-                                                       if f in QUALITY_REASON))
+                                                       if f in QUALITY_REASON and f != "image"))
     gold = funnel["notes"]["gold_answers"]
     assert gold["qq8933/AIME_1983_2024"]["bare_solution"] == 40 and gold["AI-MO/NuminaMath-CoT"]["none"] == 5
     dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
@@ -286,7 +289,8 @@ def test_paper_s1_curation_on_the_59k_shape(tiny_model_dir, tmp_path):
     assert ungraded and ungraded <= refused and steps["difficulty"]["dropped"]["ungraded"] == len(ungraded)
     rows = [json.loads(x) for x in (out / "s1k.jsonl").read_text().splitlines()]
     assert len(rows) == 100 and not {r["id"] for r in rows} & refused
-    assert not {r["id"] for r in rows} & {i for i, f in FLAWS.items() if f in QUALITY_REASON or f == "math500_copy"}
+    assert not {r["id"] for r in rows} & {i for i, f in FLAWS.items()
+                                          if f in QUALITY_REASON and f != "image" or f == "math500_copy"}
     # domains: each question carries the MSC code the LLM (here the stub's keyword classifier, 11 possible codes)
     # answered for it, and Algorithm 1 spreads the 100 draws over those codes; the 11 is the stub's, not the code's
     assert all(r["domain"].split()[0] == classify(r["question"]) for r in rows)
@@ -310,8 +314,8 @@ def test_s1_1_fixture_renders_the_exact_training_text_from_the_deepseek_columns(
     for rec, ex in zip(records, examples):
         expected = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
                     f"<|im_start|>user\n{rec['question']}<|im_end|>\n<|im_start|>assistant\n"
-                    f"<|im_start|>think\n{rec['deepseek_thinking_trajectory']}\n<|im_start|>answer\n"
-                    f"Answer: {rec['deepseek_attempt']}<|im_end|>")
+                    f"<|im_start|>think\n{rec['deepseek_thinking_trajectory'].strip()}\n<|im_start|>answer\n"
+                    f"{rec['deepseek_attempt'].strip()}<|im_end|>")   # tokenization.py: its attempts say "Answer:"
         ids = tok(ex["prompt"] + ex["completion"], add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == expected
     gemini, _ = build_examples(records[:2], tok, 100_000, "gemini_thinking_trajectory", "gemini_attempt")

@@ -146,8 +146,48 @@ def test_paper_numbers_sit_beside_the_one_setting_they_describe_for_s1():
         "trained with budget forcing (auto: no cap)": "–",
         "trained with budget forcing (T=500)": "–",
         "trained with budget forcing (1× Wait)": "–",
-        "trained with budget forcing (2× Wait)": "s1-32B with budget forcing",
-        "trained with adaptive Wait (≤4×, peeks counted)": "–"}
+        "trained with budget forcing (2× Wait)": "s1-32B with budget forcing (AIME24: best of the budget-forcing "
+                                                  "sweep, as Table 3's Performance; MATH500 / GPQA: = Table 4's 2× Wait)",
+        "trained with adaptive Wait (≤4×, peeks counted)": "–"}   # adaptive (46.0) is not on the sweep
+
+
+def _paper_table(rows, **extra):
+    from s1.eval.tables import table1
+
+    t = table1({"rows": rows, "paper_model": "s1", **extra})
+    return {r[0]: dict(zip(t.header, r)) for r in t.rows}
+
+
+def test_table1_bf_cell_sits_beside_the_sweeps_peak_not_beside_2x_wait():
+    """Table 1's s1-32B BF AIME24 (56.7) is Table 3's Performance: beside the best point of the sweep (here a cap),
+    never beside 2x Wait (whose paper AIME24 is Table 4's 53.3); its MATH500 / GPQA equal Table 4's 2x Wait."""
+    rows = [_t1_row("trained", "bf", 500, 30.0), _t1_row("trained", "bf", 4000, 52.0),
+            _t1_row("trained", "wait", 2, 45.0), _t1_row("base", "no_bf", None, 20.0)]
+    rows += [{**_t1_row("trained", "wait", 2, 90.0), "benchmark": "math500"}]
+    out = _paper_table(rows)
+    peak, wait2 = out["trained with budget forcing (T=4000)"], out["trained with budget forcing (2× Wait)"]
+    assert peak["paper aime24"] == "56.7" and "best of the budget-forcing sweep" in peak["paper row"]
+    assert wait2["paper aime24"] == "–" and wait2["paper math500"] == "93.0"
+    assert out["trained with budget forcing (T=500)"]["paper aime24"] == "–"
+
+
+def test_another_protocol_shows_no_paper_numbers():
+    """experiment=r1_protocol (temperature 0.6, n = 64): no s1 numbers in Tables 1, 3, 4, one line saying why."""
+    from s1.eval.tables import paper_note, paper_table3_cell, protocol_mismatch, table4
+
+    rows = [{**_t1_row("trained", "no_bf", None, 40.0), "samples_per_question": 64},
+            _t1_row("base", "no_bf", None, 20.0)]
+    out = _paper_table(rows, protocol={"temperature": 0.6})
+    assert all(c == "–" for r in out.values() for k, c in r.items() if k.startswith("paper"))
+    m = {"rows": rows, "protocol": {"temperature": 0.6}}
+    assert "temperature 0.6" in protocol_mismatch(m) and "n = 64" in paper_note(m)
+    assert protocol_mismatch({"rows": [_t1_row("base", "no_bf", None, 20.0)], "protocol": {"temperature": 0.0}}) is None
+    bf = {"model": "trained", "method": "bf", "benchmark": "aime24", "wait_points": 4, "paper_model": "s1"}
+    assert paper_table3_cell({**bf, "protocol_mismatch": True}) == "–"
+    t4 = table4({"rows": [{"method": "extrapolation_strings", "model": "trained", "benchmark": "aime24",
+                           "budget": "Wait", "accuracy": 45.0, "avg_thinking_tokens": 100.0}],
+                 "extrapolation_waits": 2, "paper_model": "s1", "protocol": {"temperature": 0.6}})
+    assert t4.rows[0][-1] == "–"
 
 
 def test_paper_numbers_for_an_s1_1_model_are_s1_1s():

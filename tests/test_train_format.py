@@ -37,6 +37,30 @@ def test_sequence_is_the_papers_format(tiny_model_dir):
     assert ex["prompt"] + ex["completion"] == expected
 
 
+def test_training_text_follows_the_releases_tokenization_on_an_s1k_1_1_record(tiny_model_dir):
+    """data/tokenization.py (simplescaling/s1@77272c6): "Answer: " + attempt only when the attempt has no "Answer:",
+    thinking and answer stripped. On a released s1K-1.1 record (fixture) whose attempt ends "Final Answer: The final
+    answer is $\\boxed{373}$", the release writes the attempt as it is; the old text (always_label) wrote
+    "Answer: 373..." before it, so the sequence said Answer twice."""
+    import pyarrow.parquet as pq
+    from conftest import REPO
+    from transformers import AutoTokenizer
+
+    rec = pq.read_table(REPO / "data" / "fixtures" / "s1k_1.1_sample.parquet").to_pylist()[0]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    cols = ("deepseek_thinking_trajectory", "deepseek_attempt")
+    [new], _ = build_examples([rec], tok, 8192, *cols)
+    [old], _ = build_examples([rec], tok, 8192, *cols, text_format="always_label")
+    think, attempt = rec[cols[0]], rec[cols[1]]
+    assert "Answer:" in attempt
+    assert new["completion"] == ("<|im_start|>think\n" + think.strip() + "\n<|im_start|>answer\n" + attempt.strip()
+                                 + "<|im_end|>")                                   # tokenization.py's assistant text
+    assert old["completion"].endswith("<|im_start|>answer\nAnswer: " + attempt + "<|im_end|>")
+    # a bare attempt gets the label, then the whole answer is stripped (as the release: "Answer: " + " 4 " keeps the
+    # inner space)
+    assert completion_text(" x ", " 4 ").endswith("think\nx\n<|im_start|>answer\nAnswer:  4<|im_end|>")
+
+
 def test_collated_labels_are_exactly_the_assistant_turn(tiny_model_dir, tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

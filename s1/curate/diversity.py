@@ -36,8 +36,13 @@ def seed_set(pool: list[dict], cfg) -> list[dict]:
     """Paper: 384 (notebook: 393) high-quality questions that always enter s1K: the teacher answered correctly
     (both branches, as the released notebook: isgeminicorrect) and it is a GPQA/AIME question, or a MATH question
     whose trace is longer than seed_min_length tokens."""
+    exact = getattr(cfg, "seed_source_match", "substring") == "exact"   # filter.ipynb: source_type in [...]
+
+    def seed_source(r):
+        return str(r.get("source_type")) in set(cfg.seed_sources) if exact else source_matches(r, cfg.seed_sources)
+
     return [r for r in pool if r.get("teacher_correct")
-            and (source_matches(r, cfg.seed_sources)
+            and (seed_source(r)
                  or (source_matches(r, cfg.seed_long_sources) and r.get("thinking_length", 0) > cfg.seed_min_length))]
 
 
@@ -59,9 +64,14 @@ def benchmark_domain_weights(pool: list[dict]) -> dict[str, float]:
     return {d: w / total for d, w in weights.items() if w > 0} if total else {}
 
 
+SEED_MATCHES = ("substring", "exact")
+
+
 def sample_diverse(pool: list[dict], cfg) -> StepResult:
     if cfg.method not in METHODS:
         raise ConfigError("curate.diversity.method", cfg.method, f"use one of {METHODS}")
+    if getattr(cfg, "seed_source_match", "substring") not in SEED_MATCHES:
+        raise ConfigError("curate.diversity.seed_source_match", cfg.seed_source_match, f"use one of {SEED_MATCHES}")
     rng = random.Random(cfg.seed)
     n = cfg.num_samples
     pool = sorted(pool, key=lambda r: r["id"])  # input order must not change the draw

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from s1.cache import JsonlCache, start_progress
 from s1.curate.funnel import StepResult
+from s1.curate.prompts import PROMPTS, msc_messages, parse_msc_code
 from s1.data.schema import record_metadata, source_family
 from s1.runtime import ConfigError
 
@@ -199,42 +200,50 @@ def assign_domains(pool: list[dict], cfg, *, cache_dir: Path, endpoint=None) -> 
 
 def classify(method: str, records: list[dict], msc: dict[str, str], cfg, cache_dir: Path, endpoint) -> list:
     if method == "llm":
-        return llm_codes(records, msc, endpoint, JsonlCache(Path(cache_dir) / "domains-llm.jsonl"))
+        prompt = cfg.get("prompt", "release")
+        if prompt not in PROMPTS:
+            raise ConfigError("curate.domains.prompt", prompt, f"use one of {PROMPTS}")
+        name = "domains-llm.jsonl" if prompt == "short" else f"domains-llm-{prompt}.jsonl"   # one cache per prompt
+        return llm_codes(records, msc, endpoint, JsonlCache(Path(cache_dir) / name), prompt=prompt,
+                         rows=json.loads(Path(cfg.msc_file).read_text()), max_tokens=cfg.get("max_tokens"))
     return embedding_codes(records, cfg.msc_file)
 
 
-MSC_PROMPT = ("Classify the question into one Mathematics Subject Classification (MSC 2020) top-level code "
-              "from the list below. Reply with the two-digit code only, e.g. \"Code: 11\".\n\n{codes}\n\n"
-              "Question:\n{question}")
-MSC_REPLY = re.compile(r"\b(\d{2})\b")
-
-
-def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache) -> list[str | None]:
+def llm_codes(pool: list[dict], msc: dict[str, str], endpoint, cache: JsonlCache, prompt: str = "release",
+              rows: list[dict] | None = None, max_tokens: int | None = None) -> list[str | None]:
+    """One MSC code per question from the LLM (s1.curate.prompts: the release's or the short prompt); a reply with
+    no readable code is Unassigned and counted."""
     if endpoint is None:
         raise ConfigError("curate.traces.base_url", None, "domains.method=llm needs an endpoint: set curate.traces.*")
-    listing = "\n".join(f"{c}: {t}" for c, t in msc.items())
+    rows = rows if rows is not None else [{"code": c, "title": t, "prompt": f"### {t}\n* Code: {c}"}
+                                          for c, t in msc.items()]
     todo = [r for r in pool if r["id"] not in cache]
     start_progress("domains (llm)", len(pool), len(pool) - len(todo))
     if todo:
-        msgs = [[{"role": "user", "content": MSC_PROMPT.format(codes=listing, question=r["question"])}] for r in todo]
+        msgs = [msc_messages(r["question"], rows, prompt) for r in todo]
 
         def save(i, reply, error):
             if reply is not None:  # a failed call is not cached: the next run asks again
                 cache.put_many({todo[i]["id"]: {"reply": reply.get("content", "")}})
 
-        failures = endpoint.chat_many(msgs, on_result=save, desc="domains (llm)")
+        failures = endpoint.chat_many(msgs, on_result=save, desc="domains (llm)", max_tokens=max_tokens)
         if failures:
             log.warning("domains (llm): %d of %d calls failed after retries: Unassigned now, asked again on the "
                         "next run", failures, len(todo))
-    return [reply_code((cache.data.get(r["id"]) or {}).get("reply") or "", msc) for r in pool]
+    replies = [(cache.data.get(r["id"]) or {}).get("reply") for r in pool]
+    codes = [None if reply is None else reply_code(reply, msc, prompt) for reply in replies]
+    unread = sum(reply is not None and code is None for reply, code in zip(replies, codes))
+    if unread:
+        log.warning("domains (llm, %s prompt): %d replies name no MSC code: Unassigned", prompt, unread)
+    return codes
 
 
-def reply_code(reply: str, msc: dict[str, str]) -> str | None:
-    """The MSC code in a classifier's reply: a two-digit code from the list, else an MSC title it names."""
-    for m in MSC_REPLY.finditer(reply):
-        if m.group(1) in msc:
-            return m.group(1)
-    return code_for_label(reply.strip().strip(".").strip(), msc=msc)
+def reply_code(reply: str, msc: dict[str, str], prompt: str = "short") -> str | None:
+    """The MSC code in a classifier's reply (s1.curate.prompts.parse_msc_code); short: else an MSC title it names."""
+    code = parse_msc_code(reply, msc, prompt)
+    if code is None and prompt == "short":
+        code = code_for_label(reply.strip().strip(".").strip(), msc=msc)
+    return code
 
 
 def embedding_codes(pool: list[dict], msc_file: str) -> list[str]:

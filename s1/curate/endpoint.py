@@ -64,9 +64,10 @@ class ChatEndpoint:
         with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
             return json.loads(resp.read())
 
-    def chat(self, messages: list[dict]) -> dict:
-        """{"content", "reasoning"} of the first choice; retries transient failures, then raises EndpointError."""
-        body = {"model": self.cfg.model, "messages": messages, "max_tokens": self.cfg.max_tokens,
+    def chat(self, messages: list[dict], max_tokens: int | None = None) -> dict:
+        """{"content", "reasoning"} of the first choice; retries transient failures, then raises EndpointError.
+        max_tokens: this call's completion limit (None: curate.traces.max_tokens)."""
+        body = {"model": self.cfg.model, "messages": messages, "max_tokens": int(max_tokens or self.cfg.max_tokens),
                 "temperature": self.cfg.temperature}
         for attempt in range(self.cfg.max_retries + 1):
             self._wait_for_rate_limit()
@@ -90,14 +91,15 @@ class ChatEndpoint:
             time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def chat_many(self, conversations: list[list[dict]], on_result, desc: str = "requests") -> int:
+    def chat_many(self, conversations: list[list[dict]], on_result, desc: str = "requests",
+                  max_tokens: int | None = None) -> int:
         """Run all with `concurrency` threads; on_result(i, reply or None, error or None) as each finishes.
 
         Returns the number of failures (their on_result gets reply None and the error text).
         """
         failures = 0
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
-            futures = {pool.submit(self.chat, msgs): i for i, msgs in enumerate(conversations)}
+            futures = {pool.submit(self.chat, msgs, max_tokens): i for i, msgs in enumerate(conversations)}
             for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="req"):
                 i = futures[fut]
                 try:

@@ -83,8 +83,10 @@ def curate(cfg: DictConfig) -> dict:
     run = shards.run_dir(cfg, c.output_dir, shards.this_shard(cfg))  # a shard: its own folder, the shared caches
     funnel = Funnel(run.path)
     endpoint, server = None, None
-    judge_needed = c.difficulty.grader == "llm_judge" and c.difficulty.enabled   # disabled: nothing is judged
-    if c.traces.enabled or c.domains.method == "llm" or judge_needed:
+    check_ablation(c)
+    judge_needed = c.difficulty.grader == "llm_judge" and c.difficulty.enabled and c.ablation == "none"
+    domains_needed = c.domains.method == "llm" and c.ablation in ("none", "diverse")
+    if c.traces.enabled or domains_needed or judge_needed:
         traces_cfg = c.traces
         if c.traces.serve_model:                   # serve a local model here; the endpoint paths run for real
             server, traces_cfg = serve_teacher(cfg, c.traces)
@@ -129,26 +131,45 @@ def run_funnel(cfg: DictConfig, run, funnel, endpoint) -> dict:
         pool = funnel.add("cross_source", pool, cross_source(pool, c.decontam.ngram, run.path / "cross_source.jsonl"))
     if c.decontam.dedup:
         pool = funnel.add("dedup", pool, dedup(pool))                                   # exact normalised text
-    pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
-                                 judge=judge_with(endpoint))
-    funnel.note("reference_tokens", reference_tokens(pool, c.difficulty, cfg.model, run.cache("reference")))
-    pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                       # any reference right → drop
+    ablation = c.ablation != "none"        # paper Table 6: no difficulty filter, no reference models
+    if not ablation:
+        pool = add_reference_answers(pool, c.difficulty, cfg.model, run.cache("reference"), seed=cfg.run.seed,
+                                     judge=judge_with(endpoint, c.judge, funnel))
+        funnel.note("reference_tokens", reference_tokens(pool, c.difficulty, cfg.model, run.cache("reference")))
+        pool = funnel.add("difficulty", pool, keep_if_unsolved(pool))                   # any reference right → drop
     pool = add_thinking_lengths(pool, c.difficulty, tokenizer, run.cache("lengths"))     # tokens of the trace
-    pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"), judge=judge_with(endpoint))  # seed set
-    pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
-                                                      endpoint=endpoint))
+    if not ablation:
+        pool = grade_teacher_attempts(pool, c.difficulty, run.cache("teacher"),        # the seed set's grades
+                                      judge=judge_with(endpoint, c.judge, funnel))
+    if c.ablation in ("none", "diverse"):   # random / longest / full ignore domains
+        pool = funnel.add("domains", pool, assign_domains(pool, c.domains, cache_dir=run.cache("domains"),
+                                                          endpoint=endpoint))
     if shard is not None:                                   # diversity needs every question: the merge's work
         shards.mark_done(cfg, "curate", shard, len(pool))
         return {"shard": shard.index, "kept": len(pool)}
-    s1k = funnel.add("diversity", pool, sample_diverse(pool, c.diversity))              # Algorithm 1
+    sampling = OmegaConf.merge(c.diversity, {"method": c.ablation}) if ablation else c.diversity
+    s1k = funnel.add(f"ablation: {c.ablation}" if ablation else "diversity", pool, sample_diverse(pool, sampling))
     export(s1k, run.path, c.push_to_hub)
     report = write_funnel_report(funnel, s1k, [r["thinking_length"] for r in pool], run.path,
-                                 extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer})
+                                 extra={"decontam_benchmarks": index.sizes, "tokenizer": tokenizer,
+                                        "ablation": c.ablation})
     record_inputs(cfg, "curate")                                                        # finished with these inputs
     return report
 
 
-def judge_with(endpoint):
+ABLATIONS = ("none", "random", "longest", "diverse", "full")
+
+
+def check_ablation(c) -> None:
+    if c.ablation not in ABLATIONS:
+        raise ConfigError("curate.ablation", c.ablation, f"use one of {ABLATIONS} (none: the s1 funnel)")
+
+
+def judge_with(endpoint, judge_cfg, funnel):
+    """The LLM judge for grader=llm_judge, its counts (judged, failed, no verdict, no solution) in the funnel's
+    notes under "judge"."""
     if endpoint is None:
         return None
-    return lambda responses, records: llm_judge(endpoint, responses, records)
+    stats = funnel.notes.setdefault("judge", {"prompt": judge_cfg.prompt})
+    return lambda responses, records: llm_judge(endpoint, responses, records, prompt=judge_cfg.prompt,
+                                                max_tokens=judge_cfg.max_tokens, stats=stats)

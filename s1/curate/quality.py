@@ -44,6 +44,14 @@ def missing_trace(rec) -> bool:
     return not first_trace(rec).strip() or is_na(rec.get("attempt"))
 
 
+def has_image_notebook(rec) -> bool:
+    return "![Image]" in rec["question"]                  # filter.ipynb cell 7, verbatim
+
+
+def is_aime_notebook(rec) -> bool:
+    return "AIME" in str(rec.get("source_type", ""))     # filter.ipynb: 'AIME' in example['source_type']
+
+
 def has_image(rec) -> bool:
     meta = record_metadata(rec)
     # TheoremQA's has_picture / Picture: the question refers to a figure the pool does not carry
@@ -76,7 +84,7 @@ def active_rules(cfg) -> tuple[list, list]:
             fields.append(("missing_trace", missing_trace))
     fmt = []
     if cfg.drop_images:
-        fmt.append(("image", has_image))
+        fmt.append(("image", has_image_notebook if getattr(cfg, "notebook_exact", False) else has_image))
     if cfg.drop_asy_unless_aime:
         fmt.append(("asy", has_asy))
     if cfg.drop_multi_part:
@@ -86,11 +94,11 @@ def active_rules(cfg) -> tuple[list, list]:
     return fields, fmt
 
 
-def failed_rule(rec, fields, fmt) -> str | None:
+def failed_rule(rec, fields, fmt, aime=is_aime) -> str | None:
     for reason, test in fields:
         if test(rec):
             return reason
-    if has_asy(rec) and is_aime(rec):
+    if has_asy(rec) and aime(rec):
         return None  # notebook: [asy] from AIME is kept, whatever the other format rules say
     for reason, test in fmt:
         if test(rec):
@@ -100,4 +108,5 @@ def failed_rule(rec, fields, fmt) -> str | None:
 
 def apply_quality_rules(pool: list[dict], cfg) -> StepResult:
     fields, fmt = active_rules(cfg)
-    return keep_unless(pool, lambda rec: failed_rule(rec, fields, fmt))
+    aime = is_aime_notebook if getattr(cfg, "notebook_exact", False) else is_aime
+    return keep_unless(pool, lambda rec: failed_rule(rec, fields, fmt, aime))

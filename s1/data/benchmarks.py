@@ -1,11 +1,15 @@
-"""Evaluation sets by name or path: the shipped AIME24 / MATH500, GPQA Diamond, the synthetic test set, any jsonl.
+"""Evaluation sets by name or path: the shipped AIME24 / AIME25 / MATH500, GPQA Diamond, the synthetic test set, any
+jsonl.
 
 GPQA Diamond (198 questions) is gated by its authors and not shipped: `gpqa_diamond`
 reads `<benchmarks_dir>/gpqa_diamond.csv` when present (the CSV of the GPQA release,
 same columns as the hub), else the hub (`Idavidrein/gpqa`, subset `gpqa_diamond`,
 needs HF_TOKEN after accepting its terms). Any `*.csv` path in that shape works too.
-The four options are shuffled with a fixed seed per question, written as the
-released s1 evaluation does ("A) ...", one per line) and the answer is a letter.
+The four options are written as the released s1 evaluation does ("A) ...", one per line) and the answer is a letter.
+Their order (eval.gpqa.option_order): `seeded` shuffles each question with its own seed (its order does not depend
+on the rest of the set); `release` is the fork's gpqa/openai/utils.py process_docs: one RNG seeded with
+eval.gpqa.seed (lm-evaluation-harness's random_seed, 0) shuffles [Incorrect 1, Incorrect 2, Incorrect 3, Correct]
+question after question in the set's order, texts as they are.
 
 Curation decontaminates against the same sets evaluation scores on, so both
 load them here. Every benchmark is a list of {id, problem, answer, ...} dicts.
@@ -20,19 +24,21 @@ from typing import Any
 
 from s1.data.synthetic import generate_test_set
 
-SHIPPED = {"aime24": "aime24.jsonl", "math500": "math500.jsonl"}
+SHIPPED = {"aime24": "aime24.jsonl", "aime25": "aime25.jsonl", "math500": "math500.jsonl"}   # data/README.md: provenance
 GPQA_NAME, GPQA_HUB, GPQA_SUBSET, GPQA_SIZE = "gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", 198
 GPQA_SHUFFLE_SEED = 0         # option order: fixed, so every run and rerun grades the same letters
+GPQA_ORDERS = ("seeded", "release")
 GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 SYNTHETIC_TEST_SIZE = 300     # held-out questions for the demo
 SYNTHETIC_TEST_SEED = 1234
 
 
 def load_benchmark(name_or_path: str, benchmarks_dir: str | Path, aime_text: str = "problem_nofigures",
-                   limit: int = 0) -> list[dict[str, Any]]:
+                   limit: int = 0, gpqa_order: str = "seeded", gpqa_seed: int = GPQA_SHUFFLE_SEED) -> list[dict[str, Any]]:
     """Rows with `id`, `problem`, `answer` (str) and the file's other fields.
 
-    aime_text picks AIME24's text: "problem_nofigures" (what the paper evaluated) or "problem".
+    aime_text picks AIME24's text: "problem_nofigures" (what the paper evaluated) or "problem"; gpqa_order / gpqa_seed
+    GPQA's option order (eval.gpqa.option_order / seed).
     """
     if name_or_path == "synthetic":
         rows = generate_test_set(SYNTHETIC_TEST_SIZE, seed=SYNTHETIC_TEST_SEED)
@@ -51,7 +57,7 @@ def load_benchmark(name_or_path: str, benchmarks_dir: str | Path, aime_text: str
                 r["problem_original"] = r["problem"]
                 r["problem"] = r.get(aime_text) or r["problem"]
     elif name_or_path == GPQA_NAME or name_or_path.endswith(".csv"):
-        rows = load_gpqa(name_or_path, benchmarks_dir)
+        rows = load_gpqa(name_or_path, benchmarks_dir, gpqa_order, gpqa_seed)
     elif name_or_path.endswith((".jsonl", ".json")):
         path = Path(name_or_path)
         if not path.exists():
@@ -97,7 +103,8 @@ def _load_hub_benchmark(name: str) -> list[dict[str, Any]]:
     return [dict(r) for r in ds]
 
 
-def load_gpqa(name_or_path: str, benchmarks_dir: str | Path) -> list[dict[str, Any]]:
+def load_gpqa(name_or_path: str, benchmarks_dir: str | Path, order: str = "seeded",
+              seed: int = GPQA_SHUFFLE_SEED) -> list[dict[str, Any]]:
     """GPQA rows (hub or CSV, GPQA's own columns) → {id, problem, answer letter, choices, multiple_choice}."""
     import csv
 
@@ -127,7 +134,25 @@ def load_gpqa(name_or_path: str, benchmarks_dir: str | Path) -> list[dict[str, A
 
         logging.getLogger("s1.data").warning("GPQA Diamond from %s has %d questions, the paper's has %d",
                                              origin, len(raw), GPQA_SIZE)
-    return [gpqa_row(r, i) for i, r in enumerate(raw)]
+    if order not in GPQA_ORDERS:
+        raise ValueError(f"eval.gpqa.option_order={order!r}: use one of {GPQA_ORDERS}")
+    if order == "release":
+        import random
+
+        rng = random.Random(seed)   # the fork: random.seed(random_seed) once, then process_docs in the set's order
+        return [gpqa_release_row(r, i, rng) for i, r in enumerate(raw)]
+    return [gpqa_row(r, i, seed) for i, r in enumerate(raw)]
+
+
+def gpqa_release_row(r: dict[str, Any], i: int, rng) -> dict[str, Any]:
+    """The fork's gpqa/openai/utils.py _process_doc: shuffle [inc1, inc2, inc3, correct] with the shared RNG; the
+    answer is the letter of the first option equal to the correct text (choices.index)."""
+    choices = [r["Incorrect Answer 1"], r["Incorrect Answer 2"], r["Incorrect Answer 3"], r["Correct Answer"]]
+    rng.shuffle(choices)
+    qid = str(r.get("Record ID") or f"gpqa-{i}")
+    body = "\n".join(f"{LETTERS[k]}) {c}" for k, c in enumerate(choices))
+    return {"id": qid, "problem": f"{r['Question']}\n\n{body}", "answer": LETTERS[choices.index(r["Correct Answer"])],
+            "choices": choices, "multiple_choice": True}
 
 
 def gpqa_row(r: dict[str, Any], i: int, seed: int = GPQA_SHUFFLE_SEED) -> dict[str, Any]:

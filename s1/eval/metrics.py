@@ -82,6 +82,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "avg_waits": _mean(r.get("waits_used", 0) for r in records),
         "outcomes": {k: outcomes.get(k, 0) for k in ("answered", "forced", "no_answer", "timeout")},
         "no_fit_within_tries": sum(not r.get("accepted", True) for r in records),  # rejection sampling: scored wrong
+        "unread_choices": sum(bool(r.get("unread")) for r in records),   # multiple choice: no letter read (eval.gpqa.unread)
     }
     if n > 1:
         out[f"maj@{n}"] = 100 * _mean(majority_correct([r["extracted"] for r in rs][:n], [r["correct"] for r in rs][:n])

@@ -10,7 +10,7 @@ from typing import Any
 from s1.eval import tables
 from s1.eval.methods import BF_CURVE, RunSpec, method_of
 from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
-from s1.eval.runner import expected_records
+from s1.eval.runner import apply_unread, expected_records
 from s1.eval.sampling import sampling_metrics, sampling_table
 from s1.grading import canonical_answer
 from s1.paper_numbers import PAPER_MODELS
@@ -25,7 +25,7 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
     for spec in runs:
         found = [(b, rec) for b, _, _, rec in expected_records(spec, benches, records, cfg) if rec is not None]
         for bench in benches:
-            recs = [rec for b, rec in found if b == bench]
+            recs = apply_unread([rec for b, rec in found if b == bench], str(cfg.eval.gpqa.unread))
             if not recs:
                 continue
             if method_of(spec.method).budget == "votes":
@@ -34,9 +34,15 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
                          "budget": spec.budget, "benchmark": bench, **summarize(recs),
                          **sampling_metrics(recs, canonical_answer)})   # cons@n votes by answer class, as maj@k
-    return {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
-            "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
-            "extrapolation_waits": int(cfg.eval.extrapolation_waits)}
+    out = {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
+           "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
+           "extrapolation_waits": int(cfg.eval.extrapolation_waits),
+           "protocol": {"temperature": float(cfg.eval.temperature), "max_new_tokens": int(cfg.eval.max_new_tokens)},
+           "gpqa": {"option_order": str(cfg.eval.gpqa.option_order), "unread": str(cfg.eval.gpqa.unread)}}
+    mismatch = tables.protocol_mismatch(out) is not None   # another protocol: no paper numbers anywhere
+    for s in out["scaling"]:
+        s["protocol_mismatch"] = mismatch
+    return out
 
 
 def scaling_table(rows: list[dict], cfg) -> list[dict]:
@@ -151,7 +157,8 @@ def table3(metrics: dict) -> str:
     """Table 3 in results.md, then the rejection-sampling runs' questions that found no fit."""
     no_fit = tables.no_fit_runs(metrics)
     return tables.markdown(tables.table3(metrics, tables.TABLE3_PAPER_FULL)) + (
-        "\n\nRejection sampling: questions with no sample inside the budget within the try limit (scored wrong): "
+        "\n\nRejection sampling (the release resamples until a sample fits): questions that hit the safety limit "
+        "eval.rejection_max_tries with no sample inside the budget (scored wrong): "
         + no_fit + "." if no_fit else "")
 
 
@@ -165,12 +172,11 @@ def table4(metrics: dict) -> str:
 def write_results_md(metrics: dict, path: Path) -> Path:
     text = "\n\n".join([
         "# Results", "## Table 1 layout: accuracy (%) ± standard error over questions",
-        f"Paper numbers ({PAPER_MODEL_NAMES.get(metrics.get('paper_model', 's1'), 'none')}, eval.paper_model) sit "
-        "beside the one setting each describes: \"without budget forcing\" is s1's plain generation (no_bf) and "
-        "s1.1's auto run; \"with budget forcing\" is 2× Wait; caps and other Wait counts have none."
+        f"Paper numbers: {PAPER_MODEL_NAMES.get(metrics.get('paper_model', 's1'), 'none')} (eval.paper_model). "
+        + tables.paper_note(metrics)
         + ("" if _is_paper_model(metrics) else " This run evaluates other models: the paper's numbers are reference "
            "only."),
-        table1(metrics),
+        table1(metrics) + (f"\n\n{u}" if (u := tables.unread_note(metrics)) else ""),
         "## Table 3 layout: test-time scaling metrics",
         (f"{metrics['control_definition']} Scaling: average slope over all budget pairs, in "
          f"{metrics['scaling_unit']}. Performance: best accuracy."), table3(metrics),

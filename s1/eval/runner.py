@@ -26,8 +26,10 @@ from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args, hub_revision
 
 log = logging.getLogger("s1.eval")
-INTEGER_ANSWER_BENCHMARKS = ("aime24",)   # AIME: answers are integers 0-999, "016" == "16"
+INTEGER_ANSWER_BENCHMARKS = ("aime24", "aime25")   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
+# budget-forcing keys added after caches existed: in the key only when changed, so those caches stay valid
+KEYED_UNLESS_DEFAULT = {"answer_reserve": 1024, "wait_on_new_line": True}
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
                "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -63,7 +65,8 @@ def model_fingerprint(path: str) -> str:
 def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
     """Every setting of this run that can change what the model writes (the question text is added per row)."""
     e = cfg.eval
-    bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS}
+    bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS
+          and not (k in KEYED_UNLESS_DEFAULT and v == KEYED_UNLESS_DEFAULT[k])}
     return {
         "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
         "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,
@@ -257,6 +260,7 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
         "budget": spec.budget, "sample": sample, "settings": settings, "model_label": spec.model,
         "reference": row["answer"], "multiple_choice": mc, "extracted": extracted(res.text, mc),
+        "unread": mc and extract_choice(res.text) is None,   # no letter: eval.gpqa.unread decides (apply_unread)
         "correct": accepted and grade(res.text, row, bench, timeout_s),
         "outcome": res.outcome, "thinking_tokens": res.thinking_tokens + res.peek_tokens,
         "answer_tokens": res.answer_tokens,
@@ -264,6 +268,23 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "peek_tokens": res.peek_tokens,   # adaptive extrapolation's peeks, already counted in thinking_tokens (cost)
         "text": res.text,
     }
+
+
+UNREAD_POLICIES = ("wrong", "A")
+
+
+def apply_unread(records: list[dict], policy: str) -> list[dict]:
+    """Multiple-choice records with no readable letter under eval.gpqa.unread: "wrong" (as graded) or "A" (the
+    release's process_results defaults to "A": right when the reference is A). The records keep the facts; this
+    applies the policy when scoring, so changing it needs no regeneration."""
+    if policy not in UNREAD_POLICIES:
+        from s1.runtime import ConfigError
+
+        raise ConfigError("eval.gpqa.unread", policy, f"use one of {UNREAD_POLICIES}")
+    if policy == "wrong":
+        return records
+    return [{**r, "extracted": "A", "correct": r.get("accepted", True) and r["reference"] == "A"}
+            if r.get("multiple_choice") and r.get("unread") else r for r in records]
 
 
 def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
@@ -279,4 +300,5 @@ def regrade(cache: GenerationCache, timeout_s: float, workers: int) -> None:
         for r in mc:
             r["correct"] = r.get("accepted", True) and grade(r["text"], r["reference"], bench, multiple_choice=True)
             r["extracted"] = extracted(r["text"], True)
+            r["unread"] = r["extracted"] is None
     cache.rewrite()

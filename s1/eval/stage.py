@@ -32,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if shards.shard_count(cfg) == 1:                        # with shards: before they start (main)
         set_aside_stale_generations(cfg)                    # the model at eval.model_path changed since the cache
     run = RunDir.create(cfg, e.output_dir) if shard is None else RunDir(Path(e.output_dir))
-    benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
+    benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit,
+                                                 gpqa_order=e.gpqa.option_order, gpqa_seed=e.gpqa.seed)
                for b in e.benchmarks}                       # AIME24 (no-figures text), MATH500, synthetic, jsonl
     runs = plan_runs(cfg)                                    # base model; trained without / with BF per budget; baselines
     cache = GenerationCache(run.path / "generations.jsonl")  # finished generations: a rerun skips them

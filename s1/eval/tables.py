@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from s1.eval.methods import BF_CURVE, REGISTRY, method_of
-from s1.paper_numbers import TABLE1, TABLE3, TABLE4
+from s1.paper_numbers import PAPER_PROTOCOL, TABLE1, TABLE3, TABLE4
 
 OUTCOMES = ("answered", "forced", "no_answer", "timeout")
 PAPER_COLUMNS = ("aime24", "math500", "gpqa_diamond")
@@ -69,22 +69,64 @@ def table1_settings(rows: list[dict]) -> dict[str, dict[str, dict]]:
 # The paper's Table 1 row each of our settings reproduces, per paper model (s1: simplescaling/s1-32B; s1.1:
 # simplescaling/s1.1-32B, experiment=s1_1). The release's commands (eval/commands.sh): s1 "without budget forcing"
 # is a plain generation (max_gen_toks only: our no_bf); s1.1's rows run max_tokens_thinking=auto (our auto) with 0
-# or 2 Waits. s1's "with budget forcing" row is 2x Wait: its MATH500 / GPQA numbers (93.0 / 59.6) are Table 4's
-# 2x "Wait" row. Settings the paper did not run (caps, other Wait counts, adaptive) get none.
+# or 2 Waits. s1's "with budget forcing" row states no setting (s1.paper_numbers.TABLE1_SETTINGS): its AIME24 cell
+# sits beside the best point of the budget-forcing sweep (BF_BEST), its MATH500 / GPQA cells beside 2x Wait (Table
+# 4's numbers). Settings the paper did not run (caps, other Wait counts, adaptive) get none.
+BF_BEST = "best of the budget-forcing sweep"
+S1_BF = "s1-32B with budget forcing"
 TABLE1_ROWS = {
     "s1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
            "trained without budget forcing": "s1-32B without budget forcing",
-           "trained with budget forcing (2× Wait)": "s1-32B with budget forcing"},
+           "trained with budget forcing (2× Wait)": S1_BF},
     "s1.1": {"base model without budget forcing": "Qwen2.5-32B-Instruct",
              "trained with budget forcing (auto: no cap)": "s1.1-32B without budget forcing",
              "trained with budget forcing (2× Wait)": "s1.1-32B, 2 x Wait"},
 }
+# (paper row, benchmarks of it) a setting shows; the rest of that row's cells are "–"
+S1_BF_WAIT_COLUMNS = ("math500", "gpqa")          # = Table 4's 2x "Wait" row
+S1_BF_BEST_COLUMNS = ("aime24",)                   # = Table 3's budget-forcing Performance
+
+
+def protocol_mismatch(metrics: dict) -> str | None:
+    """Why this run's protocol is not the paper's (greedy, n = 1: s1.paper_numbers.PAPER_PROTOCOL), or None. A run
+    under another protocol (experiment=r1_protocol) shows no paper numbers at all."""
+    p = metrics.get("protocol") or {}
+    t = float(p.get("temperature", 0.0) or 0.0)
+    n = max((int(r.get("samples_per_question", 1)) for r in metrics.get("rows", [])
+             if method_of(r["method"]).budget != "votes" and r["method"] != "rejection_sampling"), default=1)
+    if t != PAPER_PROTOCOL["temperature"] or n != PAPER_PROTOCOL["samples_per_question"]:
+        return (f"no paper numbers: this run samples at temperature {t:g} with up to n = {n} per question; the "
+                f"paper's are greedy, n = 1 (experiment=paper_s1)")
+    return None
 
 
 def paper_table1_row(name: str, paper_model: str = "s1") -> tuple[str, dict] | None:
     """The paper's Table 1 row that a setting reproduces for this paper model (eval.paper_model), or None."""
     key = TABLE1_ROWS.get(paper_model, {}).get(name)
     return None if key is None else (key, TABLE1[key])
+
+
+def bf_best_setting(settings: dict[str, dict[str, dict]]) -> str | None:
+    """The trained model's Table 1 setting with the best AIME24 accuracy among the budget-forcing sweep's points
+    (caps, auto, Wait counts: Table 3's budget-forcing Performance); None without AIME24 sweep points."""
+    pts = [(v["aime24"]["accuracy"], name) for name, v in settings.items()
+           if "aime24" in v and v["aime24"]["model"] == "trained" and method_of(v["aime24"]["method"]).curve == BF_CURVE]
+    return max(pts, key=lambda p: p[0])[1] if pts else None   # max keeps the first of equals
+
+
+def paper_cells(name: str, paper_model: str, best: str | None) -> tuple[str, dict]:
+    """(paper row label, benchmark → number) for one Table 1 setting; s1's BF row is split by what it equals."""
+    match = paper_table1_row(name, paper_model)
+    if paper_model != "s1" or (match is None or match[0] != S1_BF) and name != best:
+        return (match[0], match[1]) if match else ("–", {})
+    ref, labels = {}, []
+    if name == best:
+        ref.update({b: TABLE1[S1_BF][b] for b in S1_BF_BEST_COLUMNS})
+        labels.append(f"AIME24: {BF_BEST}, as Table 3's Performance")
+    if match is not None:
+        ref.update({b: TABLE1[S1_BF][b] for b in S1_BF_WAIT_COLUMNS})
+        labels.append("MATH500 / GPQA: = Table 4's 2× Wait")
+    return f"{S1_BF} ({'; '.join(labels)})", ref
 
 
 def paper_cell(ref: dict, bench: str) -> str:
@@ -95,8 +137,8 @@ def paper_cell(ref: dict, bench: str) -> str:
 
 def table1(metrics: dict, with_n: bool = False) -> TableData:
     """Paper Table 1 layout: one row per model setting, one column per benchmark (accuracy % ± stderr), the paper's
-    number beside the matching setting only. with_n: the report's layout (pass@1 headers, a questions × samples
-    column)."""
+    number beside the matching setting only (none under another protocol: protocol_mismatch). with_n: the report's
+    layout (pass@1 headers, a questions × samples column)."""
     benches = sorted({r["benchmark"] for r in metrics["rows"]})
     paper_cols = [b for b in benches if b in PAPER_COLUMNS]
     if with_n:
@@ -105,20 +147,35 @@ def table1(metrics: dict, with_n: bool = False) -> TableData:
         header = ["model", *benches]
     header += [*[f"paper {b}" for b in paper_cols], "paper row"]
     rows = []
-    for name, v in table1_settings(metrics["rows"]).items():
-        match = paper_table1_row(name, metrics.get("paper_model", "s1"))
+    settings = table1_settings(metrics["rows"])
+    paper_model = "none" if protocol_mismatch(metrics) else metrics.get("paper_model", "s1")
+    best = bf_best_setting(settings) if paper_model == "s1" else None
+    for name, v in settings.items():
+        label, ref = paper_cells(name, paper_model, best)
         first = next(iter(v.values()))
         rows.append([name, *[f"{v[b]['accuracy']:.1f} ± {v[b]['stderr']:.1f}" if b in v else "–" for b in benches],
                      *([f"{first['questions']} × {first['samples_per_question']}"] if with_n else []),
-                     *[(paper_cell(match[1], b) if match else "–") for b in paper_cols], match[0] if match else "–"])
+                     *[paper_cell(ref, b) for b in paper_cols], label])
     return TableData(header, rows)
+
+
+def paper_note(metrics: dict) -> str:
+    """One line under Table 1: where the paper's numbers sit, or why there are none."""
+    if why := protocol_mismatch(metrics):
+        return why[0].upper() + why[1:] + "."
+    return ("Paper numbers sit beside the one setting each describes: \"without budget forcing\" is s1's plain "
+            "generation (no_bf) and s1.1's auto run; s1-32B's \"with budget forcing\" states no setting, so its "
+            f"AIME24 56.7 sits beside the {BF_BEST} (= Table 3's budget-forcing Performance) and its MATH500 / GPQA "
+            "beside 2× Wait (= Table 4's 2× \"Wait\" row, whose AIME24 is 53.3); caps and other Wait counts have "
+            "none.")
 
 
 def paper_table3_cell(s: dict) -> str:
     """The paper's Control / Scaling / Performance for this curve on AIME24, or "–": Table 3 is s1-32B's (none for
     s1.1), and its budget-forcing row describes the curve of caps plus Wait extrapolation (none for caps alone)."""
     name = method_of(s["method"]).paper_row if s["method"] in REGISTRY else None   # a curve is named by a method
-    if s["benchmark"] != "aime24" or name is None or s["model"] == "base" or s.get("paper_model", "s1") != "s1":
+    if s["benchmark"] != "aime24" or name is None or s["model"] == "base" or s.get("paper_model", "s1") != "s1" \
+            or s.get("protocol_mismatch"):
         return "–"
     if s["method"] == BF_CURVE and s.get("wait_points") == 0:
         return "–"
@@ -134,11 +191,24 @@ def table3(metrics: dict, paper_header: str = TABLE3_PAPER_FULL) -> TableData:
     """Paper Table 3 layout: Control / Scaling / Performance per curve (and benchmark), the paper's beside the
     matching method on AIME24 only."""
     f = (lambda x, d=1: "–" if x is None else f"{x:.{d}f}")
-    return TableData(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling",
+    return TableData(["method", "benchmark", "budgets", "[a_min, a_max]", "Control (%)", "Scaling (pts per 1k thinking tokens)",
                       "Performance (%)", paper_header],
                      [[f"{s['model']} · {s['method']}", s["benchmark"], str(s["budgets"]), str(s.get("control_range")),
                        f(s.get("control"), 0), f(s.get("scaling")), f(s.get("performance")), paper_table3_cell(s)]
                       for s in metrics["scaling"]])
+
+
+def unread_note(metrics: dict) -> str:
+    """Multiple-choice answers with no readable letter, per run, and how they were scored (eval.gpqa.unread); ""
+    when no run is multiple choice."""
+    mc = [r for r in metrics["rows"] if "unread_choices" in r and r["benchmark"].startswith("gpqa")]
+    if not mc:
+        return ""
+    g = metrics.get("gpqa") or {}
+    how = "scored as \"A\" (the release's default)" if g.get("unread") == "A" else "scored wrong"
+    return (f"GPQA answers with no readable letter ({how}, eval.gpqa.unread; option order "
+            f"{g.get('option_order', 'seeded')}): " + ", ".join(f"{r['model']} {r['method']} {budget_label(r)}: "
+                                                              f"{r['unread_choices']}" for r in mc) + ".")
 
 
 def no_fit_runs(metrics: dict) -> str:
@@ -175,7 +245,8 @@ def table4(metrics: dict) -> TableData:
     out = []
     for name, v in by.items():
         toks = [x["avg_thinking_tokens"] for x in v.values()]
-        ref = TABLE4.get(paper_key[name] or "", {}) if metrics.get("paper_model", "s1") == "s1" else {}   # s1-32B's
+        ref = TABLE4.get(paper_key[name] or "", {}) if metrics.get("paper_model", "s1") == "s1" \
+            and not protocol_mismatch(metrics) else {}   # s1-32B's, greedy
         out.append([name, *[f"{v[b]['accuracy']:.1f}" if b in v else "–" for b in benches],
                     f"{sum(toks) / len(toks):.0f}", *[paper_cell(ref, b) for b in paper_cols]])
     return TableData(["setting", *[f"{b} (%)" for b in benches], "avg thinking tokens",

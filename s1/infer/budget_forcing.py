@@ -7,7 +7,7 @@ the rules below decide what to append:
 - thinking ended by the model (it wrote the end-of-thinking delimiter
   "<|im_start|>", or end-of-text) with waits left and budget left: drop the
   delimiter, append "Wait" (on a new line, as the "Wait 12:7+9=6" corrections
-  of the training traces are), keep thinking;
+  of the training traces are; wait_on_new_line=false: right after the last token, as the release), keep thinking;
 - the thinking budget T ran out: append the answer prefix
   "<|im_start|>answer\\nFinal Answer:" (after a newline if needed) and let it answer;
 - thinking ended by the model with no wait or budget left: append only "<|im_start|>answer" in place of the
@@ -58,7 +58,7 @@ from s1.infer.engine import Continuation, Request, forget, run_requests
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
 END_OF_TEXT = END
 FORCED_SLACK = 16     # tokens kept free in the context for the forced strings
-ANSWER_RESERVE = 1024  # tokens thinking always leaves for the answer (at most half the total)
+ANSWER_RESERVE = DEFAULTS["answer_reserve"]  # tokens thinking always leaves for the answer (at most half the total)
 _KEYS = itertools.count()
 
 
@@ -120,7 +120,7 @@ def bf_options(bf, where: str = "budget_forcing") -> dict:
     """Every budget-forcing setting (defaults filled in), checked: errors name the key, the value and the fix."""
     opts = {k: bf_value(bf, k) for k in DEFAULTS}
     for key, low in (("num_waits", 0), ("min_thinking_tokens", 0), ("max_thinking_tokens", 1),
-                     ("answer_max_tokens", 1)):
+                     ("answer_max_tokens", 1), ("answer_reserve", 0)):
         v = opts[key]
         if v is not None and (not isinstance(v, int) or v < low):
             fix = "or null (no cap)" if key in ("max_thinking_tokens", "answer_max_tokens") else ""
@@ -263,7 +263,8 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
         s.phase, s.answer_limit = Phase.ANSWERING, s.total
     elif prompt.endswith(opts["think_prefix"]):
         answer_cap = opts["answer_max_tokens"]
-        reserve = min(answer_cap if answer_cap is not None else ANSWER_RESERVE, s.total // 2)
+        reserve = min(answer_cap if answer_cap is not None else opts.get("answer_reserve", ANSWER_RESERVE),
+                      s.total // 2)
         s.answer_limit = reserve                # None: raised to the rest of the total when the answer starts
         cap = opts["max_thinking_tokens"]
         s.think_limit = min(cap if cap is not None else s.total, s.total - reserve)
@@ -307,7 +308,7 @@ def step(s: Sequence, cont, opts) -> None:
             s.phase = Phase.PEEKING                         # read the answer it would give before forcing more
             return
         if ended_by_model and wants_more and budget_left > 0:
-            wait = _on_new_line(s, opts["wait_string"])     # suppress the end of thinking: "Wait"
+            wait = _wait_text(s, opts)                      # suppress the end of thinking: "Wait"
             s.thinking += wait
             s.text += wait
             s.waits_used += 1
@@ -346,7 +347,7 @@ def _after_peek(s: Sequence, cont, opts) -> None:
         s.answer, s.answer_tokens, s.phase = cont.text, cont.num_tokens, Phase.ANSWERING
         return _finish(s, "timeout" if timed_out else "answered")
     s.peek_tokens += cont.num_tokens
-    wait = _on_new_line(s, opts["wait_string"])
+    wait = _wait_text(s, opts)
     s.thinking += wait
     s.text += wait
     s.waits_used += 1
@@ -369,6 +370,11 @@ def _forced(s: Sequence, opts, *, at_cap: bool) -> str:
     """The string that ends thinking: at the cap the answer prefix on a new line, else the bare answer marker."""
     return forced_answer(s.prompt + s.text, at_cap=at_cap, at_cap_string=opts["answer_prefix"],
                          after_end_string=opts["answer_prefix_after_end"])
+
+
+def _wait_text(s: Sequence, opts) -> str:
+    """The forced Wait string: on a new line (ours), or right after the last token (the release's fork)."""
+    return _on_new_line(s, opts["wait_string"]) if opts.get("wait_on_new_line", True) else opts["wait_string"]
 
 
 def _on_new_line(s: Sequence, forced: str) -> str:

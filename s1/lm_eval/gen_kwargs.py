@@ -75,6 +75,8 @@ def plan_generation(gen_kwargs: dict, default_max_gen_toks: int, eos: str | None
     cap = kw.get("max_tokens_thinking")
     auto = cap == "auto"
     bf["max_thinking_tokens"] = None if cap is None or auto else _count(kw, "max_tokens_thinking", None, low=1)
+    if auto:                     # the fork's auto leaves the answer 100 tokens, not the controller's default reserve
+        bf["answer_reserve"] = AUTO_ANSWER_ROOM
     max_new = _count(kw, "max_gen_toks", default_max_gen_toks, low=1)
     temperature = kw.get("temperature", 1.0 if kw.get("do_sample") else 0.0)   # as the fork's vLLM model reads them
     if not isinstance(temperature, int | float) or temperature < 0:

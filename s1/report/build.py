@@ -189,11 +189,12 @@ def evaluation_section(d: Path) -> list[Block]:
     is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
     t1 = tables.table1(m, with_n=True)
     blocks += [Heading("Table 1 layout: accuracy with and without budget forcing", 3), Table(t1.header, t1.rows)]
+    if unread := tables.unread_note(m):
+        blocks.append(Para(unread))
     if any(b in tables.PAPER_COLUMNS for b in benches):
-        blocks.append(Para(f"Paper numbers ({m.get('paper_model', 's1')}-32B's, eval.paper_model) sit beside the one "
-                           "setting each describes (\"with budget forcing\" is 2× Wait; thinking caps and other Wait "
-                           "counts have none)"
-                           + ("" if is_paper else " — reference only: this run evaluates a different model") + "."))
+        blocks.append(Para(f"Paper numbers: {m.get('paper_model', 's1')}-32B's (eval.paper_model). "
+                           + tables.paper_note(m)
+                           + ("" if is_paper else " Reference only: this run evaluates a different model.")))
     blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)"),
                           ("figure4.png", "Figure 4 layout: sequential (budget forcing) vs parallel (majority vote) "
                                           "scaling")])
@@ -201,12 +202,13 @@ def evaluation_section(d: Path) -> list[Block]:
         t3 = tables.table3(m, tables.TABLE3_PAPER_SHORT)
         blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
                    Para(f"{m.get('control_definition', '')} Scaling in {m.get('scaling_unit', '?')}."),
-                   Table(t3.header, t3.rows),
-                   Para("Paper (AIME24, s1-32B): " + "; ".join(f"{k} {c}% / {s} / {p}"
-                                                       for k, (c, s, p) in paper.TABLE3.items()) + ".")]
+                   Table(t3.header, t3.rows)]
+        if not tables.protocol_mismatch(m):   # the paper's are greedy, n = 1
+            blocks.append(Para("Paper (AIME24, s1-32B): " + "; ".join(f"{k} {c}% / {s} / {p}"
+                                                                for k, (c, s, p) in paper.TABLE3.items()) + "."))
         if no_fit := tables.no_fit_runs(m):
-            blocks.append(Para("Rejection sampling, questions with no sample inside the budget within the try limit "
-                               "(scored wrong): " + no_fit + "."))
+            blocks.append(Para("Rejection sampling (resampled until a sample fits, as the release): questions that hit "
+                               "the safety limit eval.rejection_max_tries (scored wrong): " + no_fit + "."))
     if (t4 := tables.table4(m)).rows:
         blocks += [Heading("Table 4 layout: extrapolation strings (2 suppressed ends of thinking each)", 3),
                    Table(t4.header, t4.rows)]

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from s1.format import build_prompt, completion_text
+from s1.format import TEXT_FORMATS, build_prompt, completion_text
 from s1.runtime import ConfigError, is_hub_id  # is_hub_id: the one hub-or-local rule (s1.runtime.looks_local)
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -100,7 +100,7 @@ def check_columns(records: list[dict[str, Any]], trace_column: str, attempt_colu
 
 
 def to_example(record: dict[str, Any], index: int, tokenizer, trace_column: str = "thinking_trajectories",
-               attempt_column: str = "attempt") -> dict[str, str]:
+               attempt_column: str = "attempt", text_format: str = "release") -> dict[str, str]:
     """One record → {"id", "prompt", "completion"}; a record missing question, trace or attempt is an error."""
     rid = record.get("id") or f"#{index}"
     trace, attempt = column_text(record, trace_column), column_text(record, attempt_column)
@@ -111,18 +111,20 @@ def to_example(record: dict[str, Any], index: int, tokenizer, trace_column: str 
                               f"{name} is empty; s1 trains on the first trace and the attempt, so every record "
                               "needs both: re-run curate (its quality filter drops these) or remove the record")
     return {"id": str(rid), "prompt": build_prompt(tokenizer, record["question"], think=False),
-            "completion": completion_text(trace, attempt)}
+            "completion": completion_text(trace, attempt, text_format)}
 
 
 def build_examples(records: list[dict[str, Any]], tokenizer, block_size: int, trace_column: str = "thinking_trajectories",
-                   attempt_column: str = "attempt") -> tuple[list[dict], dict[str, Any]]:
+                   attempt_column: str = "attempt", text_format: str = "release") -> tuple[list[dict], dict[str, Any]]:
     """Examples that keep at least one trainable token at `block_size`, and a report whose counts add up.
 
     Sequences longer than the block are truncated at the end (counted); a prompt that fills the whole
     block leaves nothing to learn, so that example is dropped and listed by id (TRL would drop it silently).
     """
     check_columns(records, trace_column, attempt_column)
-    examples = [to_example(r, i, tokenizer, trace_column, attempt_column) for i, r in enumerate(records)]
+    if text_format not in TEXT_FORMATS:
+        raise ConfigError("train.text_format", text_format, f"use one of {TEXT_FORMATS}")
+    examples = [to_example(r, i, tokenizer, trace_column, attempt_column, text_format) for i, r in enumerate(records)]
     kept, dropped, truncated, lengths, trainable = [], [], 0, [], 0
     for ex in examples:
         n_prompt = len(tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"])

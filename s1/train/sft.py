@@ -214,7 +214,8 @@ def train(cfg: DictConfig, callbacks: list | tuple = ()) -> Path:
                                               trust_remote_code=cfg.model.trust_remote_code)
     records = load_records(t.dataset, split=t.dataset_split, revision=t.dataset_revision)  # file, folder or hub id
     records = apply_transform(records, t.get("transform"), tokenizer, t.trace_column)  # Table 3 control sets
-    examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column)
+    examples, data_report = build_examples(records, tokenizer, t.block_size, t.trace_column, t.attempt_column,
+                                           t.get("text_format", "release"))
     data_report["transform"] = t.get("transform") or "none"
     if is_main_process():
         (out / "train_data.json").write_text(json.dumps(data_report, indent=2))

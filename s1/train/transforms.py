@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s1.infer.prompts import STEP_MARKER, STEP_PROMPT, TOKEN_MARKER, TOKEN_PROMPT
+from s1.format import STEP_MARKER, STEP_PROMPT, TOKEN_MARKER, TOKEN_PROMPT
 from s1.runtime import ConfigError
 from s1.train.format import column_text
 

@@ -4,7 +4,7 @@ Documents are `make eval`'s rows (s1.data.benchmarks.load_benchmark: id, problem
 no-figures text (the paper's; aime24_figures: the original wording), MATH500, GPQA Diamond (gpqa_diamond.csv in
 the benchmarks folder, else the gated hub set), from the repo's data/benchmarks or the folder given as
 `--metadata '{"benchmarks_dir": DIR}'`.
-AIME 2025 is not shipped: its task reads the release's hub set (simplescaling/aime25_nofigures).
+AIME 2025 (s1.1's model card reports it) ships as data/benchmarks/aime25.jsonl; its task reads that.
 
 Per document: exact_match = the first sample is correct (the release's metric); with `repeats: n`, also
 avg@n (its fraction of correct samples), cons@n (its majority answer is correct) and the unbiased pass@k for
@@ -21,7 +21,7 @@ import datasets
 
 from s1.eval.metrics import pass_at_k
 from s1.eval.sampling import cons_correct, ks_up_to
-from s1.grading import extract_answer, grade_many
+from s1.grading import canonical_answer, grade_many
 from s1.infer.prompts import CLASS_PROMPTS, STEP_PROMPT, TOKEN_PROMPT
 
 REPO_BENCHMARKS = Path(__file__).resolve().parents[3] / "data" / "benchmarks"
@@ -51,12 +51,8 @@ def load_gpqa_diamond(benchmarks_dir: str | None = None, **_) -> dict[str, datas
     return _rows("gpqa_diamond", benchmarks_dir)
 
 
-def process_aime25_docs(dataset: datasets.Dataset) -> datasets.Dataset:
-    """The release's hub set in make eval's row shape (id, problem, answer)."""
-    def row(doc, i):
-        return {"id": str(doc.get("id") or f"aime25-{i}"), "problem": doc["problem"], "answer": str(doc["answer"]),
-                "multiple_choice": False}
-    return dataset.map(row, with_indices=True, remove_columns=dataset.column_names)
+def load_aime25(benchmarks_dir: str | None = None, **_) -> dict[str, datasets.Dataset]:
+    return _rows("aime25", benchmarks_dir)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -83,18 +79,21 @@ def process_results_gpqa(doc: dict, results: list) -> dict:
 
 
 def _score(doc: dict, results: list, integer_answer: bool) -> dict:
-    from s1.eval.runner import grade
+    from s1.eval.runner import extracted, grade
 
     texts = results[0] if isinstance(results[0], list) else results[:1]    # take_first_k: all n samples
-    if doc.get("multiple_choice"):
+    mc = bool(doc.get("multiple_choice"))
+    if mc:
         correct = [grade(t, doc, "gpqa_diamond", multiple_choice=True) for t in texts]
     else:
         correct = grade_many(texts, [doc["answer"]] * len(texts), integer_answer=integer_answer)
-    answers = [extract_answer(t) for t in texts]
+    answers = [extracted(t, mc) for t in texts]         # GPQA: the chosen letter (extract_choice), as make eval
     out = {"exact_match": int(correct[0]), "extracted_answers": answers}
     n = len(texts)
     if n > 1:
         out[f"avg@{n}"] = sum(correct) / n
-        out[f"cons@{n}"] = int(cons_correct(answers, correct))
+        # votes by answer class ("016" = "16", "\\frac12" = "0.5", "(B)" = "B"), as make eval's cons@n and the
+        # release's maj@k over its judge-mapped answers
+        out[f"cons@{n}"] = int(cons_correct(answers, correct, canonical_answer))
         out.update({f"pass@{k}": pass_at_k(n, sum(correct), k) for k in ks_up_to(n)})
     return out
