@@ -349,7 +349,7 @@ def test_training_data_loads_from_parquet_jsonl_save_to_disk_and_a_hub_snapshot(
 def test_released_data_reaches_the_first_training_step(tiny_model_dir, tmp_path, experiment, data):
     run_script("train.py", f"experiment={experiment}", "cluster=local", "cluster.nodes=1", "model=tiny", "run.offline=true",
                f"paths.runs_dir={tmp_path}", f"train.dataset={data}", "train.max_steps=1", "train.block_size=512",
-               "train.global_batch_size=2", "train.micro_batch_size=2", "train.deepspeed=null", "train.bf16=false",
+               "train.global_batch_size=2", "train.micro_batch_size=2", "train.deepspeed=null", "train.offload_optimizer=false", "train.bf16=false",
                "train.gradient_checkpointing=false", "train.wandb_mode=off", "train.save_steps=100", timeout=900)
     out = tmp_path / experiment / "train"
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
