@@ -21,12 +21,12 @@ import time
 import weakref
 
 from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine
+from s1.infer.engine_settings import BF_MODES
 
 # vLLM for CPU reads these when it is imported: KV cache size (GiB), no core pinning on a shared machine,
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
 CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
                     "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-BF_MODES = ("auto", "single_pass", "rounds")   # budget forcing inside vLLM (s1.infer.vllm_bf) or by re-submission
 
 
 log = logging.getLogger("s1.infer")
