@@ -97,6 +97,15 @@ def test_single_pass_decides_as_the_rounds_tiny(engines):
     assert single.stats["forward_passes"] > passes
 
 
+def test_single_pass_timeout_stops_mid_generation(engines):
+    single, _ = engines
+    prompt = build_prompt(single.tokenizer, QUESTIONS[0])
+    start = time.monotonic()
+    [r] = generate(single, [prompt], dict(max_thinking_tokens=None, request_timeout_s=0.3, answer_max_tokens=8),
+                   max_new_tokens=1900, progress=False)
+    assert r.outcome == "timeout" and 0 < r.thinking_tokens < 1800 and time.monotonic() - start < 10
+
+
 def test_requests_without_arguments_are_untouched_in_a_mixed_batch(engines):
     """One vLLM batch: budget-forced requests beside plain ones; the plain ones get what they get alone."""
     from vllm import SamplingParams

@@ -281,7 +281,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         """Errors become HTTP 400 naming the key. A budget-forcing request keeps special tokens in its text (the
         forced "<|im_start|>answer") and stops at end of turn: both are set here, on the request's own params."""
         args = params.extra_args or {}
-        if not wants_budget_forcing(args):
+        if not any(k not in VLLM_KEYS for k in args):
             return
         path = os.environ.get(TOKENIZER_ENV)
         tok = _tokenizer_at(path) if path else None

