@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import requires
 from test_vllm import QUESTIONS, REAL_MODEL, _free_port, hd32_dir, needs_vllm  # noqa: F401  (hd32_dir: fixture)
 
-from conftest import requires
 from s1.infer import build_prompt, generate, load_engine
 
 pytestmark = [needs_vllm, pytest.mark.slow]

@@ -72,6 +72,11 @@ class VLLMEngine(StreamingEngine):
             for k, v in CPU_ENV_DEFAULTS.items():
                 os.environ.setdefault(k, v)
         self.bf_mode = bf_mode
+        # the processor's per-request state must live in this process for the records: one worker, in process
+        if bf_mode != "rounds" and tensor_parallel_size == 1:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        self.bf_in_process = (bf_mode != "rounds" and tensor_parallel_size == 1
+                              and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0")
         if bf_mode != "rounds":
             from s1.infer.vllm_bf import BUDGET_FORCING, TOKENIZER_ENV
 
@@ -179,6 +184,10 @@ class VLLMEngine(StreamingEngine):
         False (nothing run) where the rounds must do it: bf_mode=rounds, adaptive Waits, plain generation."""
         if self.bf_mode == "rounds" or opts["plain_generation"]:
             return False               # (plain generation is one request in rounds too)
+        if not self.bf_in_process:
+            log.info("budget forcing: in rounds (the processor's state lives in another process: "
+                     "tensor_parallel_size > 1 or VLLM_ENABLE_V1_MULTIPROCESSING=1)")
+            return False
         if opts["adaptive_waits"]:
             log.info("budget forcing: in rounds (adaptive Waits peek at answers on a copy of the sequence)")
             return False

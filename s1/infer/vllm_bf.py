@@ -134,6 +134,7 @@ class _State:
         self.temperature, self.top_p, self.top_k = params.temperature, params.top_p, params.top_k
         self.seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**62)
         self.tag = (params.extra_args or {}).get(TAG_KEY)
+        self.key = id(params)
 
     # -- the per-request logits processor (AdapterLogitsProcessor calls it with the live output list) --
     def __call__(self, output_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
@@ -306,6 +307,16 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
             params.stop_token_ids = sorted({*(params.stop_token_ids or []), end})
             params._all_stop_token_ids.add(end)
 
+    def update_state(self, batch_update) -> None:
+        if batch_update:            # a request that leaves with its end token decided is finished: drop its state
+            for i in batch_update.removed:
+                entry = self.req_info.get(i)
+                state = entry.args[0] if entry is not None else None
+                if state is not None and (state.final is not None or
+                                          (state.pending is not None and "final" in state.pending.state)):
+                    _STATES.pop(state.key, None)
+        super().update_state(batch_update)
+
     def new_req_logits_processor(self, params):
         raise NotImplementedError   # _new_state below takes the prompt too
 
@@ -322,8 +333,9 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
             except ValueError as e:    # validate_params missed it (no tokenizer there): never fail the engine
                 log.error("budget forcing off for one request: %s", e)
                 return None
-            _remember(_STATES, id(params), (params, state))
-            if state.tag:
+            state.key = id(params)
+            _remember(_STATES, state.key, (params, state))
+            if state.tag and not self.trace_dir:     # an in-process engine takes it (take_trace)
                 _remember(TRACES, state.tag, state)
         return functools.partial(self._apply, state, output_ids)
 
