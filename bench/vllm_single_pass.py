@@ -1,6 +1,6 @@
 """Budget forcing inside vLLM (one request per sequence) vs the rounds vs plain decoding (a benchmark, not a test).
 
-  .venv-vllm/bin/python bench/vllm_single_pass.py [--models tiny real] [--questions 4] [--repeats 3]
+  .venv-vllm/bin/python bench/vllm_single_pass.py [--models tiny real] [--questions 4] [--repeats 3] [--cap 96]
 
 For each model (the tiny head_dim-32 Qwen2 with random weights; the real Qwen2.5 0.5B from `make real-model`) and
 each setting (thinking caps; Wait x1 / x2 / x4 under a cap), the same prompts run three ways, side by side in one
@@ -31,11 +31,16 @@ from s1.infer import build_prompt, generate, load_engine  # noqa: E402  (after t
 QUESTIONS = ["What is 17 * 3?", "Is 91 a prime number?", "Start at 3, add 4, 5 times. Last digit?",
              "How many positive divisors does 36 have?", "What is the sum of the first 10 odd numbers?",
              "Solve 2x + 6 = 20.", "What is 2^10?", "Is 221 prime?"]
-SETTINGS = [("cap 32", dict(max_thinking_tokens=32, answer_max_tokens=16)),
-            ("cap 96", dict(max_thinking_tokens=96, answer_max_tokens=16)),
-            ("Wait x1", dict(max_thinking_tokens=96, num_waits=1, answer_max_tokens=16)),
-            ("Wait x2", dict(max_thinking_tokens=96, num_waits=2, answer_max_tokens=16)),
-            ("Wait x4", dict(max_thinking_tokens=96, num_waits=4, answer_max_tokens=16))]
+
+
+def settings(cap: int) -> list[tuple[str, dict]]:
+    """Thinking caps (a third of the cap, the cap) and Wait x1 / x2 / x4 under the cap."""
+    out = [(f"cap {cap // 3}", dict(max_thinking_tokens=cap // 3, answer_max_tokens=16)),
+           (f"cap {cap}", dict(max_thinking_tokens=cap, answer_max_tokens=16))]
+    return out + [(f"Wait x{n}", dict(max_thinking_tokens=cap, num_waits=n, answer_max_tokens=16)) for n in (1, 2, 4)]
+
+
+SETTINGS = settings(96)
 
 
 def _cache() -> Path:
@@ -103,6 +108,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--cap", type=int, default=96, help="thinking cap of the Wait settings; a third of it too")
     args = ap.parse_args()
     grand = [0.0, 0.0, 0.0]
     for name in args.models:
@@ -110,7 +116,7 @@ def main() -> None:
         single = load_engine("vllm", str(d), dtype="float32", max_context=2048)
         rounds = load_engine("vllm", str(d), dtype="float32", max_context=2048, bf_mode="rounds")
         prompts = [build_prompt(single.tokenizer, q) for q in (QUESTIONS * 4)[:args.questions]]
-        t = compare(single, rounds, prompts, SETTINGS, max_new_tokens=args.max_new_tokens,
+        t = compare(single, rounds, prompts, settings(args.cap), max_new_tokens=args.max_new_tokens,
                     batch_size=len(prompts), repeats=args.repeats, exact=name == "real", label=name)
         print(f"model={name} single_pass_vs_plain={t[0] / t[2]:.3f} single_pass_vs_rounds={t[0] / t[1]:.3f}",
               flush=True)

@@ -164,19 +164,20 @@ def test_adaptive_waits_fall_back_to_rounds(engines, caplog):
 @requires("real-model", None if (REAL_MODEL / "s1_real_model.json").exists()
           else f"the real Qwen2.5 0.5B is not at {REAL_MODEL}: run `make real-model`")
 def test_single_pass_equals_the_rounds_on_the_real_model():
-    """Token for token (the text): a cap, two Waits (the model ends its thinking at end of turn), an answer cap."""
+    """Token for token (the text): two Waits (the model ends its thinking at end of turn) then the cap, a minimum
+    with Table 4's "Hmm", answer caps."""
     single = load_engine("vllm", str(REAL_MODEL), dtype="float32", max_context=2048)
     rounds = load_engine("vllm", str(REAL_MODEL), dtype="float32", max_context=2048, bf_mode="rounds")
     prompts = [build_prompt(single.tokenizer, q) for q in QUESTIONS[1:]]
-    cases = (dict(max_thinking_tokens=24, num_waits=2, answer_max_tokens=8),
-             dict(max_thinking_tokens=9, answer_max_tokens=6),
+    cases = (dict(max_thinking_tokens=24, num_waits=2, answer_max_tokens=8),     # two Waits, then the cap
              dict(max_thinking_tokens=30, min_thinking_tokens=20, wait_string="Hmm", answer_max_tokens=6))
     got = []
     for bf in cases:
         a = generate(single, prompts, bf, max_new_tokens=48, progress=False)
         assert _full(a) == _full(generate(rounds, prompts, bf, max_new_tokens=48, progress=False)), bf
         got.append(a)
-    assert max(r.waits_used for r in got[0]) == 2 and max(r.waits_used for r in got[2]) >= 1
+    assert max(r.waits_used for r in got[0]) == 2 and max(r.waits_used for r in got[1]) >= 1
+    assert any(r.outcome == "forced" for r in got[0])
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
