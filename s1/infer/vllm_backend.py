@@ -1,4 +1,6 @@
-"""vLLM backend: every continuation re-submits the whole sequence; prefix caching makes that cheap.
+"""vLLM backend. Budget forcing runs inside vLLM where it can (bf_mode=auto: s1.infer.vllm_bf, one request per
+sequence, `budget_forcing_in_engine`); otherwise every continuation re-submits the whole sequence (the rounds;
+prefix caching makes that cheap).
 
 Requests go through vLLM's engine one decoding step at a time (`LLMEngine.add_request` / `step`), so a
 sequence past its deadline is aborted mid-generation and returns what it has with stop_reason "timeout",
