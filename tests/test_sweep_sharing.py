@@ -81,7 +81,7 @@ def test_shared_sweep_on_vllm_equals_one_setting_at_a_time(tiny_model_dir, tmp_p
                 p.normal_(0, 0.5)
     model.save_pretrained(out)
     engine = load_engine("vllm", str(out), dtype="float32", max_context=512, enforce_eager=True,
-                         distributed_executor_backend="uni")
+                         distributed_executor_backend="uni", bf_mode="rounds")   # sharing is the rounds
     prompts = [build_prompt(engine.tokenizer, f"Start at {i}, add 4, {i + 3} times. Last digit?") for i in range(4)]
     settings = [{"max_thinking_tokens": c} for c in (6, 12, 20, 33)] + \
         [{"max_thinking_tokens": None, "num_waits": w} for w in (1, 2, 4)]

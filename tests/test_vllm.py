@@ -59,7 +59,9 @@ def hd32_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_engines(hd32_dir):
-    v = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048)
+    # the rounds, as transformers runs them (on this model's random tokens the single pass parts after a forced
+    # string: tests/test_vllm_bf.py)
+    v = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048, bf_mode="rounds")
     t = load_engine("transformers", str(hd32_dir), dtype="float32", max_context=2048)
     yield v, t
     del v
@@ -138,8 +140,8 @@ def test_in_process_vllm_engines_survive_each_other(hd32_dir, tiny_engines):
     import gc
 
     v, _ = tiny_engines
-    assert load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048) is v
-    other = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=1024)
+    assert load_engine("vllm", str(hd32_dir), dtype="float32", max_context=2048, bf_mode="rounds") is v
+    other = load_engine("vllm", str(hd32_dir), dtype="float32", max_context=1024, bf_mode="rounds")
     assert other is not v
     prompt = build_prompt(v.tokenizer, QUESTIONS[1])
     want = other.continue_batch([Request(prompt, 8, [])])[0].token_ids
@@ -215,7 +217,7 @@ def test_merged_lora_model_runs_in_vllm_like_any_trained_model(hd32_dir, data, t
     assert final == tmp_path / "train" / "final" and (tmp_path / "train" / "adapter").is_dir()
     base, merged = load_file(hd32_dir / "model.safetensors"), load_file(final / "model.safetensors")
     assert set(base) == set(merged) and any(not (merged[k] == base[k]).all() for k in base)  # the adapters went in
-    v = load_engine("vllm", str(final), dtype="float32", max_context=2048)
+    v = load_engine("vllm", str(final), dtype="float32", max_context=2048, bf_mode="rounds")
     t = load_engine("transformers", str(final), dtype="float32", max_context=2048)
     prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS]
     for bf in (dict(max_thinking_tokens=None, answer_max_tokens=16), dict(max_thinking_tokens=12, answer_max_tokens=8)):
@@ -238,7 +240,9 @@ def test_lm_eval_harness_on_vllm_equals_transformers(hd32_dir, tiny_engines):
     gen_kwargs = "max_gen_toks=96,max_tokens_thinking=24,thinking_n_ignore=1,thinking_n_ignore_str=Wait"
     outs = {}
     for backend in ("vllm", "transformers"):
-        lm = S1LM(pretrained=str(hd32_dir), backend=backend, dtype="float32", max_model_len=2048, batch_size=3)
+        extra = {"bf_mode": "rounds"} if backend == "vllm" else {}
+        lm = S1LM(pretrained=str(hd32_dir), backend=backend, dtype="float32", max_model_len=2048, batch_size=3,
+                  **extra)
         assert type(lm.engine).__name__ == {"vllm": "VLLMEngine", "transformers": "TransformersEngine"}[backend]
         outs[backend] = _evaluate(lm, gen_kwargs, limit=3)
     v, t = (outs[b]["samples"]["aime24_nofigures"] for b in ("vllm", "transformers"))

@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -60,6 +61,7 @@ END_OF_TEXT = END
 FORCED_SLACK = 16     # tokens kept free in the context for the forced strings
 ANSWER_RESERVE = DEFAULTS["answer_reserve"]  # tokens thinking always leaves for the answer (at most half the total)
 _KEYS = itertools.count()
+log = logging.getLogger("s1.infer")
 
 
 class Phase(enum.Enum):
@@ -150,20 +152,28 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
         asked[id(req)] = s
         return req
 
-    def on_done(req: Request, cont: Continuation) -> list[Request]:
-        s = asked.pop(id(req))
-        step(s, cont, opts)
-        if s.phase is not Phase.DONE:
-            return [ask(s)]
+    def finished(s: Sequence) -> None:
         forget(engine, [s.key, s.key + "/peek"])
         if opts["plain_generation"]:
             _split_plain(s, opts, engine.tokenizer)
         bar.update(1)
         if on_result:
             on_result(s.index, _result(s))
+
+    def on_done(req: Request, cont: Continuation) -> list[Request]:
+        s = asked.pop(id(req))
+        step(s, cont, opts)
+        if s.phase is not Phase.DONE:
+            return [ask(s)]
+        finished(s)
         return [ask(pending.popleft())] if pending else []    # keep the batch full
 
-    run_requests(engine, [ask(pending.popleft()) for _ in range(min(batch_size, len(pending)))], on_done)
+    # an engine that runs these rules itself (vLLM's logits processor, s1.infer.vllm_bf): one request per sequence
+    in_engine = getattr(engine, "budget_forcing_in_engine", None)
+    if in_engine is None or not in_engine(seqs, opts, temperature=temperature, batch_size=batch_size,
+                                          seed_of=lambda s: seeds[s.index] if seeds else seed + s.index,
+                                          finished=finished):
+        run_requests(engine, [ask(pending.popleft()) for _ in range(min(batch_size, len(pending)))], on_done)
     bar.close()
     return [_result(s) for s in seqs]
 
@@ -184,6 +194,8 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
     not return token ids (OpenAI-compatible servers) shares only identical requests.
     on_result(j, i, result) is called as soon as setting j on prompt i is done (for caching).
     """
+    if getattr(engine, "budget_forcing_in_engine", None) is not None:
+        log.info("shared sweep: in rounds (one request per continuation; single pass shares nothing across settings)")
     base = {k: bf_value(bf, k) for k in DEFAULTS}
     opts_of = [bf_options({**base, **dict(st)}, where=f"sweep setting {dict(st)}") for st in settings]
     cuts_known = bool(getattr(engine, "returns_token_ids", False))

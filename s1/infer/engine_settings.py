@@ -11,6 +11,7 @@ from pathlib import Path
 from s1.errors import ConfigError
 
 DTYPES = ("auto", "bfloat16", "float32", "float16")
+BF_MODES = ("auto", "single_pass", "rounds")   # vLLM: budget forcing inside vLLM (s1.infer.vllm_bf) or in rounds
 
 
 def engine_args(backend: str, engine, model, *, key: str, default_dtype: str | None = None) -> dict:
@@ -36,8 +37,11 @@ def engine_args(backend: str, engine, model, *, key: str, default_dtype: str | N
     if int(max_len) < 1:
         raise ConfigError(f"{key}.max_model_len", max_len, "give tokens per sequence, or null for model.max_context")
     args = dict(dtype=dtype, max_context=int(max_len), trust_remote_code=bool(model.trust_remote_code))
+    bf_mode = get("bf_mode", "auto") or "auto"
+    if bf_mode not in BF_MODES:
+        raise ConfigError(f"{key}.bf_mode", bf_mode, f"use one of {BF_MODES}: budget forcing inside vLLM or in rounds")
     if backend == "vllm":
-        args.update(tensor_parallel_size=tp, gpu_memory_utilization=mem)
+        args.update(tensor_parallel_size=tp, gpu_memory_utilization=mem, bf_mode=bf_mode)
     return args
 
 

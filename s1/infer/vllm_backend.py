@@ -1,4 +1,6 @@
-"""vLLM backend: every continuation re-submits the whole sequence; prefix caching makes that cheap.
+"""vLLM backend. Budget forcing runs inside vLLM where it can (bf_mode=auto: s1.infer.vllm_bf, one request per
+sequence, `budget_forcing_in_engine`); otherwise every continuation re-submits the whole sequence (the rounds;
+prefix caching makes that cheap).
 
 Requests go through vLLM's engine one decoding step at a time (`LLMEngine.add_request` / `step`), so a
 sequence past its deadline is aborted mid-generation and returns what it has with stop_reason "timeout",
@@ -11,6 +13,7 @@ process and small; GPU machines use `pip install -e '.[gpu]'`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -20,6 +23,7 @@ import time
 import weakref
 
 from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine
+from s1.infer.engine_settings import BF_MODES
 
 # vLLM for CPU reads these when it is imported: KV cache size (GiB), no core pinning on a shared machine,
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
@@ -62,11 +66,26 @@ def _no_gpu() -> bool:
 class VLLMEngine(StreamingEngine):
     def __init__(self, model_path: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  max_context: int = 32768, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 top_p: float = 1.0, **llm_kwargs):
+                 top_p: float = 1.0, bf_mode: str = "auto", **llm_kwargs):
+        if bf_mode not in BF_MODES:
+            raise ValueError(f"eval.engine.bf_mode={bf_mode!r}: use one of {BF_MODES}")
         cpu = _no_gpu()
         if cpu:
             for k, v in CPU_ENV_DEFAULTS.items():
                 os.environ.setdefault(k, v)
+        self.bf_mode = bf_mode
+        # the processor's per-request state must live in this process for the records: one worker, in process
+        if bf_mode != "rounds" and tensor_parallel_size == 1:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        self.bf_in_process = (bf_mode != "rounds" and tensor_parallel_size == 1
+                              and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0")
+        if bf_mode != "rounds":
+            from s1.infer.vllm_bf import BUDGET_FORCING, TOKENIZER_ENV
+
+            # the processor is written for the V1 model runner (a GPU vLLM would pick Model Runner V2)
+            os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+            os.environ[TOKENIZER_ENV] = str(model_path)
+            llm_kwargs["logits_processors"] = [*llm_kwargs.get("logits_processors", []), BUDGET_FORCING]
         try:
             from vllm import LLM
         except ImportError as e:
@@ -161,6 +180,86 @@ class VLLMEngine(StreamingEngine):
         running[rid] = r
         return None
 
+    def budget_forcing_in_engine(self, seqs, opts, *, temperature: float, batch_size: int, seed_of,
+                                 finished) -> bool:
+        """Run every sequence as ONE vLLM request, budget-forced by the logits processor (s1.infer.vllm_bf);
+        False (nothing run) where the rounds must do it: bf_mode=rounds, adaptive Waits, plain generation."""
+        if self.bf_mode == "rounds" or opts["plain_generation"]:
+            return False               # (plain generation is one request in rounds too)
+        if not self.bf_in_process:
+            log.info("budget forcing: in rounds (the processor's state lives in another process: "
+                     "tensor_parallel_size > 1 or VLLM_ENABLE_V1_MULTIPROCESSING=1)")
+            return False
+        if opts["adaptive_waits"]:
+            log.info("budget forcing: in rounds (adaptive Waits peek at answers on a copy of the sequence)")
+            return False
+        from s1.infer.vllm_bf import check_args
+
+        try:
+            check_args({k: opts[k] for k in _bf_keys()}, self.tokenizer)
+        except ValueError as e:
+            log.info("budget forcing: in rounds (%s)", e)
+            return False
+        with self._lock:
+            self._single_pass(seqs, opts, temperature, batch_size, seed_of, finished)
+        return True
+
+    def _single_pass(self, seqs, opts, temperature, batch_size, seed_of, finished) -> None:
+        from vllm import SamplingParams
+
+        from s1.format import END
+        from s1.infer.vllm_bf import TAG_KEY, TOTAL_KEY, take_trace
+
+        engine = self.llm.llm_engine
+        end_id = self.encode(END)[0]
+        args = {k: opts[k] for k in _bf_keys()}
+        pending, running, last = list(seqs), {}, {}
+        pending.reverse()
+
+        def add() -> None:
+            s = pending.pop()
+            s.deadline = time.monotonic() + opts["request_timeout_s"]
+            ids = self.encode(s.prompt)
+            rid = f"s1bf-{next(self._ids)}"
+            params = SamplingParams(temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
+                                    max_tokens=max(1, self.max_context - len(ids)), seed=seed_of(s),
+                                    stop_token_ids=[end_id], skip_special_tokens=False,
+                                    spaces_between_special_tokens=False,
+                                    extra_args={**args, TAG_KEY: rid, TOTAL_KEY: s.total})
+            engine.add_request(rid, {"prompt_token_ids": ids}, params)
+            running[rid] = s
+
+        def done(rid: str, ids: list[int], timed_out: bool) -> None:
+            s = running.pop(rid)
+            self.stats["generated_tokens"] += len(ids)
+            state = take_trace(rid)
+            if state is None:
+                raise RuntimeError(f"vLLM request {rid} ran without the budget-forcing processor's state")
+            final = state.finish(ids, timed_out=timed_out)
+            key, index, prompt = s.key, s.index, s.prompt
+            s.__dict__.update(copy.copy(final).__dict__)
+            s.key, s.index, s.prompt = key, index, prompt
+            finished(s)
+
+        while pending and len(running) < batch_size:
+            add()
+        while running:
+            self.stats["forward_passes"] += 1
+            for out in engine.step():
+                if out.request_id in running:
+                    last[out.request_id] = out
+                    if out.finished:
+                        done(out.request_id, list(out.outputs[0].token_ids), False)
+            now = time.monotonic()
+            late = [rid for rid, s in running.items() if now > s.deadline]
+            if late:
+                engine.abort_request(late)
+                for rid in late:
+                    o = last[rid].outputs[0] if rid in last else None
+                    done(rid, list(o.token_ids) if o else [], True)
+            while pending and len(running) < batch_size:
+                add()
+
     def _continuation(self, o) -> Continuation:
         text = o.text
         if o.finish_reason == "length":
@@ -172,3 +271,9 @@ class VLLMEngine(StreamingEngine):
             reason, matched = "eos", None
         return Continuation(text=text, num_tokens=len(o.token_ids), stop_reason=reason, matched_stop=matched,
                             token_ids=list(o.token_ids))
+
+
+def _bf_keys() -> tuple:
+    from s1.infer.vllm_bf import BF_KEYS
+
+    return BF_KEYS

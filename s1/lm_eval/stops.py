@@ -18,6 +18,8 @@ def with_stops(engine, stops: list[str]):
 
 
 class _WithStops:
+    budget_forcing_in_engine = None       # the task's stops are text: they need the rounds (vLLM's single pass is off)
+
     def __init__(self, engine, stops: list[str]):
         self.engine, self.stops = engine, list(stops)
 
