@@ -102,3 +102,34 @@ def test_seed_sources_match_the_notebooks_names_exactly():
     assert [r["question"] for r in seed_set(pool, exact)] == ["q0", "q1", "long"]
     broad = OmegaConf.structured(DiversityConfig(seed=0))              # substrings: amc_aime and gpqa_extended too
     assert len(seed_set(pool, broad)) == 5
+
+
+def _metrics(temperature, n, rows_extra=()):
+    rows = [{"model": m, "model_path": "x", "method": meth, "budget": b, "benchmark": bench, "accuracy": acc,
+             "stderr": 0.0, "avg_thinking_tokens": 10.0, "questions": 30, "samples_per_question": n,
+             "outcomes": {"answered": 30}, "unread_choices": unread}
+            for m, meth, b, bench, acc, unread in [("base", "no_bf", None, "aime24", 20.0, 0),
+                                                   ("trained", "bf", 4000, "aime24", 52.0, 0),
+                                                   ("trained", "wait", 2, "aime24", 45.0, 0),
+                                                   ("trained", "wait", 2, "gpqa_diamond", 58.0, 3), *rows_extra]]
+    return {"rows": rows, "scaling": [], "paper_model": "s1", "protocol": {"temperature": temperature},
+            "control_definition": "Control: ...", "scaling_unit": "pts per 1k", "extrapolation_waits": 2,
+            "gpqa": {"option_order": "release", "unread": "A"}}
+
+
+def test_report_pages_place_or_withhold_the_paper_numbers(tmp_path):
+    """results.md and report.md (no demo run needed): the peak row carries 56.7 and the note says why; a sampled
+    protocol shows none and says why; GPQA's unread answers are counted under Table 1."""
+    import json
+
+    from s1.eval.report import write_results_md
+    from s1.report.build import evaluation_section
+    from s1.report.document import to_markdown
+
+    write_results_md(_metrics(0.0, 1), tmp_path / "results.md")
+    text = (tmp_path / "results.md").read_text()
+    assert "best of the budget-forcing sweep" in text and "| 56.7 |" in text
+    assert 'GPQA answers with no readable letter (scored as "A"' in text and "wait 2× Wait: 3" in text
+    (tmp_path / "metrics.json").write_text(json.dumps(_metrics(0.6, 64)))
+    page = to_markdown(evaluation_section(tmp_path), tmp_path)
+    assert "No paper numbers: this run samples at temperature 0.6 with up to n = 64" in page and "56.7" not in page
