@@ -91,3 +91,29 @@ def test_paper_s1_uses_the_release_prompts():
         cfg = compose("curate", overrides=["experiment=paper_s1"])
     assert cfg.curate.judge.prompt == "release" and cfg.curate.domains.prompt == "release"
     assert cfg.curate.judge.max_tokens >= 1024
+
+
+def test_a_cached_verdict_is_regraded_when_the_judge_prompt_changes(tmp_path):
+    """Verdicts of the short prompt are not reused under the release's (difficulty.graded_against keys the prompt)."""
+    from types import SimpleNamespace
+
+    from s1.cache import JsonlCache
+    from s1.curate.difficulty import grade_cached
+
+    cfg = SimpleNamespace(grader="llm_judge")
+    recs = [{"id": "q1", "solution": "\\boxed{3}", "answer": "3"}]
+    cache = JsonlCache(tmp_path / "ref.jsonl")
+    cache.put_many({"q1": {"response": "Answer: 3"}})
+    calls = []
+
+    def judge_for(prompt, verdict):
+        def judge(responses, records):
+            calls.append(prompt)
+            return [verdict] * len(records)
+        judge.prompt = prompt
+        return judge
+
+    assert grade_cached(recs, cache, cfg, judge=judge_for("short", True)) == {"q1": True}
+    assert grade_cached(recs, cache, cfg, judge=judge_for("short", False)) == {"q1": True}     # cached
+    assert grade_cached(recs, cache, cfg, judge=judge_for("release", False)) == {"q1": False}  # regraded
+    assert calls == ["short", "release"]

@@ -122,20 +122,21 @@ def reference_tokens(pool: list[dict], cfg, model_cfg, cache_dir: Path) -> dict[
     return out
 
 
-def graded_against(rec: dict, cfg) -> str:
-    """What a cached verdict was graded against: a verdict is reused while this is unchanged."""
+def graded_against(rec: dict, cfg, judge=None) -> str:
+    """What a cached verdict was graded against: a verdict is reused while this is unchanged (the judge's prompt
+    included: release and short verdicts differ)."""
     if cfg.grader == "llm_judge":
-        return "judge:" + content_key(rec.get("solution") or "", rec.get("answer") or "")
+        return f"judge:{getattr(judge, 'prompt', '')}:" + content_key(rec.get("solution") or "", rec.get("answer") or "")
     return str(rec.get("answer"))
 
 
 def grade_cached(records: list[dict], cache: JsonlCache, cfg, judge=None) -> dict[str, bool | None]:
     """Verdicts for cached responses (None = ungraded: judge failed or no gold answer; never cached)."""
-    todo = [r for r in records if cache.data[r["id"]].get("graded_against") != graded_against(r, cfg)]
+    todo = [r for r in records if cache.data[r["id"]].get("graded_against") != graded_against(r, cfg, judge)]
     if todo:
         responses = [cache.data[r["id"]]["response"] for r in todo]
         verdicts = grade(responses, todo, cfg, judge=judge)
-        cache.put_many({r["id"]: {**cache.data[r["id"]], "correct": v, "graded_against": graded_against(r, cfg)}
+        cache.put_many({r["id"]: {**cache.data[r["id"]], "correct": v, "graded_against": graded_against(r, cfg, judge)}
                         for r, v in zip(todo, verdicts) if v is not None})
         fresh = {r["id"]: v for r, v in zip(todo, verdicts)}
     else:
@@ -195,7 +196,7 @@ def grade_teacher_attempts(pool: list[dict], cfg, cache_dir: Path, judge=None) -
         elif not rec.get("attempt") or (rec.get("answer") is None and cfg.grader != "llm_judge"):
             rec["teacher_correct"] = None  # no attempt or no reference: no grade (as the notebook)
         else:
-            key = content_key(rec["attempt"], graded_against(rec, cfg))
+            key = content_key(rec["attempt"], graded_against(rec, cfg, judge))
             hit = cache.get(key)
             if hit is None:
                 todo.append((rec, key))

@@ -171,5 +171,10 @@ def judge_with(endpoint, judge_cfg, funnel):
     if endpoint is None:
         return None
     stats = funnel.notes.setdefault("judge", {"prompt": judge_cfg.prompt})
-    return lambda responses, records: llm_judge(endpoint, responses, records, prompt=judge_cfg.prompt,
-                                                max_tokens=judge_cfg.max_tokens, stats=stats)
+
+    def judge(responses, records):
+        return llm_judge(endpoint, responses, records, prompt=judge_cfg.prompt, max_tokens=judge_cfg.max_tokens,
+                         stats=stats)
+
+    judge.prompt = judge_cfg.prompt   # part of a cached verdict's key (difficulty.graded_against)
+    return judge
