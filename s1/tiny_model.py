@@ -57,7 +57,7 @@ SIZES = {
                       num_key_value_heads=1),
 }
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
-BUILD_VERSION = 4  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
+BUILD_VERSION = 5  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
