@@ -20,7 +20,7 @@ from s1.stages import Upstream
 from s1.train.batch import nproc_per_node
 from s1.train.format import is_hub_id
 from s1.train.launch import build_launch_command, check_train_config, render_command
-from s1.train.memory import KNOWN_MODELS, GPU_MARGIN, gpu_limit, plan_memory
+from s1.train.memory import GPU_MARGIN, KNOWN_MODELS, gpu_limit, plan_memory
 
 
 def check_curate(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> list[str]:
