@@ -46,6 +46,18 @@ def test_the_same_skips_stay_skips_when_no_group_is_required(skipping_tests, mon
     result.assert_outcomes(skipped=6)
 
 
+def test_a_met_requirement_does_not_make_another_groups_skip_its_own(pytester, monkeypatch):
+    """A real-model test (real model present) that skips for a missing vLLM is a vLLM skip: with real-model required
+    and vllm not, it stays a skip (the main venv's run in .ci/run); with vllm required, it fails."""
+    pytester.makeconftest((REPO / "tests" / "conftest.py").read_text())
+    pytester.makepyfile(test_both='import pytest\nfrom conftest import requires\n@requires("real-model", None)\n'
+                                  'def test_a():\n    pytest.skip("[vllm] vLLM is not importable here")\n')
+    monkeypatch.setenv("S1_REQUIRE", "real-model")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(skipped=1)
+    monkeypatch.setenv("S1_REQUIRE", "real-model,vllm")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(failed=1)
+
+
 def test_skip_groups_reads_markers_and_reasons():
     assert skip_groups("could not import 'vllm': No module named 'vllm'") == {"vllm"}
     assert skip_groups("[real-model] the real model is not built") == {"real-model"}

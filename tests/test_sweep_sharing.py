@@ -17,6 +17,27 @@ from s1.eval.methods import plan_runs
 from s1.eval.runner import run_all
 
 
+def _word_it_writes(model_dir, questions, new_tokens: int = 40) -> str:
+    """A whole-word token (" word") the model writes greedily in most of these questions' thinking: used as the end
+    of thinking, so the sweep's Waits really fire whatever random weights the tokenizer version gives."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from s1.infer import build_prompt
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    seen = Counter()
+    for q in questions:
+        ids = tok(build_prompt(tok, q), return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False)[0, ids.shape[1]:]
+        seen.update({w for w in (tok.decode([t]) for t in out.tolist())
+                     if w.startswith(" ") and w[1:].isalpha() and len(w) > 3})
+    word, count = seen.most_common(1)[0]
+    assert count >= 2, seen
+    return word
+
+
 def _records(tmp_path, model_dir, name, *extra):
     """The demo's sweep shape (4 caps + no cap, Wait x1/x2/x4, Table 4's strings x2) on 5 synthetic questions;
     returns the cache records."""
@@ -26,7 +47,7 @@ def _records(tmp_path, model_dir, name, *extra):
         "eval.methods=[no_bf,bf,wait,extrapolation_strings]", "eval.budgets=[6,12,20,33,null]",
         "eval.wait_counts=[1,2,4]", "eval.extrapolation_strings=[Wait,Hmm,'']", "eval.extrapolation_waits=2",
         "eval.include_base_model=false", "eval.max_new_tokens=70", "eval.batch_size=3",
-        "eval.budget_forcing.answer_max_tokens=5", "eval.budget_forcing.end_of_thinking=' two'", *extra])
+        "eval.budget_forcing.answer_max_tokens=5", *extra])
     e = cfg.eval
     benches = {benchmark_name(b): load_benchmark(b, cfg.paths.benchmarks_dir, e.aime_text, e.limit)
                for b in e.benchmarks}
@@ -38,12 +59,14 @@ def _records(tmp_path, model_dir, name, *extra):
 
 
 def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, caplog):
+    questions = [r["problem"] for r in load_benchmark("synthetic", "", limit=5)]
+    end = f"eval.budget_forcing.end_of_thinking='{_word_it_writes(chatty_model_dir, questions)}'"
     with caplog.at_level(logging.INFO, logger="s1.eval"):
-        shared = _records(tmp_path, chatty_model_dir, "shared")
+        shared = _records(tmp_path, chatty_model_dir, "shared", end)
     assert "one shared sweep of 11 settings" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="s1.eval"):
-        alone = _records(tmp_path, chatty_model_dir, "alone", "eval.sweep_sharing=false")
+        alone = _records(tmp_path, chatty_model_dir, "alone", end, "eval.sweep_sharing=false")
     assert "shared sweep" not in caplog.text
     assert shared.keys() == alone.keys()
     for key in alone:
