@@ -49,9 +49,28 @@ def test_rehearsal_slice_runs_every_stage_on_the_real_model(tmp_path):
     args = ["experiment=rehearsal", f"paths.runs_dir={tmp_path}", "run.name=slice", *SLICE]
     if ENGINE == "transformers":
         args += ON_TRANSFORMERS
-    for script in ("curate.py", "train.py", "eval.py"):
-        run_script(script, *args, timeout=1200)
+    logs = {script: run_script(script, *args, timeout=1200) for script in ("curate.py", "train.py", "eval.py")}
     run = tmp_path / "slice"
+    if ENGINE == "vllm":
+        # the eval above shares one sweep in rounds (the log says so); one setting at a time, budget forcing runs
+        # inside vLLM (one request per sequence) and gives the same records
+        eval_log = logs["eval.py"].stdout + logs["eval.py"].stderr
+        assert "shared sweep: in rounds" in eval_log, eval_log[-3000:]
+        alone = run_script("eval.py", *args, "eval.sweep_sharing=false", f"eval.output_dir={tmp_path / 'one_pass'}",
+                           timeout=1200)
+        assert "budget forcing: in one pass per sequence" in alone.stdout + alone.stderr
+        decided = ("model", "benchmark", "question_id", "method", "budget", "sample",    # the key, then the record
+                   "text", "thinking_tokens", "answer_tokens", "waits_used", "correct")
+
+        def records(path: Path) -> dict:
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            return {tuple(str(r[k]) for k in decided[:6]): {k: r.get(k) for k in decided} for r in rows}
+
+        rounds = records(run / "eval" / "generations.jsonl")
+        one_pass = records(tmp_path / "one_pass" / "generations.jsonl")
+        assert one_pass.keys() == rounds.keys() and len(one_pass) >= 8
+        for key in one_pass:
+            assert one_pass[key] == rounds[key], key
     subprocess.run([sys.executable, str(REPO / "scripts" / "report.py"), str(run)], cwd=REPO, check=True,
                    capture_output=True, timeout=300)
 

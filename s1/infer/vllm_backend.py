@@ -108,6 +108,7 @@ class VLLMEngine(StreamingEngine):
         self._ids = itertools.count()
         self._lock = threading.RLock()    # one engine may serve a server thread and the stage's own calls
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
+        self._said_single_pass = False     # the log says once per engine that budget forcing runs in one pass
         self.stats = {"generated_tokens": 0, "forward_passes": 0}   # forward passes: vLLM engine steps
 
     def decode(self, ids: list[int]) -> str:
@@ -200,6 +201,9 @@ class VLLMEngine(StreamingEngine):
         except ValueError as e:
             log.info("budget forcing: in rounds (%s)", e)
             return False
+        if not self._said_single_pass:
+            log.info("budget forcing: in one pass per sequence (the vLLM logits processor s1.infer.vllm_bf)")
+            self._said_single_pass = True
         with self._lock:
             self._single_pass(seqs, opts, temperature, batch_size, seed_of, finished)
         return True
