@@ -100,8 +100,14 @@ def eval_max_context(cfg) -> int:
     return int(engine.get("max_model_len") or cfg.model.max_context)
 
 
+def cached_method(spec: RunSpec) -> str:
+    """The method name a run's samples are cached under: spec.samples_of where runs share one set (the parallel
+    selectors), else its own."""
+    return spec.samples_of or spec.method
+
+
 def key_of(spec: RunSpec, bench: str, row: dict, sample: int, settings: str) -> str:
-    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
+    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": cached_method(spec),
                        "budget": spec.budget, "sample": sample, "settings": settings_key(settings, row, spec)})
 
 
@@ -149,6 +155,8 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
     settings = spec_settings_hash(spec, cfg)
     made = 0
     tries = int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1
+    # runs sharing one sample set (samples_of): what an earlier one generated is not generated again
+    items = [(b, row, k) for b, row, k in items if key_of(spec, b, row, k, settings) not in cache]
     for attempt in range(tries):
         if not items:
             break
@@ -166,8 +174,9 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
                 rejected.append(items[i])
                 return
             # the try limit ran out: the last sample is kept for the record but marked, scored wrong and counted
-            cache.append(make_record(spec, bench, row, k, res, settings=settings_key(settings, row, spec),
-                                     tries=attempt + 1, accepted=fits, timeout_s=e.grading_timeout_s))
+            rec = make_record(spec, bench, row, k, res, settings=settings_key(settings, row, spec),
+                              tries=attempt + 1, accepted=fits, timeout_s=e.grading_timeout_s)
+            cache.append({**rec, "method": cached_method(spec)})   # the cache keys a record by its fields
             made += 1
 
         generate(engine, prompts, bf, max_new_tokens=e.max_new_tokens, temperature=spec.temperature,
