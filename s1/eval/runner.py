@@ -141,6 +141,7 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
                 made += run_sweep(engine, group, todo, cache, cfg)
                 continue
             for spec in group:
+                todo[spec] = not_cached(spec, todo[spec], cache, cfg)   # an earlier run of its sample set made them
                 if todo[spec]:
                     log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
                              len(todo[spec]))
@@ -149,14 +150,18 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
     return made
 
 
+def not_cached(spec: RunSpec, items: list[tuple[str, dict, int]], cache: GenerationCache, cfg) -> list:
+    """The items the cache still lacks: runs that share one sample set (RunSpec.samples_of) generate it once."""
+    settings = spec_settings_hash(spec, cfg)
+    return [(b, row, k) for b, row, k in items if key_of(spec, b, row, k, settings) not in cache]
+
+
 def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: GenerationCache, cfg) -> int:
     e = cfg.eval
     bf = spec.bf(dict(e.budget_forcing))
     settings = spec_settings_hash(spec, cfg)
     made = 0
     tries = int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1
-    # runs sharing one sample set (samples_of): what an earlier one generated is not generated again
-    items = [(b, row, k) for b, row, k in items if key_of(spec, b, row, k, settings) not in cache]
     for attempt in range(tries):
         if not items:
             break
