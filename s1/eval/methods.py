@@ -125,7 +125,7 @@ def finite_budgets(budgets) -> list[int]:
     return sorted(int(b) for b in budgets if b is not None)
 
 
-ALL = "all"   # eval.methods=[all]: every method runnable on the configured models (ALL_METHODS)
+ALL = "all"   # eval.methods=[all]: every method runnable on the configured models (all_methods())
 OTHER_CHECKPOINTS = ("token_model", "step_model")   # models a method needs besides eval.model_path / the base
 
 
