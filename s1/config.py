@@ -307,6 +307,38 @@ class GpqaConfig:
     unread: str = "wrong"                     # an answer with no readable letter: wrong | A (the release's default "A", a free 25%); counted either way
 
 
+# The post-s1 test-time methods' settings (issue 32; s1/eval/methods.py, docs/methods.md). Each is read only by
+# its method; checked in s1.eval.methods.check_method_config (errors name the key, the value and the fix).
+@dataclass
+class NoWaitConfig:
+    words: list[str] = field(default_factory=lambda: ["Wait", "wait", "Hmm", "hmm", "Alternatively", "alternatively"])  # method nowait: strings banned from the thinking (= s1.infer.nowait.DEFAULT_WORDS)
+
+
+@dataclass
+class AlphaOneConfig:
+    alpha: float = 0.6                        # method alphaone: the α moment = alpha x the thinking cap (each of eval.budgets), in (0, 1]
+    p0: float = 0.4                           # method alphaone: probability of a Wait at a step boundary at t = 0, in [0, 1]
+    schedule: str = "linear"                  # method alphaone: linear (p0 down to 0 at the α moment; the paper's) | constant
+
+
+@dataclass
+class DeerConfig:
+    thresholds: list[float] = field(default_factory=lambda: [0.9, 0.95])  # method deer: exit thresholds (mean token probability of a trial answer, in (0, 1]); one run each, a curve
+    trial_answer_tokens: int = 16             # method deer: tokens of each trial answer (a peek; counted in the thinking tokens)
+
+
+@dataclass
+class NoThinkingConfig:
+    k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # method no_thinking: samples voted per question (majority; a row per k)
+
+
+@dataclass
+class SelectorsConfig:
+    k: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # methods shortest_majority / short_m_at_k / confidence_filter: samples per question (a row per k; one shared set of max(k))
+    m: int = 3                                # method short_m_at_k: the first m finishers vote (min(m, k) per row; paper: short-1@k, short-3@k)
+    keep: float = 0.5                         # method confidence_filter: share of the k samples kept by confidence, in (0, 1] (DeepConf: 0.1 or 0.9)
+
+
 @dataclass
 class EvalConfig:
     model_path: str = "${run.dir}/train/final"  # checkpoint to evaluate (HF format)
@@ -325,7 +357,7 @@ class EvalConfig:
     limit: int = 0                            # 0 = all questions; n = first n (smoke runs)
     output_dir: str = "${run.dir}/eval"       # generations cache, metrics, tables, plots
     include_base_model: bool = True           # also evaluate model.name_or_path without budget forcing (Table 1 base row)
-    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf auto bf wait extrapolation_strings token_/step_conditional[_prompt][_bf] class_conditional rejection_sampling majority
+    methods: list[str] = field(default_factory=lambda: ["no_bf", "bf"])  # see s1/eval/methods.py: no_bf auto bf wait extrapolation_strings token_/step_conditional[_prompt][_bf] class_conditional rejection_sampling majority nowait alphaone deer no_thinking cap_stop_sentence cap_finish_window shortest_majority short_m_at_k confidence_filter; all = every one but token_/step_conditional[_bf] (other checkpoints)
     wait_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 6])  # method "wait": suppressed ends of thinking (paper Fig. 4a)
     tokens_per_step: int = 100                # step_conditional: thinking tokens per stated step (its Control budget = steps x this)
     token_budgets: list[int] = field(default_factory=list)  # token_conditional*: tokens stated in the prompt (release: 2048 4096 8192 16384); [] = eval.budgets
@@ -353,6 +385,13 @@ class EvalConfig:
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # extra engine args passed verbatim, e.g. {enforce_eager: true}
     engine: EngineConfig = field(default_factory=EngineConfig)  # engine settings for the evaluated models
     sweep_sharing: bool = True                # greedy sweeps (caps, waits) of one model: generate the shared thinking once per question
+    nowait: NoWaitConfig = field(default_factory=NoWaitConfig)          # method nowait (arXiv 2506.08343)
+    alphaone: AlphaOneConfig = field(default_factory=AlphaOneConfig)    # method alphaone (arXiv 2505.24863)
+    deer: DeerConfig = field(default_factory=DeerConfig)                # method deer (arXiv 2504.15895)
+    no_thinking: NoThinkingConfig = field(default_factory=NoThinkingConfig)  # method no_thinking (arXiv 2504.09858)
+    selectors: SelectorsConfig = field(default_factory=SelectorsConfig)  # parallel selectors over one shared sample set
+    cap_sentence: str = "Considering the limited time, I have to give the solution based on the thinking directly now."  # method cap_stop_sentence: appended at the cap, then the end of thinking (= s1.infer.cap_endings.STOP_SENTENCE)
+    cap_window: float = 0.1                   # method cap_finish_window: extra thinking up to this share of the cap, until a newline, in (0, 1]
 
 
 @dataclass

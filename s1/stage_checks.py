@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from s1.errors import ConfigError
 from s1.eval.checks import check_eval_config
+from s1.eval.methods import expand_methods
 from s1.stages import Upstream
 from s1.train.batch import nproc_per_node
 from s1.train.format import is_hub_id
@@ -205,7 +206,7 @@ def needs_eval(cfg: DictConfig, upstream: tuple[str, ...] = ()) -> Needs:
         per_q = {"no_bf": e.max_new_tokens, "auto": e.max_new_tokens, "bf": sum(b or e.max_new_tokens for b in e.budgets),
                  "wait": len(e.wait_counts) * e.max_new_tokens,
                  "majority": max(e.majority_k, default=0) * ASSUMED_ANSWER_TOKENS}
-        counted = [m for m in e.methods if m in per_q]
+        counted = [m for m in expand_methods(e.methods) if m in per_q]   # `all` expanded
         base = e.max_new_tokens if e.include_base_model else 0   # the base model's plain row (Table 1)
         tokens = q * (sum(per_q[m] for m in counted) + base)
         seconds = tokens / _rate(params, e.dtype or cfg.model.dtype) / gpus

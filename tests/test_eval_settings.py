@@ -158,6 +158,12 @@ HASH_CHANGES = [
     (("eval.temperature=0.6",), "eval.top_p=0.95"),                 # nucleus sampling (R1-style protocol)
     ((), "eval.budget_forcing.answer_prefix_after_end='<|im_start|>answer:'"),   # forced after the model's own end
     ((), "eval.budget_forcing.plain_generation=true"),              # no_bf: no thinking control at all
+    # the post-s1 methods' keys reach the key through their runs' budget-forcing overrides (docs/methods.md)
+    (("eval.methods=[nowait]",), "eval.nowait.words=[Hmm]"),
+    (("eval.methods=[alphaone]",), "eval.alphaone.p0=0.2"),
+    (("eval.methods=[deer]", "eval.deer.thresholds=[0.9]"), "eval.deer.trial_answer_tokens=8"),
+    (("eval.methods=[cap_stop_sentence]",), "eval.cap_sentence='Time is up.'"),
+    (("eval.methods=[cap_finish_window]",), "eval.cap_window=0.3"),
 ]
 # Not generation settings: the same hash (timeouts, batching, which questions / runs, grading, GPU memory share).
 HASH_SAME = ["eval.seed=12345", "eval.batch_size=1", "eval.limit=2", "eval.budget_forcing.request_timeout_s=1",
@@ -227,6 +233,8 @@ def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one()
         "budget_forcing.request_timeout_s",               # wall clock: a timeout is recorded as an outcome
         "output_dir", "grading_timeout_s", "grading_workers", "regrade", "api_key_env",
         "engine",                                         # dtype / max_model_len above; TP and memory share: numerics
+        "no_thinking",     # k: how many samples (the sample index is in the key)
+        "selectors",       # k: how many samples; m, keep: how the samples are voted (scoring only)
     }
     keys = {f.name for f in fields(EvalConfig)} | {f"budget_forcing.{f.name}" for f in fields(BudgetForcingConfig)}
     keys.discard("budget_forcing")

@@ -58,3 +58,73 @@ def test_a_registered_method_is_planned_grouped_and_tabled(monkeypatch):
     assert "| trained · toy | aime24 | 2 | [100, 512] | 100 |" in table3(metrics)
     assert "| trained with the toy cap (T=256) | 30.0 ± 1.0 |" in table1(metrics)
     assert "| trained | toy | toy cap 512 | aime24 | 40.0 ± 1.0 |" in results_table(metrics)
+
+
+NEW_METHODS = ("nowait", "alphaone", "deer", "no_thinking", "cap_stop_sentence", "cap_finish_window",
+               "shortest_majority", "short_m_at_k", "confidence_filter")
+
+
+def test_all_plans_every_method_runnable_without_other_checkpoints():
+    from s1.eval.runner import key_of, spec_settings_hash
+
+    cfg = _cfg("experiment=demo", "eval.methods=[all]", "eval.deer.thresholds=[0.8,0.95]", "eval.selectors.k=[1,3]")
+    names = methods.all_methods()
+    assert set(NEW_METHODS) <= set(names) and "bf" in names and "majority" in names
+    assert not {"token_conditional", "token_conditional_bf", "step_conditional", "step_conditional_bf"} & set(names)
+    runs = plan_runs(cfg)
+    assert {r.method for r in runs} == set(names)        # every method of `all` has runs, and nothing else
+    by = {m: [r for r in runs if r.method == m] for m in NEW_METHODS}
+    # sequential ones over their budgets: nowait over every cap (null too), the cap endings and AlphaOne finite caps
+    assert [r.budget for r in by["nowait"]] == [16, 32, 64, 128, None]
+    assert all(dict(r.bf_overrides)["ban_words"] == tuple(cfg.eval.nowait.words) and r.num_waits == 0
+               for r in by["nowait"])
+    assert [(r.budget, r.max_thinking_tokens) for r in by["alphaone"]] == [(b, b) for b in (16, 32, 64, 128)]
+    assert dict(by["alphaone"][0].bf_overrides) == {"alpha": 0.6, "alpha_p0": 0.4, "alpha_schedule": "linear"}
+    assert [dict(r.bf_overrides)["cap_ending"] for r in by["cap_stop_sentence"] + by["cap_finish_window"]] == \
+        ["stop_sentence"] * 4 + ["finish_window"] * 4
+    assert [(r.budget, dict(r.bf_overrides)["deer_threshold"]) for r in by["deer"]] == [(0.8, 0.8), (0.95, 0.95)]
+    # parallel ones: one run of max(k) samples at the sampling temperature
+    assert [(r.samples, r.temperature, r.bf_overrides) for r in by["no_thinking"]] == [(8, 1.0, (("no_thinking", True),))]
+    sel = [by[m][0] for m in ("shortest_majority", "short_m_at_k", "confidence_filter")]
+    assert {(r.samples, r.samples_of, r.bf_overrides) for r in sel} == {(3, "selectors", (("record_confidence", True),))}
+    # ... which share one cache key per (question, sample): the samples are generated once for the three
+    cfg.eval.model_path = cfg.model.name_or_path = "Qwen/Qwen2.5-0.5B-Instruct"   # a hub name: no folder needed
+    row = {"id": "q1", "problem": "1+1?"}
+    keys = {key_of(s, "synthetic", row, 2, spec_settings_hash(s, cfg)) for s in sel}
+    assert len(keys) == 1
+    # new methods never share a greedy sweep (their rules act per sequence)
+    assert all(len(g) == 1 for g in sweep_groups(runs, sharing=True) if g[0].method in NEW_METHODS)
+    # `all` with a name beside it: each once
+    assert methods.expand_methods(["bf", "all", "token_conditional"]) == ["bf", *[n for n in names if n != "bf"],
+                                                                          "token_conditional"]
+
+
+def test_method_settings_defaults_are_the_rules_defaults():
+    from s1.infer.cap_endings import STOP_SENTENCE
+    from s1.infer.nowait import DEFAULT_WORDS
+
+    e = _cfg().eval
+    assert tuple(e.nowait.words) == DEFAULT_WORDS and e.cap_sentence == STOP_SENTENCE
+
+
+@pytest.mark.parametrize("key,value", [
+    ("eval.nowait.words", "[]"), ("eval.alphaone.alpha", "1.5"), ("eval.alphaone.p0", "-0.1"),
+    ("eval.alphaone.schedule", "cosine"), ("eval.deer.thresholds", "[0.9,1.2]"), ("eval.deer.trial_answer_tokens", "0"),
+    ("eval.no_thinking.k", "[0,2]"), ("eval.selectors.k", "[]"), ("eval.selectors.m", "0"),
+    ("eval.selectors.keep", "0"), ("eval.cap_sentence", "' '"), ("eval.cap_window", "2.0")])
+def test_bad_method_settings_name_key_value_and_fix(key, value):
+    from s1.eval.checks import check_eval_config
+
+    cfg = _cfg("eval.methods=[all]", "eval.budgets=[64]", f"{key}={value}")
+    with pytest.raises(ConfigError, match=key.replace(".", "\\.")) as err:
+        plan_runs(cfg)
+    assert "give" in str(err.value)   # the fix
+    with pytest.raises(ConfigError, match=key.replace(".", "\\.")):
+        check_eval_config(cfg)          # before any model is loaded
+
+
+def test_capped_methods_need_a_numeric_budget():
+    with pytest.raises(ConfigError, match="alphaone"):
+        plan_runs(_cfg("eval.methods=[alphaone]", "eval.budgets=[null]"))
+    assert [r.budget for r in plan_runs(_cfg("eval.methods=[nowait]", "eval.budgets=[null]",
+                                             "eval.include_base_model=false"))] == [None]

@@ -1,6 +1,6 @@
 """The Pareto frontier and chart files of s1/eval/pareto.py."""
 
-from s1.eval.pareto import chart_paths, frontier, plot_pareto
+from s1.eval.pareto import chart_paths, embedded_charts, frontier, plot_pareto
 
 
 def test_frontier_keeps_only_non_dominated_points():
@@ -12,11 +12,15 @@ def test_frontier_keeps_only_non_dominated_points():
 
 
 def test_chart_paths_one_or_per_benchmark(tmp_path):
-    assert chart_paths(tmp_path, ["aime24"]) == {"aime24": tmp_path / "pareto.png"}
-    assert chart_paths(tmp_path, ["a", "b"]) == {"a": tmp_path / "pareto_a.png", "b": tmp_path / "pareto_b.png"}
+    assert chart_paths(tmp_path, ["aime24"]) == {tmp_path / "pareto.png": "aime24"}
+    # several: pareto.png is the first benchmark's, and each has its own file
+    assert chart_paths(tmp_path, ["b", "a"]) == {tmp_path / "pareto.png": "b", tmp_path / "pareto_b.png": "b",
+                                                 tmp_path / "pareto_a.png": "a"}
+    assert embedded_charts(["aime24"]) == [("pareto.png", "aime24")]
+    assert embedded_charts(["b", "a"]) == [("pareto_b.png", "b"), ("pareto_a.png", "a")]
 
 
 def test_plot_writes_one_png_per_benchmark(tmp_path):
-    paths = plot_pareto({"a": [("x", 10, 5.0), ("y", 0, 1.0)], "b": [("x", 20, 7.0)]}, tmp_path)
-    assert sorted(p.name for p in paths) == ["pareto_a.png", "pareto_b.png"]
+    paths = plot_pareto({"a": [("x", 10, 5.0), ("y", 0, 1.0), ("x", 30, 6.0)], "b": [("x", 20, 7.0)]}, tmp_path)
+    assert sorted(p.name for p in paths) == ["pareto.png", "pareto_a.png", "pareto_b.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

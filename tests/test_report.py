@@ -40,7 +40,7 @@ def test_report_has_every_section_from_the_stage_outputs(report):
     assert "| epochs | 5 |" not in md  # the demo's 9 epochs differ from the paper's 5 and are marked
     assert re.search(r"\| trained without budget forcing \| \d+\.\d ± \d+\.\d \| 300 × 1 \|", md)
     for png in ("curate/funnel.png", "curate/domains.png", "curate/lengths.png", "train/loss.png",
-                "train/lr.png", "eval/scaling.png", "eval/figure4.png"):
+                "train/lr.png", "eval/scaling.png", "eval/figure4.png", "eval/pareto.png"):
         assert f"]({png})" in md, png
 
 
@@ -100,6 +100,13 @@ def test_eval_section_pairs_paper_numbers_and_shows_tables_3_4_and_figure4(tmp_p
     assert "| trained with budget forcing (1× Wait) |" in text and "](eval/figure4.png)" in text
     assert re.search(r"\| trained with budget forcing \(T=4\) \|.*\| – \|$", text, re.M)
     assert "THAT run was given" in text                    # Control's definition beside Table 3
+    # the Pareto charts: two benchmarks, one file each (pareto.png is the first's) in the report and results.md
+    eval_dir = tmp_path / "r" / "eval"
+    assert {p.name for p in eval_dir.glob("pareto*.png")} == {"pareto.png", "pareto_synthetic.png",
+                                                              "pareto_gpqa_sample.png"}
+    assert "](eval/pareto_synthetic.png)" in text and "](eval/pareto_gpqa_sample.png)" in text
+    assert "### Pareto: accuracy against average generated tokens" in text
+    assert "![Pareto gpqa_sample](pareto_gpqa_sample.png)" in (eval_dir / "results.md").read_text()
 
 
 def test_table4_sets_the_papers_numbers_beside_its_own_settings_only():

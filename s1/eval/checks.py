@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from s1.eval.methods import check_method_config
 from s1.eval.sampling import check_sampling_config
 from s1.infer import BACKENDS
 from s1.infer.budget_forcing import bf_options
@@ -40,6 +41,7 @@ def check_eval_config(cfg) -> None:
     if e.majority_model not in ("base", "trained"):
         raise ConfigError("eval.majority_model", e.majority_model, "use base (paper Fig. 4) or trained")
     check_sampling_config(cfg)                             # eval.top_p, eval.samples_per_benchmark
+    check_method_config(e)                                 # the post-s1 methods' keys (eval.nowait, deer, ...)
     if e.temperature < 0:
         raise ConfigError("eval.temperature", e.temperature, "use 0 (greedy, the paper) or a positive temperature")
     if e.backend != "openai" and looks_local(e.model_path) and not (Path(e.model_path) / "config.json").exists():

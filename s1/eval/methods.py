@@ -23,6 +23,18 @@ answer is stable: before each "Wait" it peeks at the answer the model would
 give, and stops when two consecutive peeks agree (at most
 eval.adaptive_max_waits Waits; peek tokens count in its thinking-token cost).
 
+The post-s1 methods (issue 32, docs/methods.md) set budget-forcing settings through RunSpec.bf_overrides:
+`nowait` (reflection words banned, eval.nowait.words; over eval.budgets caps), `alphaone` (scheduled Waits up
+to alpha x the cap, eval.alphaone.*; finite caps), `deer` (confident early exit, one run per
+eval.deer.thresholds), `cap_stop_sentence` / `cap_finish_window` (how thinking ends at each finite cap:
+eval.cap_sentence, eval.cap_window). The parallel ones sample k answers per question at
+eval.sampling_temperature and vote, one metrics row per k: `no_thinking` (thinking closed at once, majority;
+eval.no_thinking.k), and the selectors `shortest_majority`, `short_m_at_k`, `confidence_filter`
+(s1/eval/selectors.py; eval.selectors.*), which read ONE shared sample set (RunSpec.samples_of = "selectors":
+the cache keys their samples by that name, so the three never generate twice) generated with confidences
+(record_confidence). `all` = every registered method whose model needs no other checkpoint (all but
+token_conditional[_bf] and step_conditional[_bf]).
+
 Adding a method is one `Method` record in REGISTRY plus the function that makes its RunSpecs;
 plan_runs, the sweep grouping (runner.sweep_groups), the metrics, the tables and the plots
 (s1/eval/report.py, s1/eval/tables.py) read the record (docs/architecture.md, "Adding an eval method").
@@ -34,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from s1.eval import selectors
+from s1.infer.alphaone import SCHEDULES
 from s1.infer.prompts import CLASS_PROMPTS, CONDITIONAL_END, STEP_OVERRUN, STEP_PROMPT, TOKEN_PROMPT
 from s1.runtime import ConfigError
 
@@ -52,6 +66,8 @@ class RunSpec:
     samples: int = 1
     accept_max_thinking: int | None = None  # rejection sampling: keep a sample only if it thought at most this
     bf_overrides: tuple = field(default_factory=tuple)  # (key, value) pairs over eval.budget_forcing (stops, wait string)
+    samples_of: str | None = None   # the name its samples are cached under (runner.key_of) when several runs share
+                                    # one set (the parallel selectors: SELECTOR_SAMPLES); None = its own method name
 
     def bf(self, base: dict) -> dict:
         out = dict(base)
@@ -70,12 +86,14 @@ class Plan:
     samples: int                  # eval.num_samples
     waits: int                    # eval.budget_forcing.num_waits
     budget_lists: dict            # budget list key ("budgets", "token_budgets", ...) -> sorted positive ints
+    methods: tuple[str, ...] = ()  # eval.methods with `all` expanded (expand_methods)
 
 
 # What a method's RunSpec.budget means (its Control range in report.run_budget follows from it):
 # cap: thinking cap T (tokens); tokens / steps: a budget stated in the prompt; class: a class prompt's name;
-# waits: a number of "Wait"s; string: an extrapolation string; votes: k samples voted; none: no budget.
-BUDGET_KINDS = ("cap", "tokens", "steps", "class", "waits", "string", "votes", "none")
+# waits: a number of "Wait"s; string: an extrapolation string; votes: k samples voted; threshold: an exit
+# threshold (DEER: given the total, like none); none: no budget.
+BUDGET_KINDS = ("cap", "tokens", "steps", "class", "waits", "string", "votes", "threshold", "none")
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,10 @@ class Method:
     rejects: bool = False         # keeps a sample only when it fits (no-fit questions listed under Table 3)
     label: Callable[[Any], str] = str          # its budget in the results table
     setting: Callable[[Any], str] | None = None  # Table 1's setting name after the model (needs 1 in tables)
+    ks: str | None = None         # votes: the eval key listing k (e.g. "majority_k"); a metrics row per k
+    select: Callable[[list, Any], Any] | None = None  # votes: (a question's k selectors.Samples, cfg.eval) ->
+                                  # selectors.Selection; None: majority by metrics.majority_correct (maj@k)
+    needs_confidence: bool = False  # its rows need every sample's confidence (log-probabilities); else the row says why
 
 
 BF_CURVE = "bf"   # the paper's budget-forcing curve (Fig. 4a, Table 3): caps plus auto and Wait extrapolation
@@ -103,30 +125,85 @@ def finite_budgets(budgets) -> list[int]:
     return sorted(int(b) for b in budgets if b is not None)
 
 
+ALL = "all"   # eval.methods=[all]: every method runnable on the configured models (all_methods())
+OTHER_CHECKPOINTS = ("token_model", "step_model")   # models a method needs besides eval.model_path / the base
+
+
+def all_methods() -> list[str]:
+    """What `all` expands to: every registered method but those evaluating another checkpoint
+    (token_conditional[_bf], step_conditional[_bf]: eval.token_conditional_model / step_conditional_model)."""
+    return [name for name, m in REGISTRY.items() if m.model not in OTHER_CHECKPOINTS]
+
+
+def expand_methods(names) -> list[str]:
+    """eval.methods with `all` replaced by all_methods(), each name once, in order."""
+    out: list[str] = []
+    for name in names:
+        for m in all_methods() if name == ALL else [str(name)]:
+            if m not in out:
+                out.append(m)
+    return out
+
+
 def plan_runs(cfg) -> list[RunSpec]:
     e = cfg.eval
-    unknown = [m for m in e.methods if m not in REGISTRY]
+    names = expand_methods(e.methods)
+    unknown = [m for m in names if m not in REGISTRY]
     if unknown:
-        raise ConfigError("eval.methods", list(e.methods), f"unknown {unknown}; use any of {list(REGISTRY)}")
+        raise ConfigError("eval.methods", list(e.methods), f"unknown {unknown}; use any of {[ALL, *REGISTRY]}")
+    check_method_config(e)
     budgets = finite_budgets(e.budgets)
     per_step = int(e.tokens_per_step)
-    lists = {"budgets": budgets,
+    lists = {"budgets": budgets, "caps": budgets,   # caps: methods that need a finite thinking cap
              "token_budgets": _own_budgets(e, "token_budgets", budgets),
              "step_budgets": _own_budgets(e, "step_budgets", sorted({max(1, b // per_step) for b in budgets})),
              "rejection_budgets": _own_budgets(e, "rejection_budgets", budgets)}
-    for key in ("token_budgets", "step_budgets", "rejection_budgets"):
-        users = [m for m in e.methods if REGISTRY[m].budget_list == key]
+    for key in ("caps", "token_budgets", "step_budgets", "rejection_budgets"):
+        users = [m for m in names if REGISTRY[m].budget_list == key]
         if users and not lists[key]:
-            raise ConfigError("eval.budgets", list(e.budgets), f"methods {sorted(users)} need numeric budgets: "
-                              f"eval.{key}=[...] or eval.budgets=[500,1000,2000]")
+            own = "eval.budgets=[...]" if key == "caps" else f"eval.{key}=[...] or eval.budgets=[500,1000,2000]"
+            raise ConfigError("eval.budgets", list(e.budgets), f"methods {sorted(users)} need numeric budgets: {own}")
     p = Plan(e, str(e.model_path), str(cfg.model.name_or_path), float(e.temperature), int(e.num_samples),
-             int(e.budget_forcing.num_waits), lists)
+             int(e.budget_forcing.num_waits), lists, tuple(names))
     runs = []
     if e.include_base_model:
         runs.append(RunSpec("base", p.base, "no_bf", think=False, temperature=p.greedy, samples=p.samples))
-    for m in e.methods:
+    for m in names:
         runs += REGISTRY[m].runs(p)
     return runs
+
+
+def check_method_config(e) -> None:
+    """The post-s1 methods' eval.* keys (eval.nowait, alphaone, deer, no_thinking, selectors, cap_sentence,
+    cap_window): a bad value raises ConfigError naming the key, the value and the fix. Checked whatever the
+    methods, so a typo is caught before it is used."""
+    words = list(e.nowait.words)
+    if not words or not all(isinstance(w, str) and w for w in words):
+        raise ConfigError("eval.nowait.words", words, "give non-empty strings to ban, e.g. [Wait,Hmm,Alternatively]")
+    a = e.alphaone
+    if not 0 < float(a.alpha) <= 1:
+        raise ConfigError("eval.alphaone.alpha", a.alpha, "give the slow-thinking share of the cap in (0, 1], e.g. 0.6")
+    if not 0 <= float(a.p0) <= 1:
+        raise ConfigError("eval.alphaone.p0", a.p0, "give a probability in [0, 1], e.g. 0.4")
+    if a.schedule not in SCHEDULES:
+        raise ConfigError("eval.alphaone.schedule", a.schedule, f"give one of {list(SCHEDULES)}")
+    thresholds = list(e.deer.thresholds)
+    if not thresholds or not all(isinstance(t, (int, float)) and 0 < t <= 1 for t in thresholds):
+        raise ConfigError("eval.deer.thresholds", thresholds, "give mean token probabilities in (0, 1], e.g. [0.9,0.95]")
+    if not isinstance(e.deer.trial_answer_tokens, int) or e.deer.trial_answer_tokens < 1:
+        raise ConfigError("eval.deer.trial_answer_tokens", e.deer.trial_answer_tokens, "give a token count >= 1, e.g. 16")
+    for key, ks in (("eval.no_thinking.k", e.no_thinking.k), ("eval.selectors.k", e.selectors.k)):
+        if not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
+            raise ConfigError(key, list(ks), "give samples per question, integers >= 1, e.g. [1,2,4,8]")
+    if not isinstance(e.selectors.m, int) or e.selectors.m < 1:
+        raise ConfigError("eval.selectors.m", e.selectors.m, "give how many first finishers vote, an integer >= 1, e.g. 3")
+    if not 0 < float(e.selectors.keep) <= 1:
+        raise ConfigError("eval.selectors.keep", e.selectors.keep, "give the kept share in (0, 1], e.g. 0.5 (DeepConf: 0.1 or 0.9)")
+    if not str(e.cap_sentence).strip():
+        raise ConfigError("eval.cap_sentence", e.cap_sentence, "give the sentence written at the cap (Qwen3's: "
+                          "'Considering the limited time, ...')")
+    if not 0 < float(e.cap_window) <= 1:
+        raise ConfigError("eval.cap_window", e.cap_window, "give the extra share of the cap in (0, 1], e.g. 0.1")
 
 
 PLAIN = (("plain_generation", True),)   # no_bf: no thinking control, no forced answer
@@ -141,7 +218,7 @@ def _auto(p: Plan) -> list[RunSpec]:
 
 
 def _bf(p: Plan) -> list[RunSpec]:
-    caps = list(p.budget_lists["budgets"]) + ([None] if None in p.e.budgets and "auto" not in p.e.methods else [])
+    caps = list(p.budget_lists["budgets"]) + ([None] if None in p.e.budgets and "auto" not in p.methods else [])
     return [RunSpec("trained", p.trained, "bf", b, max_thinking_tokens=b, num_waits=p.waits, temperature=p.greedy,
                     samples=p.samples) for b in caps]
 
@@ -218,6 +295,63 @@ def _majority(p: Plan) -> list[RunSpec]:   # parallel scaling (paper Fig. 4): ma
                     samples=max(int(k) for k in p.e.majority_k))]
 
 
+def _nowait(p: Plan) -> list[RunSpec]:   # no forced Wait: it would write a banned word into the thinking
+    caps = list(p.budget_lists["budgets"]) + ([None] if None in p.e.budgets else [])
+    words = tuple(str(w) for w in p.e.nowait.words)
+    return [RunSpec("trained", p.trained, "nowait", b, max_thinking_tokens=b, temperature=p.greedy, samples=p.samples,
+                    bf_overrides=(("ban_words", words),)) for b in caps]
+
+
+def _alphaone(p: Plan) -> list[RunSpec]:   # its Waits come from the schedule, none forced at the end of thinking
+    a = p.e.alphaone
+    over = (("alpha", float(a.alpha)), ("alpha_p0", float(a.p0)), ("alpha_schedule", str(a.schedule)))
+    return [RunSpec("trained", p.trained, "alphaone", b, max_thinking_tokens=b, temperature=p.greedy,
+                    samples=p.samples, bf_overrides=over) for b in p.budget_lists["caps"]]
+
+
+def _deer(p: Plan) -> list[RunSpec]:   # no cap: thinking ends at a confident peek, or at the total
+    n = int(p.e.deer.trial_answer_tokens)
+    return [RunSpec("trained", p.trained, "deer", float(t), temperature=p.greedy, samples=p.samples,
+                    bf_overrides=(("deer_threshold", float(t)), ("trial_answer_tokens", n)))
+            for t in sorted(float(t) for t in p.e.deer.thresholds)]
+
+
+def _cap_ending(name: str, ending: str, key: str) -> Callable[[Plan], list[RunSpec]]:
+    """Budget forcing at each finite cap (Waits as bf), thinking ended there by `ending`; eval.<key> is the
+    budget-forcing key of the same name (cap_sentence, cap_window)."""
+    return lambda p: [RunSpec("trained", p.trained, name, b, max_thinking_tokens=b, num_waits=p.waits,
+                              temperature=p.greedy, samples=p.samples,
+                              bf_overrides=(("cap_ending", ending), (key, p.e[key])))
+                      for b in p.budget_lists["caps"]]
+
+
+def _no_thinking(p: Plan) -> list[RunSpec]:   # k samples of the answer alone, voted (metrics: a row per k)
+    return [RunSpec("trained", p.trained, "no_thinking", None, temperature=float(p.e.sampling_temperature),
+                    samples=max(int(k) for k in p.e.no_thinking.k), bf_overrides=(("no_thinking", True),))]
+
+
+SELECTOR_SAMPLES = "selectors"   # the cache name of the one sample set the parallel selectors share
+
+
+def _selector(name: str) -> Callable[[Plan], list[RunSpec]]:
+    """max(eval.selectors.k) samples per question with confidences, cached once under SELECTOR_SAMPLES: every
+    selector's run has the same generation settings, so each reads what the first generated."""
+    return lambda p: [RunSpec("trained", p.trained, name, None, temperature=float(p.e.sampling_temperature),
+                              samples=max(int(k) for k in p.e.selectors.k), samples_of=SELECTOR_SAMPLES,
+                              bf_overrides=(("record_confidence", True),))]
+
+
+def _parallel(name: str, ks: str, select, label=lambda b: f"k={b}", needs_confidence: bool = False) -> Method:
+    """A parallel method: k samples per question at eval.sampling_temperature, one row per k of eval.<ks>."""
+    runs = _no_thinking if name == "no_thinking" else _selector(name)
+    return Method(name, "trained", (ks, "sampling_temperature"), False, "votes", runs, curve=name, shares_sweep=False,
+                  label=label, ks=ks, select=select, needs_confidence=needs_confidence)
+
+
+def _cap_label(b) -> str:
+    return "no cap" if b is None else f"T={b}"
+
+
 def _auto_setting(b) -> str:
     return "with budget forcing (auto: no cap)"
 
@@ -257,7 +391,25 @@ _METHODS = [
            _rejection_sampling, budget_list="rejection_budgets", curve="rejection_sampling",
            paper_row="rejection sampling", shares_sweep=False, rejects=True),
     Method("majority", "majority_model", ("majority_k", "majority_model", "sampling_temperature"), False, "votes",
-           _majority, curve="majority", shares_sweep=False, label=lambda b: f"k={b}"),
+           _majority, curve="majority", shares_sweep=False, label=lambda b: f"k={b}", ks="majority_k"),
+    # post-s1 methods (issue 32, docs/methods.md): sequential ones form curves over their budgets
+    Method("nowait", "trained", ("budgets", "nowait.words"), True, "cap", _nowait, budget_list="budgets",
+           curve="nowait", shares_sweep=False, label=_cap_label),
+    Method("alphaone", "trained", ("budgets", "alphaone"), True, "cap", _alphaone, budget_list="caps",
+           curve="alphaone", shares_sweep=False, label=_cap_label),
+    Method("deer", "trained", ("deer",), True, "threshold", _deer, curve="deer", shares_sweep=False,
+           label=lambda b: f"p≥{b:g}"),
+    Method("cap_stop_sentence", "trained", ("budgets", "cap_sentence", "budget_forcing"), True, "cap",
+           _cap_ending("cap_stop_sentence", "stop_sentence", "cap_sentence"), budget_list="caps",
+           curve="cap_stop_sentence", shares_sweep=False, label=_cap_label),
+    Method("cap_finish_window", "trained", ("budgets", "cap_window", "budget_forcing"), True, "cap",
+           _cap_ending("cap_finish_window", "finish_window", "cap_window"), budget_list="caps",
+           curve="cap_finish_window", shares_sweep=False, label=_cap_label),
+    _parallel("no_thinking", "no_thinking.k", lambda q, e: selectors.majority(q)),
+    _parallel("shortest_majority", "selectors.k", lambda q, e: selectors.shortest_majority(q)),
+    _parallel("short_m_at_k", "selectors.k", lambda q, e: selectors.short_m_at_k(q, min(int(e.selectors.m), len(q)))),
+    _parallel("confidence_filter", "selectors.k",
+              lambda q, e: selectors.confidence_filter(q, float(e.selectors.keep)), needs_confidence=True),
 ]
 REGISTRY: dict[str, Method] = {m.name: m for m in _METHODS}   # eval.methods names -> their record
 

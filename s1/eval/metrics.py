@@ -15,6 +15,11 @@ number of thinking tokens actually used at that budget (s1 §3.2):
 - Scaling = average slope (f(b) - f(a)) / (b - a) over all pairs a < b,
   in accuracy points per 1,000 thinking tokens (SCALING_UNIT);
 - Performance = max accuracy.
+
+One accounting for every row (docs/methods.md): avg_generated_tokens = thinking + answer tokens per question
+(peeks included: they are counted in thinking_tokens; parallel rows: the selector's cost, k × per-sample tokens
+or short-m@k's own), avg_seconds = the mean of the records' `seconds` (wall time per sequence; None when no record
+has one, e.g. a cache written before it was recorded).
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "stderr": se,
         "avg_thinking_tokens": _mean(r["thinking_tokens"] for r in records),
         "avg_answer_tokens": _mean(r["answer_tokens"] for r in records),
+        "avg_generated_tokens": _mean(r["thinking_tokens"] + r["answer_tokens"] for r in records),
+        "avg_seconds": mean_or_none(r.get("seconds") for r in records),
         "avg_waits": _mean(r.get("waits_used", 0) for r in records),
         "outcomes": {k: outcomes.get(k, 0) for k in ("answered", "forced", "no_answer", "timeout")},
         "no_fit_within_tries": sum(not r.get("accepted", True) for r in records),  # rejection sampling: scored wrong
@@ -110,6 +117,12 @@ def scaling_metrics(points: list[tuple[float, float]], a_min: float = 0, a_max: 
         "scaling": sum(slopes) / len(slopes) if slopes else None,
         "performance": max(f for _, f in points),
     }
+
+
+def mean_or_none(xs) -> float | None:
+    """The mean of the values that are not None; None when there are none."""
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
 
 
 def _mean(xs) -> float:

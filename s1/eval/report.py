@@ -1,5 +1,5 @@
 """Metrics from the cached generations, and the reports: metrics.json, results.md (Tables 1, 3, 4 from
-s1.eval.tables), scaling.png, figure4.png."""
+s1.eval.tables), scaling.png, figure4.png, pareto*.png (s1.eval.pareto)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s1.eval import tables
+from omegaconf import OmegaConf
+
+from s1.eval import pareto, plots, selectors, tables
 from s1.eval.methods import BF_CURVE, RunSpec, method_of
-from s1.eval.metrics import SCALING_UNIT, scaling_metrics, summarize
+from s1.eval.metrics import SCALING_UNIT, mean_or_none, pass_at_1, scaling_metrics, summarize
 from s1.eval.runner import apply_unread, expected_records
 from s1.eval.sampling import sampling_metrics, sampling_table
 from s1.grading import canonical_answer
@@ -29,12 +31,13 @@ def compute_metrics(records: dict[str, dict], runs: list[RunSpec], benches: dict
             if not recs:
                 continue
             if method_of(spec.method).budget == "votes":
-                rows += _majority_rows(spec, bench, recs, cfg.eval.majority_k)
+                rows += _parallel_rows(spec, bench, recs, cfg.eval)
                 continue
             rows.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method,
                          "budget": spec.budget, "benchmark": bench, **summarize(recs),
                          **sampling_metrics(recs, canonical_answer)})   # cons@n votes by answer class, as maj@k
     out = {"rows": rows, "scaling": scaling_table(rows, cfg), "scaling_unit": SCALING_UNIT,
+           "benchmarks": list(benches),
            "paper_model": _paper_model(cfg), "control_definition": CONTROL_DEFINITION,
            "extrapolation_waits": int(cfg.eval.extrapolation_waits),
            "protocol": {"temperature": float(cfg.eval.temperature), "max_new_tokens": int(cfg.eval.max_new_tokens)},
@@ -51,7 +54,8 @@ def scaling_table(rows: list[dict], cfg) -> list[dict]:
         r["budget_given"] = run_budget(r, rows, cfg)
     scaling = []
     for (model, curve, bench), members in _curves(rows).items():
-        if len(members) < 2 and curve != "bf":
+        members = [r for r in members if r.get("accuracy") is not None]   # a row that says why it has none
+        if len(members) < 2 and curve != "bf" or not members:
             continue
         pts = [(r["avg_thinking_tokens"], r["accuracy"]) for r in members]
         ranges = [None if r["budget_given"] is None else tuple(r["budget_given"]) for r in members]
@@ -119,19 +123,58 @@ def _hashable(b):
     return tuple(b) if isinstance(b, list) else b
 
 
-def _majority_rows(spec: RunSpec, bench: str, recs: list[dict], ks) -> list[dict]:
-    """Parallel scaling: majority vote over the first k samples, for each k; compute = k × generated tokens."""
+def _as_sample(r: dict) -> selectors.Sample:
+    return selectors.Sample(r.get("extracted"), bool(r["correct"]), int(r["thinking_tokens"]) + int(r["answer_tokens"]),
+                            r.get("confidence"))
+
+
+def _parallel_rows(spec: RunSpec, bench: str, recs: list[dict], e) -> list[dict]:
+    """Parallel scaling: the method's selector over the first k samples of each question, a row per k of its
+    eval.<ks> list. avg_generated_tokens is the selector's cost (k × per-sample tokens; short-m@k: its own);
+    avg_seconds charges each question its slowest sample among those the choice waited for (the k run side by
+    side); avg_thinking_tokens is k × per-sample thinking (Table 3's axis; a base model's answer counts as
+    thinking). majority (no selector in its record) keeps maj@k by metrics.majority_correct."""
+    m = method_of(spec.method)
+    by_q: dict[str, list[dict]] = defaultdict(list)
+    for r in sorted(recs, key=lambda r: r["sample"]):
+        by_q[r["question_id"]].append(r)
     out = []
-    for k in sorted(int(k) for k in ks):
-        sub = [r for r in recs if r["sample"] < k]
+    for k in sorted({int(k) for k in OmegaConf.select(e, m.ks)}):
+        per_q = [[r for r in rs if r["sample"] < k] for rs in by_q.values()]
+        sub = [r for rs in per_q for r in rs]
         s = summarize(sub)
-        if k > 1:
-            s["accuracy"], s["stderr"] = s[f"maj@{k}"], 0.0
+        samples = [[_as_sample(r) for r in rs] for rs in per_q]
+        missing = sum(r.get("confidence") is None for r in sub) if m.needs_confidence else 0
+        picks = [selectors.majority(q) for q in samples]   # what waiting for all k costs
+        if missing:
+            s.update(accuracy=None, stderr=None, unavailable=(
+                f"{missing} of {len(sub)} samples have no confidence: the engine returned no log-probabilities "
+                "(budget_forcing.record_confidence on the transformers or vLLM engine)"))
+        elif m.select is None:
+            if k > 1:
+                s["accuracy"], s["stderr"] = s[f"maj@{k}"], 0.0
+        else:
+            picks = [m.select(q, e) for q in samples]
+            s["accuracy"], s["stderr"] = pass_at_1([[p.correct] for p in picks])
         # k samples' worth of generation per question (a base model answers without a thinking segment)
         s["avg_thinking_tokens"] = k * (s["avg_thinking_tokens"] + (0 if spec.think else s["avg_answer_tokens"]))
-        out.append({"model": spec.model, "model_path": spec.model_path, "method": "majority", "budget": k,
+        s["avg_generated_tokens"] = sum(p.tokens for p in picks) / len(picks) if picks else 0.0
+        s["avg_seconds"] = _side_by_side_seconds(per_q, picks)
+        out.append({"model": spec.model, "model_path": spec.model_path, "method": spec.method, "budget": k,
                     "benchmark": bench, **s})
     return out
+
+
+def _side_by_side_seconds(per_q: list[list[dict]], picks: list) -> float | None:
+    """Mean over questions of the slowest `seconds` among the samples each choice waited for; None when a
+    sample has none."""
+    slowest = []
+    for rs, pick in zip(per_q, picks):
+        secs = [rs[i].get("seconds") for i in pick.finished]
+        if not secs or any(x is None for x in secs):
+            return None
+        slowest.append(max(secs))
+    return mean_or_none(slowest)
 
 
 def _curves(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -183,11 +226,21 @@ def write_results_md(metrics: dict, path: Path) -> Path:
         "## Table 4 layout: extrapolation strings", table4(metrics),
         "## Figure 4: sequential (budget forcing) vs parallel (majority voting) scaling",
         "![Figure 4](figure4.png)",
+        "## Pareto: accuracy against average generated tokens per question", pareto.NOTE,
+        *[f"![Pareto {b}]({name})" for name, b in pareto.embedded_charts(_benchmarks(metrics))],
+        "Frontier (no other setting has more accuracy at no more tokens):",
+        tables.markdown(tables.TableData(["benchmark", "setting", "avg generated tokens", "accuracy (%)"],
+                                         pareto.frontier_table(metrics))),
         "## Sampling protocol: avg@n (pass@1 over n samples) ± stderr, cons@n (majority), unbiased pass@k",
         sampling_table(metrics["rows"]),
         "## All runs", results_table(metrics), ""])
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _benchmarks(metrics: dict) -> list[str]:
+    """The run's benchmarks in eval.benchmarks order (older metrics.json: in row order)."""
+    return list(metrics.get("benchmarks") or dict.fromkeys(r["benchmark"] for r in metrics["rows"]))
 
 
 PAPER_MODEL_NAMES = {"s1": "s1-32B / Qwen2.5-32B-Instruct", "s1.1": "s1.1-32B / Qwen2.5-32B-Instruct"}
@@ -200,18 +253,13 @@ def _is_paper_model(metrics: dict) -> bool:
 def plot_figure4(metrics: dict, path: Path) -> Path:
     """Paper Figure 4 on one plot per benchmark: sequential scaling (budget forcing caps and Wait extrapolation of
     the trained model) against parallel scaling (majority vote over k samples, by default of the base model)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     benches = sorted({r["benchmark"] for r in metrics["rows"]})
-    fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
-    for ax, bench in zip(axes[0], benches):
+    fig, axes = plots.panels(len(benches))
+    for ax, bench in zip(axes, benches):
         seq = sorted((r["avg_thinking_tokens"], r["accuracy"]) for r in metrics["rows"] if r["benchmark"] == bench
                      and r["model"] == "trained" and method_of(r["method"]).curve == BF_CURVE)   # caps, auto, Wait
         par = sorted((r["avg_thinking_tokens"], r["accuracy"], r["budget"], r["model"]) for r in metrics["rows"]
-                     if r["benchmark"] == bench and method_of(r["method"]).budget == "votes")
+                     if r["benchmark"] == bench and r["method"] == "majority")   # the paper's parallel baseline
         if seq:
             ax.plot([p[0] for p in seq], [p[1] for p in seq], "o-", label="sequential: budget forcing (trained)")
         if par:
@@ -219,32 +267,19 @@ def plot_figure4(metrics: dict, path: Path) -> Path:
                     label=f"parallel: majority vote ({par[0][3]} model)")
             for x, y, k, _ in par:
                 ax.annotate(f"k={k}", (x, y), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_title(bench)
-        ax.set_xlabel("average thinking tokens per question (log; parallel: k × generated)")
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        plots.style(ax, bench, "average thinking tokens per question (log; parallel: k × generated)", log_x=True)
+    return plots.save(fig, path)
 
 
 def plot_scaling(metrics: dict, path: Path) -> Path:
     """Accuracy vs average thinking tokens, one line per (model, method), one panel per benchmark."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     benches = sorted({r["benchmark"] for r in metrics["rows"]})
-    fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(5.5 * max(1, len(benches)), 4), squeeze=False)
-    for ax, bench in zip(axes[0], benches):
+    fig, axes = plots.panels(len(benches))
+    for ax, bench in zip(axes, benches):
         lines: dict[str, list] = defaultdict(list)
         strings = set()   # labels of extrapolation-string points, drawn as crosses
         for r in metrics["rows"]:
-            if r["benchmark"] == bench:
+            if r["benchmark"] == bench and r.get("accuracy") is not None:
                 m = method_of(r["method"])
                 label = f"{r['model']} · {r['method']}"
                 if m.curve is None and m.budget != "none":   # ablation points (strings, adaptive), not a curve
@@ -259,15 +294,13 @@ def plot_scaling(metrics: dict, path: Path) -> Path:
             pts.sort()
             style = "o-" if len(pts) > 1 else ("x" if label in strings else "s")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
-        ax.set_title(bench)
-        ax.set_xlabel("average thinking tokens")
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        plots.style(ax, bench, "average thinking tokens")
+    return plots.save(fig, path)
+
+
+def plot_pareto(metrics: dict, out_dir: Path) -> list[Path]:
+    """pareto.png (and pareto_<benchmark>.png for several benchmarks): accuracy against average generated tokens."""
+    return pareto.write_charts(metrics, out_dir)
 
 
 def rows_by(metrics: dict, **match: Any) -> list[dict]:

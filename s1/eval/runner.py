@@ -100,8 +100,14 @@ def eval_max_context(cfg) -> int:
     return int(engine.get("max_model_len") or cfg.model.max_context)
 
 
+def cached_method(spec: RunSpec) -> str:
+    """The method name a run's samples are cached under: spec.samples_of where runs share one set (the parallel
+    selectors), else its own."""
+    return spec.samples_of or spec.method
+
+
 def key_of(spec: RunSpec, bench: str, row: dict, sample: int, settings: str) -> str:
-    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": spec.method,
+    return record_key({"model": model_id(spec), "benchmark": bench, "question_id": row["id"], "method": cached_method(spec),
                        "budget": spec.budget, "sample": sample, "settings": settings_key(settings, row, spec)})
 
 
@@ -135,12 +141,19 @@ def run_all(runs: list[RunSpec], benches: dict[str, list[dict]], cache: Generati
                 made += run_sweep(engine, group, todo, cache, cfg)
                 continue
             for spec in group:
+                todo[spec] = not_cached(spec, todo[spec], cache, cfg)   # an earlier run of its sample set made them
                 if todo[spec]:
                     log.info("generating %s / %s / budget=%s: %d samples", spec.model, spec.method, spec.budget,
                              len(todo[spec]))
                     made += run_spec(engine, spec, todo[spec], cache, cfg)
         del engine
     return made
+
+
+def not_cached(spec: RunSpec, items: list[tuple[str, dict, int]], cache: GenerationCache, cfg) -> list:
+    """The items the cache still lacks: runs that share one sample set (RunSpec.samples_of) generate it once."""
+    settings = spec_settings_hash(spec, cfg)
+    return [(b, row, k) for b, row, k in items if key_of(spec, b, row, k, settings) not in cache]
 
 
 def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: GenerationCache, cfg) -> int:
@@ -166,8 +179,9 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
                 rejected.append(items[i])
                 return
             # the try limit ran out: the last sample is kept for the record but marked, scored wrong and counted
-            cache.append(make_record(spec, bench, row, k, res, settings=settings_key(settings, row, spec),
-                                     tries=attempt + 1, accepted=fits, timeout_s=e.grading_timeout_s))
+            rec = make_record(spec, bench, row, k, res, settings=settings_key(settings, row, spec),
+                              tries=attempt + 1, accepted=fits, timeout_s=e.grading_timeout_s)
+            cache.append({**rec, "method": cached_method(spec)})   # the cache keys a record by its fields
             made += 1
 
         generate(engine, prompts, bf, max_new_tokens=e.max_new_tokens, temperature=spec.temperature,

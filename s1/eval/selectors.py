@@ -2,7 +2,8 @@
 
 Each sample is a `Sample(answer, correct, tokens, confidence)`: its extracted answer (None: no answer, no vote),
 whether it is correct, the tokens it generated, and its confidence (mean token log-probability; None where the
-engine returns no log-probabilities). Answers vote by class (`canonical`, default the raw string). Cost is the
+engine returns no log-probabilities). Answers vote by class (`canonical`, default s1.grading.canonical_answer, as
+metrics.majority_correct: "016" and "16" are one vote). Cost is the
 tokens generated across all k samples (peeks and discarded samples included), so selectors compare at one
 accounting:
 
@@ -15,6 +16,9 @@ accounting:
 - confidence_filter (DeepConf offline, arXiv 2508.15260): keep the `keep` fraction of samples with the highest
   confidence, then a majority vote weighted by confidence shifted to be positive (exp(mean log-prob)); needs
   confidences.
+
+A Selection also names the samples the choice waited for (`finished`: all k, or short-m@k's first m), so a
+report can charge wall time as the k samples run side by side: the slowest of those.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from s1.grading import canonical_answer
 from s1.runtime import ConfigError
 
 
@@ -39,68 +44,66 @@ class Selection:
     answer: str | None     # the chosen class's first answer; None when no sample answered
     correct: bool
     tokens: int            # tokens generated across the k samples for this choice
+    finished: tuple[int, ...] = ()   # indices of the samples run to their end for this choice (wall time: the slowest)
 
 
-def _key(canonical: Callable[[str], str] | None):
-    return canonical or (lambda a: a)
-
-
-def _vote(samples: list[Sample], weight, tie, canonical) -> Selection:
+def _vote(samples: list[Sample], weight, tie, canonical, tokens: int, finished: tuple[int, ...]) -> Selection:
     """Winner = the class with the largest total weight; ties by `tie(class members)` (smaller wins), then first
-    answered. Returns the winner's first answer and whether any of its members is correct (cost set by caller)."""
-    key = _key(canonical)
+    answered. The winner's first answer, whether any of its members is correct, and the choice's cost."""
     classes: dict[str, list[Sample]] = {}
     for s in samples:
-        if s.answer is not None:
-            classes.setdefault(key(s.answer), []).append(s)
+        key = None if s.answer is None else canonical(s.answer)
+        if key is not None:      # no answer (or none the canonical form reads): no vote
+            classes.setdefault(key, []).append(s)
     if not classes:
-        return Selection(None, False, 0)
+        return Selection(None, False, tokens, finished)
     order = list(classes)   # insertion order = first answered
     best = min(order, key=lambda c: (-round(sum(weight(s) for s in classes[c]), 12), tie(classes[c]), order.index(c)))
     members = classes[best]
-    return Selection(members[0].answer, any(s.correct for s in members), 0)
+    return Selection(members[0].answer, any(s.correct for s in members), tokens, finished)
 
 
-def _with_cost(sel: Selection, tokens: int) -> Selection:
-    return Selection(sel.answer, sel.correct, tokens)
+def _mean_length(members: list[Sample]) -> float:
+    return sum(s.tokens for s in members) / len(members)
 
 
-def majority(samples: list[Sample], canonical=None) -> Selection:
+def _all(samples: list[Sample]) -> tuple[int, tuple[int, ...]]:
+    """Cost and finished samples of a choice that waits for all k: every sample's tokens."""
+    return sum(s.tokens for s in samples), tuple(range(len(samples)))
+
+
+def majority(samples: list[Sample], canonical=canonical_answer) -> Selection:
     """cons@k: one vote per answered sample; ties to the class answered first."""
-    sel = _vote(samples, lambda s: 1.0, lambda ms: 0, canonical)
-    return _with_cost(sel, sum(s.tokens for s in samples))
+    return _vote(samples, lambda s: 1.0, lambda ms: 0, canonical, *_all(samples))
 
 
-def shortest_majority(samples: list[Sample], canonical=None) -> Selection:
+def shortest_majority(samples: list[Sample], canonical=canonical_answer) -> Selection:
     """Majority; ties to the class with the shortest mean sample length."""
-    sel = _vote(samples, lambda s: 1.0, lambda ms: sum(s.tokens for s in ms) / len(ms), canonical)
-    return _with_cost(sel, sum(s.tokens for s in samples))
+    return _vote(samples, lambda s: 1.0, _mean_length, canonical, *_all(samples))
 
 
-def short_m_at_k(samples: list[Sample], m: int, canonical=None) -> Selection:
+def short_m_at_k(samples: list[Sample], m: int, canonical=canonical_answer) -> Selection:
     """Stop when the first m of the k samples finish; majority over them (ties: shortest mean length)."""
     if not 1 <= m <= len(samples):
-        raise ConfigError("eval.short_m", m, f"give m in [1, k={len(samples)}] (how many finished samples vote)")
+        raise ConfigError("eval.selectors.m", m, f"give m in [1, k={len(samples)}] (how many finished samples vote)")
     finished = sorted(range(len(samples)), key=lambda i: (samples[i].tokens, i))[:m]
     stop_at = samples[finished[-1]].tokens   # the m-th finisher's length: every other sample stops there
     cost = sum(min(s.tokens, stop_at) for s in samples)
     voters = [samples[i] for i in sorted(finished)]
-    sel = _vote(voters, lambda s: 1.0, lambda ms: sum(s.tokens for s in ms) / len(ms), canonical)
-    return _with_cost(sel, cost)
+    return _vote(voters, lambda s: 1.0, _mean_length, canonical, cost, tuple(sorted(finished)))
 
 
-def confidence_filter(samples: list[Sample], keep: float = 0.5, canonical=None) -> Selection:
+def confidence_filter(samples: list[Sample], keep: float = 0.5, canonical=canonical_answer) -> Selection:
     """Keep the most confident ceil(keep * k) samples, then vote weighted by exp(mean log-prob)."""
     if not 0 < keep <= 1:
-        raise ConfigError("eval.confidence_keep", keep, "give the kept fraction in (0, 1], e.g. 0.5 (DeepConf: 0.1 or 0.9)")
+        raise ConfigError("eval.selectors.keep", keep, "give the kept fraction in (0, 1], e.g. 0.5 (DeepConf: 0.1 or 0.9)")
     if any(s.confidence is None for s in samples):
         raise ConfigError("eval.engine", "no log-probabilities",
                           "the confidence filter needs per-token log-probabilities: use the transformers or vLLM engine")
     n_keep = math.ceil(keep * len(samples))
     kept_idx = sorted(sorted(range(len(samples)), key=lambda i: (-samples[i].confidence, i))[:n_keep])
     kept = [samples[i] for i in kept_idx]
-    sel = _vote(kept, lambda s: math.exp(s.confidence), lambda ms: 0, canonical)
-    return _with_cost(sel, sum(s.tokens for s in samples))
+    return _vote(kept, lambda s: math.exp(s.confidence), lambda ms: 0, canonical, *_all(samples))
 
 
 def accuracy(per_question: list[list[Sample]], select: Callable[[list[Sample]], Selection]) -> tuple[float, float]:

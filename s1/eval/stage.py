@@ -3,7 +3,8 @@
 evaluate() is the list of steps; scripts/eval.py is the entry point (make eval).
 
 Writes to ${eval.output_dir}: generations.jsonl (append-only cache: rerun resumes, re-scores for free),
-metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thinking tokens), figure4.png.
+metrics.json, results.md (Tables 1, 3, 4 layouts), scaling.png (accuracy vs thinking tokens), figure4.png,
+pareto.png (accuracy vs generated tokens, every method; pareto_<benchmark>.png each where there are several).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from s1 import shards
 from s1.cache import GenerationCache, cache_files, start_progress
 from s1.data.benchmarks import benchmark_name, load_benchmark
 from s1.eval.methods import plan_runs
-from s1.eval.report import compute_metrics, plot_figure4, plot_scaling, results_table, write_results_md
+from s1.eval.report import compute_metrics, plot_figure4, plot_pareto, plot_scaling, results_table, write_results_md
 from s1.eval.runner import expected_records, regrade, run_all
 from s1.run_inputs import changed_inputs, record_inputs
 from s1.runtime import RunDir
@@ -55,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict:
     write_results_md(metrics, run.path / "results.md")       # Tables 1, 3 and 4 layouts
     plot_scaling(metrics, run.path / "scaling.png")          # accuracy vs average thinking tokens
     plot_figure4(metrics, run.path / "figure4.png")          # sequential vs parallel scaling (paper Fig. 4)
+    plot_pareto(metrics, run.path)                           # pareto.png (+ pareto_<benchmark>.png): accuracy vs tokens
     print(results_table(metrics))
     log.info("eval: %d new generations; results in %s", made, run.path)
     record_inputs(cfg, "eval")                               # finished with these inputs

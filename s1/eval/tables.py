@@ -38,12 +38,29 @@ def is_auto(r: dict) -> bool:
     return r["method"] == "auto" or (r["method"] == "bf" and r["budget"] is None)
 
 
+NONE = "—"   # a number the run has none of (e.g. wall time in a cache written before it was recorded)
+
+
+def _number(x, digits: int = 1) -> str:
+    return NONE if x is None else f"{x:.{digits}f}"
+
+
+def accuracy_cell(r: dict) -> str:
+    """"accuracy ± stderr", or "—" and why the row has none (a confidence filter without confidences)."""
+    if r.get("accuracy") is None:
+        return f"{NONE} ({r['unavailable']})" if r.get("unavailable") else NONE
+    return f"{r['accuracy']:.1f} ± {r['stderr']:.1f}"
+
+
 def results(metrics: dict) -> TableData:
-    """Every run with accuracy ± stderr, avg thinking tokens and outcome counts (results.md's "All runs")."""
-    return TableData(["model", "method", "budget", "benchmark", "accuracy (%)", "avg thinking tokens", *OUTCOMES],
-                     [[r["model"], r["method"], budget_label(r), r["benchmark"],
-                       f"{r['accuracy']:.1f} ± {r['stderr']:.1f}", f"{r['avg_thinking_tokens']:.1f}",
-                       *[str(r["outcomes"].get(k, 0)) for k in OUTCOMES]] for r in metrics["rows"]])
+    """Every run with accuracy ± stderr, avg thinking and generated tokens per question, avg seconds and outcome
+    counts (results.md's "All runs"; one accounting: docs/methods.md)."""
+    return TableData(["model", "method", "budget", "benchmark", "accuracy (%)", "avg thinking tokens",
+                      "avg generated tokens", "avg seconds", *OUTCOMES],
+                     [[r["model"], r["method"], budget_label(r), r["benchmark"], accuracy_cell(r),
+                       f"{r['avg_thinking_tokens']:.1f}", _number(r.get("avg_generated_tokens")),
+                       _number(r.get("avg_seconds"), 2), *[str(r["outcomes"].get(k, 0)) for k in OUTCOMES]]
+                      for r in metrics["rows"]])
 
 
 def outcomes(metrics: dict) -> TableData:

@@ -13,7 +13,7 @@ from typing import Any
 
 from s1 import paper_numbers as paper
 from s1.cluster.status import unfinished_notes
-from s1.eval import tables
+from s1.eval import pareto, tables
 from s1.report.document import Block, Heading, Image, Para, Table, to_html, to_markdown
 from s1.report.provenance import file_hashes, git_commit, hardware, package_versions, sha256_file
 from s1.train.memory import plan_memory
@@ -184,6 +184,7 @@ def evaluation_section(d: Path) -> list[Block]:
     m = json.loads(mpath.read_text())
     rows = m["rows"]
     benches = sorted({r["benchmark"] for r in rows})
+    order = list(m.get("benchmarks") or dict.fromkeys(r["benchmark"] for r in rows))   # eval.benchmarks order
     model_path = next((r["model_path"] for r in rows if r["model"] == "trained"), "")
     base_path = next((r["model_path"] for r in rows if r["model"] == "base"), "")
     is_paper = any(p in (model_path, base_path) for p in paper.PAPER_MODELS)
@@ -198,6 +199,11 @@ def evaluation_section(d: Path) -> list[Block]:
     blocks += _images(d, [("scaling.png", "Accuracy vs average thinking tokens (budget forcing sweep)"),
                           ("figure4.png", "Figure 4 layout: sequential (budget forcing) vs parallel (majority vote) "
                                           "scaling")])
+    charts = _images(d, [(name, f"Pareto ({b}): accuracy against average generated tokens per question, every "
+                                f"method; the dashed line is the frontier") for name, b in pareto.embedded_charts(order)])
+    if charts:
+        blocks += [Heading("Pareto: accuracy against average generated tokens", 3), Para(pareto.NOTE), *charts,
+                   Table(["benchmark", "setting", "avg generated tokens", "accuracy (%)"], pareto.frontier_table(m))]
     if m.get("scaling"):
         t3 = tables.table3(m, tables.TABLE3_PAPER_SHORT)
         blocks += [Heading("Table 3 layout: Control / Scaling / Performance", 3),
