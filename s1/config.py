@@ -59,6 +59,7 @@ class ModelConfig:
     dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
     max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
     shape: Optional[ModelShapeConfig] = None  # config.json shape for the planner; None = read the local config.json / KNOWN_MODELS
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # extra chat-template variables, e.g. {enable_thinking: true} (Qwen3's thinking switch); {} = none
     attn_implementation: Optional[str] = None  # training attention: sdpa | flash_attention_2 (GPU, flash-attn) | eager; None = transformers' default (sdpa)
 
 

@@ -54,14 +54,22 @@ def completion_text(thinking: str, attempt: str, style: str = "release") -> str:
 
 
 def build_prompt(tokenizer, question: str, *, system: str | None = None, think: bool = True,
-                 think_prefix: str = THINK) -> str:
-    """System (Qwen's default when None), user turn and the opened assistant turn from the tokenizer's chat
-    template, plus the think prefix when `think`: the training sequence cut where the model starts writing.
+                 think_prefix: str = THINK, chat_template_kwargs: dict | None = None) -> str:
+    """System (Qwen's default when None; none when ""), user turn and the opened assistant turn from the
+    tokenizer's chat template, plus the think prefix when `think`: the training sequence cut where the model starts
+    writing. chat_template_kwargs go to the template (model.chat_template_kwargs, e.g. Qwen3's enable_thinking).
 
-    Training's prompt is this with think=False (the think prefix is the completion's first text)."""
-    messages = [{"role": "system", "content": system or SYSTEM_PROMPT}, {"role": "user", "content": question}]
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return prompt + think_prefix if think else prompt
+    A template whose generation prompt already opens thinking (DeepSeek-R1-distills' ends with "<think>\n") gets
+    no second think prefix. Training's prompt is this with think=False (the think prefix is the completion's
+    first text)."""
+    messages = [{"role": "user", "content": question}]
+    if system != "":       # "": no system turn (thinking models' recommendation); the template may add its own
+        messages.insert(0, {"role": "system", "content": system or SYSTEM_PROMPT})
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                           **dict(chat_template_kwargs or {}))
+    if not think or (think_prefix and prompt.endswith(think_prefix)):
+        return prompt
+    return prompt + think_prefix
 
 
 def forced_answer(text_so_far: str, *, at_cap: bool, at_cap_string: str = FORCED_AT_CAP,
