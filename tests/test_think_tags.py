@@ -8,11 +8,12 @@ To run another method with it, add its budget-forcing overrides to BF_OVERRIDES 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CACHE
+from conftest import CACHE, run_script
 from hydra import compose, initialize_config_dir
 from transformers import AutoTokenizer
 
@@ -132,7 +133,7 @@ def test_think_tokenizer_has_single_think_tokens_and_the_same_bpe(think_model_di
     text = "<think>\n1+2=3\nWait 3+4=7\n</think>\n\nAnswer: \\boxed{7}"
     assert tok.decode(tok.encode(text), skip_special_tokens=True) == text    # not special: decoding keeps them
     assert tok.encode("1+2=3\nWait 3+4=7") == plain.encode("1+2=3\nWait 3+4=7")
-    stamp = yaml.safe_load((think_model_dir / "s1_tiny.json").read_text())
+    stamp = json.loads((think_model_dir / "s1_tiny.json").read_text())
     assert stamp["last_loss"] < stamp["first_loss"] / 3                      # it trained
 
 
@@ -216,3 +217,26 @@ def test_every_setting_keeps_the_think_format(engine, preset, overrides):
         assert THINK_CLOSE not in r.thinking and THINK_OPEN not in r.text
         if cap is not None and not overrides.get("cap_ending", "hard") == "finish_window":
             assert r.thinking_tokens <= cap
+
+
+# ---- the eval stage with the preset ------------------------------------------------------------------------------
+
+# eval.methods run end to end with model=tiny-think; after REGISTRY's records are merged, add theirs (or "all").
+EVAL_METHODS = ["no_bf", "bf", "wait", "adaptive"]
+
+
+def test_eval_stage_runs_the_methods_in_the_think_format(think_model_dir, tmp_path):
+    """scripts/eval.py with model=tiny-think: the runner takes the preset's strings and system prompt, so every
+    record is one closed <think> block, and the capped ones end thinking with the preset's answer prefix."""
+    run_script("eval.py", "model=tiny-think", f"eval.model_path={think_model_dir}", f"paths.runs_dir={tmp_path}",
+               "run.name=think", "eval.benchmarks=[synthetic]", "eval.limit=4", f"eval.methods=[{','.join(EVAL_METHODS)}]",
+               "eval.budgets=[8,null]", "eval.wait_counts=[1]", "eval.adaptive_max_waits=2",
+               f"eval.max_new_tokens={MAX_NEW}", f"eval.budget_forcing.answer_max_tokens={ANSWER_CAP}",
+               "eval.include_base_model=false")
+    records = [json.loads(line) for line in open(tmp_path / "think" / "eval" / "generations.jsonl")]
+    assert {r["method"] for r in records} == set(EVAL_METHODS)
+    for r in records:
+        assert r["text"].count(THINK_CLOSE) == 1 and THINK_OPEN not in r["text"], r
+    capped = [r for r in records if r["method"] == "bf" and r["budget"] == 8]
+    assert capped and all(r["thinking_tokens"] <= 8 for r in capped)
+    assert any("\n</think>\n\nFinal Answer:" in r["text"] for r in capped)
