@@ -17,7 +17,7 @@ project's default prompt, ends with "<|im_start|>think\\n". Every string is a co
 
 from __future__ import annotations
 
-from s1.tiny_model import QWEN_SYSTEM_PROMPT
+from s1.tiny_model import QWEN_SYSTEM_PROMPT, THINK_CLOSE
 
 SYSTEM_PROMPT = QWEN_SYSTEM_PROMPT        # Qwen2.5's default system turn: the training format's
 THINK = "<|im_start|>think\n"             # opens the thinking segment (training; the default prompt ends with it)
@@ -82,6 +82,11 @@ def forced_answer(text_so_far: str, *, at_cap: bool, at_cap_string: str = FORCED
 
 
 def answer_section(text: str, marker: str = ANSWER_MARKER) -> str:
-    """The text after the last answer marker; the whole text when there is none."""
+    """The text after the last answer marker; in a thinking model's text (Qwen3, DeepSeek-R1: no marker) the text
+    after its last "</think>", so a boxed guess in the thinking does not decide; the whole text when neither is
+    there."""
     i = text.rfind(marker) if marker else -1
-    return text if i < 0 else text[i + len(marker):]
+    if i >= 0:
+        return text[i + len(marker):]
+    j = text.rfind(THINK_CLOSE)
+    return text if j < 0 else text[j + len(THINK_CLOSE):]

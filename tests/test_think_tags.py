@@ -151,6 +151,15 @@ def test_build_prompt_renders_the_template_with_the_thinking_switch(think_model_
     assert r1.endswith("assistant\n<think>\n") and r1.count(THINK_OPEN) == 1
 
 
+def test_grading_reads_the_answer_after_the_close_tag():
+    """A <think> text has no s1 answer marker: its answer is after the last </think>, as the s1 one's is after the
+    marker (a boxed guess in the thinking does not decide; a text with neither is read whole)."""
+    assert extract_answer("1+2=3 so \\boxed{3}\n</think>\n\nFinal Answer: 5") == "5"
+    assert extract_answer("\\boxed{3}\n</think>\n\nI am not sure.") is None
+    assert extract_answer("\\boxed{3}\n</think>\n\n\\boxed{4}") == "4"
+    assert extract_answer("no tags, Answer: 9") == "9"
+
+
 # ---- budget forcing with the preset's strings -----------------------------------------------------------------
 
 def test_cap_ends_thinking_with_the_answer_prefix_and_one_close_tag(engine, preset):
