@@ -54,7 +54,7 @@ class ModelShapeConfig:
 class ModelConfig:
     name_or_path: str = MISSING               # hub name or local dir (HF format)
     tokenizer: Optional[str] = None           # defaults to name_or_path
-    build_tiny: Optional[str] = None          # "tiny" / "demo": build this offline model at name_or_path if missing
+    build_tiny: Optional[str] = None          # "tiny" / "demo" / "think" (<think> tags; s1.tiny_model.SIZES): build this offline model at name_or_path if missing
     trust_remote_code: bool = False           # off unless a config turns it on (warns naming the model)
     dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
     max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
