@@ -1,7 +1,7 @@
 """Thinking models with <think> tags (issue 32, item 7): the model presets, the tiny <think> model, and budget
 forcing run with the presets' strings through s1.infer.generate on the transformers engine.
 
-The tiny <think> model (s1.tiny_model.ensure_think_model) is trained for ~30 s on synthetic traces in the Qwen3 /
+The tiny <think> model (s1.tiny_model.ensure_think_model) is trained for 35-76 s (2 shared cores) on synthetic traces in the Qwen3 /
 R1 format, so it ends its own thinking with </think> and answers "Answer: \\boxed{d}"; it is cached in S1_CACHE.
 To run another method with it, add its budget-forcing overrides to BF_OVERRIDES (or AFTER_RULES, below).
 """
@@ -41,10 +41,11 @@ BF_OVERRIDES = [
     {"num_waits": 2, "adaptive_waits": True},
     {"plain_generation": True},
 ]
-# Issue 32's methods (docs/notes: the helpers' interface §1): these keys exist only once RULES's BudgetForcingConfig
-# is merged. Until then each is skipped (naming the missing key); after the merge they run with no change here.
+# Issue 32's methods: their BudgetForcingConfig keys (ban_words, cap_ending, alpha, deer_threshold, no_thinking,
+# record_confidence) come with helper RULES's branch. Until it is merged each is skipped, naming the missing key;
+# after the merge they run with no change here.
 AFTER_RULES = [
-    {"ban_words": ["Wait"], "min_thinking_tokens": 60},
+    {"ban_words": ["Wait", "0+4"]},         # "0+4": the tiny model writes it unbanned, so the ban has work
     {"cap_ending": "stop_sentence", "max_thinking_tokens": 8},
     {"cap_ending": "finish_window", "max_thinking_tokens": 16},
     {"alpha": 0.5, "max_thinking_tokens": 64},
@@ -217,15 +218,25 @@ def test_no_thinking_prefill_closes_the_block_with_the_presets_strings(engine, p
 @pytest.mark.parametrize("overrides", [_known(o) for o in BF_OVERRIDES + AFTER_RULES], ids=repr)
 def test_every_setting_keeps_the_think_format(engine, preset, overrides):
     """Whatever a setting does to thinking, the sequence keeps one closed <think> block: exactly one </think> in
-    prompt + text (the prompt's own, for a prefilled one), none inside the answer, and caps hold."""
+    prompt + text (the prompt's own, for a prefilled one), none in the thinking, and caps hold; a method's defining
+    property is checked too where it has one here."""
     results = _run(engine, preset, **overrides)
     cap = overrides.get("max_thinking_tokens")
+    if overrides.get("cap_ending") == "finish_window":
+        cap = None                                                   # it may finish a line past the cap
+    banned = overrides.get("ban_words", [])
+    if banned:                                                       # else the ban below could not fail
+        assert any(w in r.thinking for r in _run(engine, preset) for w in banned)
     for r in results:
         assert r.outcome != "timeout"
         assert (r.prompt + r.text).count(THINK_CLOSE) == 1, (overrides, r.text)
         assert THINK_CLOSE not in r.thinking and THINK_OPEN not in r.text
-        if cap is not None and not overrides.get("cap_ending", "hard") == "finish_window":
-            assert r.thinking_tokens <= cap
+        assert cap is None or r.thinking_tokens <= cap
+        assert not any(w in r.thinking for w in banned)
+        if overrides.get("no_thinking"):
+            assert r.thinking_tokens == 0
+        if overrides.get("record_confidence"):
+            assert getattr(r, "confidence", None) is not None       # transformers returns log-probabilities
 
 
 # ---- the eval stage with the preset ------------------------------------------------------------------------------
