@@ -13,6 +13,8 @@ vllm_causallms.py) appends, per case:
 The release opens thinking with "<|im_start|>think" (the model writes the newline); the training text, and so this
 project's default prompt, ends with "<|im_start|>think\\n". Every string is a config key
 (eval.budget_forcing.*); these are the defaults, and configs/experiment/paper_s1.yaml spells the release's.
+Thinking models (Qwen3, DeepSeek-R1-distills) write "<think>\\n{thinking}\\n</think>\\n\\n{answer}" instead; their
+presets (configs/model/qwen3-0.6b.yaml, r1-distill-qwen-1.5b.yaml) set the strings for it (docs/methods.md).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# A Qwen3-style template (Qwen/Qwen3-0.6B's, tools and multi-turn reasoning stripped): no default system turn, an
+# A template modelled on Qwen3's (tools and multi-turn reasoning left out): no default system turn, an
 # assistant message's `reasoning_content` rendered as a <think> block, and enable_thinking=false closing the block
 # in the generation prompt, as Qwen3's does. Generation markers as above.
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -91,7 +91,7 @@ SIZES = {
     "think": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2),
 }
-THINK_SIZES = {"think"}   # sizes built with THINK_TOKENS and THINK_CHAT_TEMPLATE
+THINK_SIZES = {"think"}   # sizes built with the <think> tokens and THINK_CHAT_TEMPLATE
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
 BUILD_VERSION = 5  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
 THINK_BUILD_VERSION = 1  # the same for the think sizes only (their stamp carries it; the others' stamps do not)
