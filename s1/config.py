@@ -54,11 +54,12 @@ class ModelShapeConfig:
 class ModelConfig:
     name_or_path: str = MISSING               # hub name or local dir (HF format)
     tokenizer: Optional[str] = None           # defaults to name_or_path
-    build_tiny: Optional[str] = None          # "tiny" / "demo": build this offline model at name_or_path if missing
+    build_tiny: Optional[str] = None          # "tiny" / "demo" / "think" (<think> tags; s1.tiny_model.SIZES): build this offline model at name_or_path if missing
     trust_remote_code: bool = False           # off unless a config turns it on (warns naming the model)
     dtype: str = "auto"                       # auto | bfloat16 | float32 | float16
     max_context: int = 32768                  # tokens the model can attend to (prompt + generation)
     shape: Optional[ModelShapeConfig] = None  # config.json shape for the planner; None = read the local config.json / KNOWN_MODELS
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # extra chat-template variables, e.g. {enable_thinking: true} (Qwen3's thinking switch); {} = none
     attn_implementation: Optional[str] = None  # training attention: sdpa | flash_attention_2 (GPU, flash-attn) | eager; None = transformers' default (sdpa)
 
 

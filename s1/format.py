@@ -13,11 +13,13 @@ vllm_causallms.py) appends, per case:
 The release opens thinking with "<|im_start|>think" (the model writes the newline); the training text, and so this
 project's default prompt, ends with "<|im_start|>think\\n". Every string is a config key
 (eval.budget_forcing.*); these are the defaults, and configs/experiment/paper_s1.yaml spells the release's.
+Thinking models (Qwen3, DeepSeek-R1-distills) write "<think>\\n{thinking}\\n</think>\\n\\n{answer}" instead; their
+presets (configs/model/qwen3-0.6b.yaml, r1-distill-qwen-1.5b.yaml) set the strings for it (docs/methods.md).
 """
 
 from __future__ import annotations
 
-from s1.tiny_model import QWEN_SYSTEM_PROMPT
+from s1.tiny_model import QWEN_SYSTEM_PROMPT, THINK_CLOSE
 
 SYSTEM_PROMPT = QWEN_SYSTEM_PROMPT        # Qwen2.5's default system turn: the training format's
 THINK = "<|im_start|>think\n"             # opens the thinking segment (training; the default prompt ends with it)
@@ -54,14 +56,22 @@ def completion_text(thinking: str, attempt: str, style: str = "release") -> str:
 
 
 def build_prompt(tokenizer, question: str, *, system: str | None = None, think: bool = True,
-                 think_prefix: str = THINK) -> str:
-    """System (Qwen's default when None), user turn and the opened assistant turn from the tokenizer's chat
-    template, plus the think prefix when `think`: the training sequence cut where the model starts writing.
+                 think_prefix: str = THINK, chat_template_kwargs: dict | None = None) -> str:
+    """System (Qwen's default when None; none when ""), user turn and the opened assistant turn from the
+    tokenizer's chat template, plus the think prefix when `think`: the training sequence cut where the model starts
+    writing. chat_template_kwargs go to the template (model.chat_template_kwargs, e.g. Qwen3's enable_thinking).
 
-    Training's prompt is this with think=False (the think prefix is the completion's first text)."""
-    messages = [{"role": "system", "content": system or SYSTEM_PROMPT}, {"role": "user", "content": question}]
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return prompt + think_prefix if think else prompt
+    A template whose generation prompt already opens thinking (DeepSeek-R1-distills' ends with "<think>\n") gets
+    no second think prefix. Training's prompt is this with think=False (the think prefix is the completion's
+    first text)."""
+    messages = [{"role": "user", "content": question}]
+    if system != "":       # "": no system turn (thinking models' recommendation); the template may add its own
+        messages.insert(0, {"role": "system", "content": system or SYSTEM_PROMPT})
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                           **dict(chat_template_kwargs or {}))
+    if not think or (think_prefix and prompt.endswith(think_prefix)):
+        return prompt
+    return prompt + think_prefix
 
 
 def forced_answer(text_so_far: str, *, at_cap: bool, at_cap_string: str = FORCED_AT_CAP,
@@ -74,6 +84,11 @@ def forced_answer(text_so_far: str, *, at_cap: bool, at_cap_string: str = FORCED
 
 
 def answer_section(text: str, marker: str = ANSWER_MARKER) -> str:
-    """The text after the last answer marker; the whole text when there is none."""
+    """The text after the last answer marker; in a thinking model's text (Qwen3, DeepSeek-R1: no marker) the text
+    after its last "</think>", so a boxed guess in the thinking does not decide; the whole text when neither is
+    there."""
     i = text.rfind(marker) if marker else -1
-    return text if i < 0 else text[i + len(marker):]
+    if i >= 0:
+        return text[i + len(marker):]
+    j = text.rfind(THINK_CLOSE)
+    return text if j < 0 else text[j + len(THINK_CLOSE):]

@@ -5,6 +5,11 @@ architecture class, same special tokens, same chat template (with
 `{% generation %}` markers so TRL's assistant-only loss works), same
 pre-tokenisation as Qwen2Tokenizer, so every code path is the real one.
 Weights are random (seeded); nothing is downloaded and nothing is committed.
+
+The "think" size stands in for a thinking model (Qwen3, DeepSeek-R1-distills): the same tokenizer plus `<think>` and
+`</think>` as single added tokens, and a Qwen3-style chat template (no default system turn; the generation prompt
+honours `enable_thinking`). ensure_think_model trains it briefly on synthetic traces in that format, so it writes
+its own `</think>`.
 """
 
 from __future__ import annotations
@@ -45,6 +50,33 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
+# A template modelled on Qwen3's (tools and multi-turn reasoning left out): no default system turn, an
+# assistant message's `reasoning_content` rendered as a <think> block, and enable_thinking=false closing the block
+# in the generation prompt, as Qwen3's does. Generation markers as above.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+THINK_CHAT_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' or (message['role'] == 'system' and not loop.first) -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{% generation %}"
+    "{%- if message['reasoning_content'] is defined -%}"
+    "{{- '<think>\\n' + message['reasoning_content'].strip('\\n') + '\\n</think>\\n\\n' -}}"
+    "{%- endif -%}"
+    "{{- message['content'] + '<|im_end|>' -}}{% endgeneration %}"
+    "{{- '\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}{{- '<think>\\n\\n</think>\\n\\n' -}}{%- endif -%}"
+    "{%- endif -%}"
+)
+
 # Sizes: "tiny" for unit tests (~0.3M parameters), "demo" learns the synthetic task in minutes,
 # "tiny_hd32" is "tiny" with 2 heads of 32 so vLLM on CPU runs it.
 SIZES = {
@@ -55,9 +87,14 @@ SIZES = {
     # head_dim 32: the smallest head size vLLM's CPU attention supports (tests/test_vllm.py)
     "tiny_hd32": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                       num_key_value_heads=1),
+    # "tiny" with <think> tags and the Qwen3-style template (THINK_SIZES)
+    "think": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2),
 }
+THINK_SIZES = {"think"}   # sizes built with the <think> tokens and THINK_CHAT_TEMPLATE
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
 BUILD_VERSION = 5  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
+THINK_BUILD_VERSION = 1  # the same for the think sizes only (their stamp carries it; the others' stamps do not)
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
@@ -127,9 +164,12 @@ def _train_bpe(tok, texts: list[str], vocab_size: int, specials: list[str], alph
     return vocab, merges
 
 
-def build_tokenizer(seed: int = 0):
-    """A byte-level BPE with exactly Qwen2Tokenizer's pipeline, wrapped as a transformers tokenizer."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+def build_tokenizer(seed: int = 0, think: bool = False):
+    """A byte-level BPE with exactly Qwen2Tokenizer's pipeline, wrapped as a transformers tokenizer.
+
+    think: also `<think>` and `</think>` as added tokens (not special, as in Qwen3: decoding keeps them) and the
+    Qwen3-style template; the BPE itself is the same, so other text encodes to the same ids."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
@@ -145,6 +185,8 @@ def build_tokenizer(seed: int = 0):
                                pre_tokenizers.ByteLevel.alphabet())
     tok.model = models.BPE(vocab=vocab, merges=merges, unk_token=None, fuse_unk=False, byte_fallback=False)
     tok.add_special_tokens(SPECIAL_TOKENS)
+    if think:
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK_OPEN, THINK_CLOSE)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -152,8 +194,16 @@ def build_tokenizer(seed: int = 0):
         additional_special_tokens=["<|im_start|>", "<|im_end|>"],
         model_max_length=4096,
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = THINK_CHAT_TEMPLATE if think else CHAT_TEMPLATE
     return fast
+
+
+def _stamp(size: str, seed: int) -> dict:
+    """What a build records in s1_tiny.json; a cached build with another stamp is rebuilt."""
+    stamp = {"size": size, "seed": seed, "version": BUILD_VERSION}
+    if size in THINK_SIZES:
+        stamp["think_version"] = THINK_BUILD_VERSION
+    return stamp
 
 
 def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:
@@ -164,7 +214,7 @@ def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> 
     if size not in SIZES:
         raise ValueError(f"model size {size!r} is not one of {sorted(SIZES)}")
     out_dir = Path(out_dir)
-    tokenizer = build_tokenizer(seed)
+    tokenizer = build_tokenizer(seed, think=size in THINK_SIZES)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -190,7 +240,7 @@ def build_tiny_model(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> 
     tok_cfg = json.loads(cfg_path.read_text())
     tok_cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(tok_cfg, indent=2))
-    (tmp / "s1_tiny.json").write_text(json.dumps({"size": size, "seed": seed, "version": BUILD_VERSION}))
+    (tmp / "s1_tiny.json").write_text(json.dumps(_stamp(size, seed)))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
@@ -202,11 +252,84 @@ def ensure_tiny_model(path: str | Path, size: str = "tiny", seed: int = 0) -> Pa
     import fcntl
 
     path = Path(path)
-    want = {"size": size, "seed": seed, "version": BUILD_VERSION}
+    want = _stamp(size, seed)
     stamp = path / "s1_tiny.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # tests and stage subprocesses may ask at once: build once
         if not stamp.exists() or json.loads(stamp.read_text()) != want:
             build_tiny_model(path, size=size, seed=seed)
+    return path
+
+
+def think_completion(thinking: str, attempt: str) -> str:
+    """The assistant turn of a thinking model (Qwen3 / DeepSeek-R1 format): the <think> block, then the answer."""
+    return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n\nAnswer: {attempt.strip()}<|im_end|>"
+
+
+def train_think_model(path: str | Path, *, steps: int = 300, batch_size: int = 32, lr: float = 3e-3,
+                      seed: int = 0) -> dict:
+    """Train the think-size model at `path` in place on synthetic traces in the <think> format (loss on the
+    assistant turn only), so it closes its own thinking with </think> and answers. A plain AdamW loop: the
+    format, not accuracy, is what its tests need. Returns the first and last steps' losses."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    rows = []
+    for rec in generate_pool(steps * batch_size // 4 + batch_size, seed=seed + 1, flaws=False):
+        prompt = tok.apply_chat_template([{"role": "user", "content": rec["question"]}], tokenize=False,
+                                         add_generation_prompt=True, enable_thinking=True)
+        p_ids = tok.encode(prompt, add_special_tokens=False)
+        c_ids = tok.encode(think_completion(rec["thinking_trajectories"][0], rec["attempt"]), add_special_tokens=False)
+        rows.append((p_ids + c_ids, len(p_ids)))
+    pad = tok.pad_token_id
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        batch = [rows[i] for i in torch.randint(len(rows), (batch_size,), generator=gen).tolist()]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((batch_size, width), pad)
+        labels = torch.full((batch_size, width), -100)
+        mask = torch.zeros((batch_size, width), dtype=torch.long)
+        for b, (row, n_prompt) in enumerate(batch):
+            ids[b, :len(row)] = torch.tensor(row)
+            labels[b, n_prompt:len(row)] = torch.tensor(row[n_prompt:])
+            mask[b, :len(row)] = 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    model.save_pretrained(path)
+    return {"first_loss": losses[0], "last_loss": losses[-1], "steps": steps}
+
+
+def ensure_think_model(path: str | Path, *, steps: int = 300, seed: int = 0) -> Path:
+    """The think-size model at `path`, trained by train_think_model, unless a build with the same recipe is there
+    (its stamp adds the training steps and losses)."""
+    import fcntl
+
+    path = Path(path)
+    want = {**_stamp("think", seed), "trained_steps": steps}
+    stamp = path / "s1_tiny.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        have = json.loads(stamp.read_text()) if stamp.exists() else {}
+        if {k: have.get(k) for k in want} != want:
+            tmp = Path(tempfile.mkdtemp(prefix=path.name + ".train.", dir=path.parent)) / "model"
+            build_tiny_model(tmp, size="think", seed=seed)
+            losses = train_think_model(tmp, steps=steps, seed=seed)
+            (tmp / "s1_tiny.json").write_text(json.dumps({**want, **losses}))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+            shutil.rmtree(tmp.parent, ignore_errors=True)
     return path

@@ -13,6 +13,7 @@ from s1.runtime import CONFIG_DIR, ConfigError, check_overrides, prepare
 
 STAGES = ["curate", "train", "eval"]
 EXPERIMENTS = [None] + sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 
 
 def _compose(stage, overrides=()):
@@ -29,6 +30,14 @@ def test_every_config_composes_and_resolves(stage, experiment):
     assert cfg.model.name_or_path
     if experiment:
         assert cfg.run.name == experiment
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_preset_composes_and_resolves(model):
+    """A preset is package `model` or, to set eval keys too (the <think> presets), `_global_` with a model: block."""
+    cfg = _compose("eval", [f"model={model}"])
+    OmegaConf.resolve(cfg)
+    assert cfg.model.name_or_path and cfg.stage == "eval"
 
 
 def test_paper_experiment_carries_the_papers_hyperparameters():
