@@ -124,6 +124,26 @@ def test_an_experiment_and_the_command_line_still_override_the_preset():
     assert dict(plain.model.chat_template_kwargs) == {}
 
 
+def test_the_thinking_switch_reaches_the_cache_key_and_the_runners_prompt():
+    """model.chat_template_kwargs changes what the model reads, so it is in the cache key (absent when empty: the
+    keys of models without a switch stay as they were), and the runner renders its prompts with it."""
+    import inspect
+
+    from s1.eval import runner
+    from s1.eval.methods import plan_runs
+
+    on = _compose("model=qwen3-0.6b", "eval.methods=[bf]")
+    off = _compose("model=qwen3-0.6b", "eval.methods=[bf]", "model.chat_template_kwargs.enable_thinking=false")
+    spec = next(s for s in plan_runs(on) if s.method == "bf")
+    s_on, s_off = runner.generation_settings(spec, on), runner.generation_settings(spec, off)
+    assert s_on["chat_template_kwargs"] == {"enable_thinking": True}
+    assert s_off["chat_template_kwargs"] == {"enable_thinking": False}
+    assert runner.spec_settings_hash(spec, on) != runner.spec_settings_hash(spec, off)
+    assert "chat_template_kwargs" not in runner.generation_settings(spec, _compose("eval.methods=[bf]"))
+    for fn in (runner.run_spec, runner.run_sweep):   # both prompt builders pass the switch on
+        assert "chat_template_kwargs=cfg.model.get(\"chat_template_kwargs\")" in inspect.getsource(fn)
+
+
 # ---- the tiny <think> model -----------------------------------------------------------------------------------
 
 def test_think_tokenizer_has_single_think_tokens_and_the_same_bpe(think_model_dir, preset):

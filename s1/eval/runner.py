@@ -77,6 +77,8 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
         "max_tries": int(e.rejection_max_tries) if spec.accept_max_thinking is not None else 1,
         **({"engine_kwargs": dict(e.engine_kwargs)} if e.engine_kwargs else {}),   # e.g. quantization
         **({"trust_remote_code": True} if cfg.model.trust_remote_code else {}),    # the model's own code runs
+        **({"chat_template_kwargs": dict(cfg.model.chat_template_kwargs)}        # e.g. Qwen3's enable_thinking
+           if cfg.model.get("chat_template_kwargs") else {}),
         **({"base_url": e.base_url} if e.backend == "openai" else {}),             # the server that generates
     }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
 
@@ -166,7 +168,8 @@ def run_spec(engine, spec: RunSpec, items: list[tuple[str, dict, int]], cache: G
         if not items:
             break
         prompts = [build_prompt(engine.tokenizer, _question(row, spec), system=e.system_prompt, think=spec.think,
-                                think_prefix=bf["think_prefix"]) for _, row, _ in items]
+                                think_prefix=bf["think_prefix"],
+                                chat_template_kwargs=cfg.model.get("chat_template_kwargs")) for _, row, _ in items]
         # one seed per (question, sample, attempt), so a resumed run samples exactly what it would have
         seeds = [hash_seed(e.seed, row["id"], k, attempt) for _, row, k in items]
         rejected = []
@@ -222,7 +225,8 @@ def run_sweep(engine, specs: list[RunSpec], todo: dict, cache: GenerationCache, 
              ", ".join(f"{s.method}={s.budget}" for s in specs), len(items))
     first = specs[0]
     prompts = [build_prompt(engine.tokenizer, _question(row, first), system=e.system_prompt, think=first.think,
-                            think_prefix=bf["think_prefix"]) for _, row, _ in items]
+                            think_prefix=bf["think_prefix"],
+                            chat_template_kwargs=cfg.model.get("chat_template_kwargs")) for _, row, _ in items]
     settings = [{"max_thinking_tokens": s.max_thinking_tokens, "num_waits": s.num_waits, **dict(s.bf_overrides)}
                 for s in specs]      # bf_overrides: e.g. each extrapolation string of Table 4
     hashes = [spec_settings_hash(s, cfg) for s in specs]
