@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 from s1.config import BudgetForcingConfig
 from s1.format import END, forced_answer
 from s1.grading import canonical_answer, extract_answer
-from s1.infer import alphaone, cap_endings, deer, no_thinking
+from s1.infer import alphaone, cap_endings, deer, no_thinking, nowait
 from s1.infer.engine import Continuation, Request, forget, run_requests
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
@@ -116,6 +116,7 @@ class Sequence:
     in_window: bool = False       # finish_window: thinking runs on past the cap to the next newline
     window_end: int = 0           # finish_window: the thinking tokens at which the window closes
     peek_confidence: list = dataclasses.field(default_factory=list)  # DEER: each trial answer's mean token probability
+    wait_at: list = dataclasses.field(default_factory=list)  # thinking tokens at each forced Wait
     logprob_sum: float = 0.0      # log-probabilities of the tokens kept in the text (confidence)
     logprob_count: int = 0
     logprobs_missing: bool = False  # some kept continuation came without log-probabilities: no confidence
@@ -138,6 +139,7 @@ class SequenceResult:
     seconds: float = dataclasses.field(default=0.0, compare=False)  # wall time from the first request to the result
     confidence: float | None = dataclasses.field(default=None, compare=False)  # mean log-probability of the sample's generated tokens (record_confidence)
     peek_confidence: list = dataclasses.field(default_factory=list, compare=False)  # DEER: each peek's mean token probability
+    wait_at: list = dataclasses.field(default_factory=list, compare=False)  # thinking tokens at each forced Wait
 
 
 def bf_value(bf, name: str):
@@ -170,10 +172,7 @@ def _check_methods(opts: dict, where: str) -> None:
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    words = opts["ban_words"]
-    if words is None or isinstance(words, str) or not all(isinstance(w, str) and w for w in words):
-        bad("ban_words", "give a list of non-empty strings, e.g. [Wait, Hmm]; [] = off")
-    opts["ban_words"] = list(words)
+    opts["ban_words"] = nowait.check_words(opts["ban_words"], f"{where}.ban_words")
     if opts["cap_ending"] not in cap_endings.ENDINGS:
         bad("cap_ending", f"use one of {list(cap_endings.ENDINGS)}")
     if not isinstance(opts["cap_sentence"], str) or not opts["cap_sentence"].strip():
@@ -357,7 +356,7 @@ def _result(s: Sequence) -> SequenceResult:
     confidence = s.logprob_sum / s.logprob_count if s.logprob_count and not s.logprobs_missing else None
     return SequenceResult(s.prompt, s.thinking, s.answer, s.text, s.outcome, s.thinking_tokens, s.answer_tokens,
                           s.waits_used, s.rounds, s.peek_tokens, seconds=seconds, confidence=confidence,
-                          peek_confidence=list(s.peek_confidence))
+                          peek_confidence=list(s.peek_confidence), wait_at=list(s.wait_at))
 
 
 def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, prompt_tokens: int | None = None) -> Sequence:
@@ -592,6 +591,7 @@ def _append_wait(s: Sequence, opts) -> None:
     s.thinking += wait
     s.text += wait
     s.waits_used += 1
+    s.wait_at.append(s.thinking_tokens)
 
 
 def _wait_text(s: Sequence, opts) -> str:

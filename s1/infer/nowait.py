@@ -75,3 +75,13 @@ class BanWords:
             if bad:
                 scores[row, bad] = float("-inf")
         return scores
+
+
+BAN_KEY = "s1_ban_words"   # vLLM: the SamplingParams extra_args key that asks s1.infer.vllm_nowait for a ban
+
+
+def check_words(words, where: str = "ban_words") -> list[str]:
+    """A ban list: non-empty strings (ValueError naming the key and the fix)."""
+    if words is None or isinstance(words, str) or not all(isinstance(w, str) and w for w in words):
+        raise ValueError(f"{where}={words!r}: give a list of non-empty strings, e.g. [Wait, Hmm]; [] = off")
+    return list(words)
