@@ -63,6 +63,20 @@ def test_settings_default_off_and_keyed_only_when_set():
         assert KEYED_UNLESS_DEFAULT[k] == DEFAULTS[k], k
 
 
+def test_default_settings_leave_the_cache_key_as_before(tmp_path, tiny_model_dir):
+    from test_eval_settings import _cfg
+
+    from s1.eval.methods import plan_runs
+    from s1.eval.runner import generation_settings
+
+    cfg = _cfg(tmp_path, tiny_model_dir)
+    for spec in plan_runs(cfg):     # none of the new keys in the key: caches made before them stay valid
+        assert not set(generation_settings(spec, cfg)["budget_forcing"]) & set(METHOD_KEYS)
+    cfg = _cfg(tmp_path, tiny_model_dir, "eval.budget_forcing.cap_ending=stop_sentence")
+    assert all(generation_settings(spec, cfg)["budget_forcing"]["cap_ending"] == "stop_sentence"
+               for spec in plan_runs(cfg))
+
+
 @pytest.mark.parametrize("key, value, fix", [
     ("ban_words", "Wait", "list of non-empty strings"), ("ban_words", ["Wait", ""], "list of non-empty strings"),
     ("cap_ending", "soft", "'hard'"), ("cap_window", -0.1, ">= 0"), ("cap_sentence", "", "non-empty"),
