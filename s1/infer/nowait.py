@@ -38,19 +38,18 @@ class BanIndex:
     def __init__(self, pieces: list[str], words):
         self.words = tuple(w for w in words if w)
         self.longest = max((len(w) for w in self.words), default=0)
-        self.always: list[int] = []              # tokens that hold a banned word whole
-        needs: dict[str, set[int]] = {}          # text ending -> tokens that finish a word after it
+        self.always = [i for i, p in enumerate(pieces) if p and any(w in p for w in self.words)]  # hold a word whole
+        always = set(self.always)
+        by_first: dict[str, list[int]] = {}      # first character -> tokens (a vocabulary is scanned once)
         for i, p in enumerate(pieces):
-            if not p:
-                continue
-            if any(w in p for w in self.words):
-                self.always.append(i)
-                continue
-            for w in self.words:
-                for k in range(1, len(w)):       # w = w[:k] (already written) + w[k:] (starts this token)
-                    if p.startswith(w[k:]):
-                        needs.setdefault(w[:k], set()).add(i)
-        self.needs = {end: sorted(ids) for end, ids in needs.items()}
+            if p and i not in always:
+                by_first.setdefault(p[0], []).append(i)
+        needs: dict[str, set[int]] = {}          # text ending -> tokens that finish a word after it
+        for w in self.words:
+            for k in range(1, len(w)):           # w = w[:k] (already written) + w[k:] (starts this token)
+                rest = w[k:]
+                needs.setdefault(w[:k], set()).update(i for i in by_first.get(rest[0], ()) if pieces[i].startswith(rest))
+        self.needs = {end: sorted(ids) for end, ids in needs.items() if ids}
 
     def banned(self, text: str) -> list[int]:
         """Token ids banned after `text` (the same as banned_ids(text, pieces, words))."""
