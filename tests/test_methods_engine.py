@@ -149,6 +149,35 @@ def test_alphaone_no_wait_after_alpha_and_the_end_forced_at_a_boundary(engine, p
         assert all(part.endswith(boundary) for part in body[:-1]) and r.waits_used >= 1
 
 
+def test_alphaone_wait_rate_through_the_controller_follows_the_schedule(engine):
+    """Scripted steps of 20 thinking tokens each, ended by the boundary, on 1500 seeded sequences: the Wait rate in
+    each third of [0, α) is the schedule's mean there (p(t) = 0.5 (1 - t/600), α moment 600 of a cap of 1000)."""
+    from s1.infer.alphaone import p_wait
+    from s1.infer.engine import Continuation
+
+    class Steps:      # thinking: a step to the boundary; answering: an answer (fake_engine's, without its log)
+        tokenizer = engine.tokenizer
+
+        def continue_batch(self, requests):
+            return [Continuation("a step", 20, "stop", "\n\n") if "\n\n" in r.stop else
+                    Continuation("Answer: 1", 3, "eos") for r in requests]
+
+    fake = Steps()
+    prompt = build_prompt(engine.tokenizer, "Q")
+    rs = generate(fake, [prompt] * 1500, dict(max_thinking_tokens=1000, alpha=0.6, alpha_p0=0.5, answer_max_tokens=8),
+                  max_new_tokens=4000, progress=False)
+    hits, seen = Counter(), Counter()
+    for r in rs:
+        assert r.thinking_tokens == 600 and all(t < 600 for t in r.wait_at)     # the end at the first step after α
+        hits.update(r.wait_at)
+        seen.update(range(20, 600, 20))
+    for lo, hi in [(0, 200), (200, 400), (400, 600)]:
+        ts = [t for t in seen if lo <= t < hi]
+        rate = sum(hits[t] for t in ts) / sum(seen[t] for t in ts)
+        expected = sum(p_wait(t, 600, 0.5, "linear") for t in ts) / len(ts)
+        assert abs(rate - expected) < 0.02, (lo, rate, expected)
+
+
 def test_alphaone_same_seed_same_waits(engine, prompts):
     bf = dict(max_thinking_tokens=60, alpha=0.8, alpha_p0=0.5, step_boundary=" ", wait_string="WAIT")
     a, b = (_run(engine, prompts[:2], temperature=1.0, seed=7, **bf) for _ in range(2))
