@@ -283,6 +283,10 @@ class TrainConfig:
     hub_private: bool = True                  # a new hub repo is private unless set false
 
 
+# the Qwen3-style sentence budget forcing may append at the thinking cap (cap_ending=stop_sentence; s1.infer.cap_endings)
+STOP_SENTENCE = "Considering the limited time, I have to give the solution based on the thinking directly now."
+
+
 @dataclass
 class BudgetForcingConfig:
     max_thinking_tokens: Optional[int] = None  # cap T; None = no cap beyond the context
@@ -299,6 +303,19 @@ class BudgetForcingConfig:
     plain_generation: bool = False            # no thinking control: one generation to the total, ends only at the end of turn (method no_bf, the release's "without budget forcing")
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)
     request_timeout_s: float = 600.0          # wall clock per sequence
+    # post-s1 methods (issue 32, docs/methods.md); each defaults to off, so older runs and caches are unchanged
+    ban_words: list[str] = field(default_factory=list)  # NoWait: these strings never appear in the thinking; [] = off
+    cap_ending: str = "hard"                  # at the thinking cap: hard (the s1 cut) | stop_sentence | finish_window
+    cap_sentence: str = STOP_SENTENCE         # cap_ending=stop_sentence: appended at the cap, then the end of thinking
+    cap_window: float = 0.1                   # cap_ending=finish_window: extra thinking up to this share of the cap, until a newline
+    alpha: Optional[float] = None             # AlphaOne: the α moment is alpha x the thinking budget (tokens); None = off
+    alpha_p0: float = 0.4                     # AlphaOne: probability of a Wait at a step boundary at t = 0
+    alpha_schedule: str = "linear"            # AlphaOne: linear (p0 down to 0 at the α moment) | constant
+    step_boundary: str = "\n\n"               # where AlphaOne inserts Waits and DEER peeks (a stop string of thinking)
+    deer_threshold: Optional[float] = None    # DEER: exit when a trial answer's mean token probability >= this; None = off
+    trial_answer_tokens: int = 16             # DEER: tokens of a trial answer (a peek)
+    no_thinking: bool = False                 # NoThinking: the thinking segment is closed at once with a filler
+    record_confidence: bool = False           # results carry confidence: mean log-probability of the sample's generated tokens
 
 
 @dataclass

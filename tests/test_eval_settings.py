@@ -164,10 +164,26 @@ HASH_CHANGES = [
     (("eval.methods=[deer]", "eval.deer.thresholds=[0.9]"), "eval.deer.trial_answer_tokens=8"),
     (("eval.methods=[cap_stop_sentence]",), "eval.cap_sentence='Time is up.'"),
     (("eval.methods=[cap_finish_window]",), "eval.cap_window=0.3"),
+    # the post-s1 methods (issue 32): each changes what is generated or recorded (record_confidence: confidence)
+    ((), "eval.budget_forcing.ban_words=[Wait]"),
+    ((), "eval.budget_forcing.cap_ending=stop_sentence"),
+    ((), "eval.budget_forcing.cap_sentence='Stop now.'"),
+    ((), "eval.budget_forcing.cap_window=0.2"),
+    ((), "eval.budget_forcing.alpha=0.5"),
+    ((), "eval.budget_forcing.alpha_p0=0.5"),
+    ((), "eval.budget_forcing.alpha_schedule=constant"),
+    ((), "eval.budget_forcing.step_boundary=Step"),
+    ((), "eval.budget_forcing.deer_threshold=0.9"),
+    ((), "eval.budget_forcing.trial_answer_tokens=8"),
+    ((), "eval.budget_forcing.no_thinking=true"),
+    ((), "eval.budget_forcing.record_confidence=true"),
 ]
 # Not generation settings: the same hash (timeouts, batching, which questions / runs, grading, GPU memory share).
 HASH_SAME = ["eval.seed=12345", "eval.batch_size=1", "eval.limit=2", "eval.budget_forcing.request_timeout_s=1",
-             "eval.grading_timeout_s=1", "eval.engine.gpu_memory_utilization=0.5", "eval.sweep_sharing=false"]
+             "eval.grading_timeout_s=1", "eval.engine.gpu_memory_utilization=0.5", "eval.sweep_sharing=false",
+             # a post-s1 setting at its default: caches made before the setting existed stay valid
+             "eval.budget_forcing.ban_words=[]", "eval.budget_forcing.cap_ending=hard",
+             "eval.budget_forcing.alpha=null", "eval.budget_forcing.record_confidence=false"]
 
 
 def _hashes(tmp_path, model_dir, *overrides) -> dict:

@@ -69,8 +69,8 @@ def test_shared_sweep_writes_the_one_by_one_records(tmp_path, chatty_model_dir, 
         alone = _records(tmp_path, chatty_model_dir, "alone", end, "eval.sweep_sharing=false")
     assert "shared sweep" not in caplog.text
     assert shared.keys() == alone.keys()
-    for key in alone:
-        assert shared[key] == alone[key], key
+    for key in alone:   # everything but the wall time
+        assert {**shared[key], "seconds": 0} == {**alone[key], "seconds": 0}, key
     assert any(r["waits_used"] for r in alone.values() if r["method"] == "wait"), "waits should really happen"
     strings = [r for r in alone.values() if r["method"] == "extrapolation_strings" and r["waits_used"]]
     assert {r["budget"] for r in strings} >= {"Wait", "Hmm"}, "each string should really be forced"

@@ -22,6 +22,8 @@ from s1.eval.methods import RunSpec, method_of
 from s1.eval.sampling import samples_for
 from s1.grading import extract_answer, extract_choice, grade_many, is_correct
 from s1.infer import build_prompt, generate, load_engine
+from s1.infer.budget_forcing import DEFAULTS as BF_DEFAULTS
+from s1.infer.budget_forcing import METHOD_KEYS as BF_METHOD_KEYS
 from s1.infer.budget_forcing import generate_sweep
 from s1.infer.engine_settings import engine_args, hub_revision
 
@@ -29,7 +31,9 @@ log = logging.getLogger("s1.eval")
 INTEGER_ANSWER_BENCHMARKS = ("aime24", "aime25")   # AIME: answers are integers 0-999, "016" == "16"
 NOT_GENERATION_SETTINGS = ("request_timeout_s",)   # wall-clock safeguard: a timeout is recorded as an outcome
 # budget-forcing keys added after caches existed: in the key only when changed, so those caches stay valid
-KEYED_UNLESS_DEFAULT = {"answer_reserve": 1024, "wait_on_new_line": True}
+# budget-forcing keys that enter the cache key only when they differ from their default (added after caches existed)
+KEYED_UNLESS_DEFAULT = {"answer_reserve": 1024, "wait_on_new_line": True,
+                        **{k: BF_DEFAULTS[k] for k in BF_METHOD_KEYS}}   # the post-s1 methods (issue 32)
 MODEL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "vocab.json",
                "merges.txt", "chat_template.jinja", "special_tokens_map.json", "added_tokens.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -284,6 +288,8 @@ def make_record(spec: RunSpec, bench: str, row: dict, sample: int, res, *, setti
         "answer_tokens": res.answer_tokens,
         "waits_used": res.waits_used, "rounds": res.rounds, "tries": tries, "accepted": accepted,
         "peek_tokens": res.peek_tokens,   # adaptive extrapolation's peeks, already counted in thinking_tokens (cost)
+        "seconds": getattr(res, "seconds", 0.0),   # wall time from the sequence's first request to its result
+        **({"confidence": res.confidence} if getattr(res, "confidence", None) is not None else {}),
         "text": res.text,
     }
 

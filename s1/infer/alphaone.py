@@ -6,8 +6,9 @@ or `linear` (annealed from p0 at t = 0 to 0 at the α moment; the paper's defaul
 Wait is inserted and the end of thinking is forced at the next step boundary (the paper replaces a slow-thinking
 transition token by the end of thinking).
 
-`decide` is the per-boundary rule, seeded per sequence (random.Random(seed)); wiring it into budget_forcing.step
-as a per-sequence rule is not done yet (docs/methods.md).
+`decide` is the per-boundary rule, seeded per sequence (random.Random(seed)); budget_forcing.step applies it at
+each step boundary of the thinking (eval.budget_forcing.alpha, alpha_p0, alpha_schedule, step_boundary) on every
+engine.
 """
 
 from __future__ import annotations

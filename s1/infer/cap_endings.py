@@ -9,18 +9,34 @@
 
 `end_at_cap` takes the thinking token texts the model generates (at least cap tokens when it hits the cap, or up
 to cap × (1 + window) for the finish window) and returns (thinking text, thinking tokens generated, forced text).
-Forced text is appended, not generated: it is not counted in the thinking tokens. This module is a pure function
-of the tokens; wiring it into budget_forcing.step is not done yet (docs/methods.md).
+Forced text is appended, not generated: it is not counted in the thinking tokens. budget_forcing.step runs the same
+endings on every engine (cap_ending, cap_sentence, cap_window of eval.budget_forcing) with `forced_text` and
+`window_tokens`; the finish window there is one more thinking request that stops at "\n".
 """
 
 from __future__ import annotations
 
 import math
 
+from s1.config import STOP_SENTENCE
 from s1.errors import ConfigError
 
 ENDINGS = ("hard", "stop_sentence", "finish_window")
-STOP_SENTENCE = "Considering the limited time, I have to give the solution based on the thinking directly now."
+__all__ = ["ENDINGS", "STOP_SENTENCE", "end_at_cap", "forced_text", "window_tokens"]
+
+
+def window_tokens(cap: int, window: float) -> int:
+    """The finish window's most extra thinking tokens: floor(window x cap)."""
+    return math.floor(window * cap)
+
+
+def forced_text(text: str, ending: str, end_string: str, sentence: str = STOP_SENTENCE) -> str:
+    """What is appended after the thinking text `text` at the cap: the end string, after the stop sentence (on its
+    own line) for stop_sentence."""
+    if ending != "stop_sentence":
+        return end_string
+    lead = "" if not text or text.endswith("\n") else "\n"
+    return lead + sentence + "\n" + end_string
 
 
 def end_at_cap(tokens: list[str], cap: int, ending: str, end_string: str, *, sentence: str = STOP_SENTENCE,
@@ -32,13 +48,10 @@ def end_at_cap(tokens: list[str], cap: int, ending: str, end_string: str, *, sen
         raise ConfigError("eval.cap_window", window, "give extra tokens as a fraction of the cap >= 0, e.g. 0.1")
     kept = tokens[:cap]
     if ending == "finish_window":
-        extra = math.floor(window * cap)
+        extra = window_tokens(cap, window)
         for tok in tokens[cap:cap + extra]:
             kept.append(tok)
             if "\n" in tok:
                 break
     text = "".join(kept)
-    if ending == "stop_sentence":
-        lead = "" if not text or text.endswith("\n") else "\n"
-        return text, len(kept), lead + sentence + "\n" + end_string
-    return text, len(kept), end_string
+    return text, len(kept), forced_text(text, ending, end_string, sentence)

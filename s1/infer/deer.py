@@ -3,11 +3,12 @@
 At each step boundary of the thinking, a trial answer is peeked (the answer marker and a short answer, on a copy
 of the sequence, as adaptive Wait peeks) and thinking exits when the trial answer's confidence, the mean token
 probability exp(log p) over its tokens, reaches the threshold; otherwise thinking goes on. Log-probabilities:
-the transformers and vLLM engines can return them; the OpenAI chat-completions engine only where the server
-returns `logprobs` (not every server does), so there this method is refused (docs/methods.md).
+the transformers and vLLM engines return them; the OpenAI completions engine asks for `logprobs` and, where the
+server returns none, the method stops with an error saying so (docs/methods.md).
 
 `confidence` and `should_exit` are the rule; `early_exit` replays it over one sequence's scripted step
-boundaries. Wiring it into budget_forcing.step (the peek on the engine) is not done yet (docs/methods.md).
+boundaries. budget_forcing.step peeks on the engine at each step boundary (eval.budget_forcing.deer_threshold,
+trial_answer_tokens, step_boundary) and applies them.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ class Request:
     key: str | None = None        # same key on the next round lets the engine reuse this sequence's KV cache
     deadline: float | None = None  # time.monotonic() after which the engine stops early (stop_reason "timeout")
     fork_from: str | None = None  # start from the cached state of this key (a sweep branch); engines may ignore it
+    logprobs: bool = False        # return each generated token's log-probability (Continuation.logprobs)
+    ban_words: tuple[str, ...] = ()  # NoWait: no token may complete one of these strings (s1.infer.nowait's text rule)
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Continuation:
     stop_reason: str              # "stop" | "eos" | "length" | "timeout"
     matched_stop: str | None = None
     token_ids: list[int] | None = None  # the generated ids (stop string and end of sequence included), where known
+    logprobs: list[float] | None = None  # log-probability of each generated id (as token_ids), when asked and known
 
 
 class Engine(Protocol):

@@ -5,7 +5,8 @@ then the end-of-thinking string), so the model writes only its answer: thinking 
 With n samples, best-of-n is majority (s1/eval/selectors.py) at a matched token budget: `matched_k` gives how
 many NoThinking samples fit in the tokens another method spent per question. The prefill is plain text, so it
 runs on every engine, the OpenAI one included (as a continuation of the assistant turn where the server allows
-one). Wiring it as a registry record is not done yet (docs/methods.md).
+one). budget_forcing applies it (eval.budget_forcing.no_thinking): a thinking prompt starts answering after
+prefill(prompt, think_open=think_prefix, think_close=answer_prefix_after_end + "\n").
 """
 
 from __future__ import annotations

