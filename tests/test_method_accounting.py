@@ -145,7 +145,7 @@ def test_eval_stage_runs_every_method_of_all_on_the_tiny_model(tmp_path, tiny_mo
         if r["method"] not in parallel:   # thinking (peeks included) + answer per question
             assert r["avg_generated_tokens"] == pytest.approx(r["avg_thinking_tokens"] + r["avg_answer_tokens"]), r
         assert r["avg_generated_tokens"] > 0 and (r["avg_seconds"] is None or r["avg_seconds"] >= 0)
-        assert r["accuracy"] is not None or "no confidence" in r["unavailable"]
+        assert r["accuracy"] is not None, r     # confidence_filter too: the transformers engine records confidences
     for m in ("no_thinking", "shortest_majority", "short_m_at_k", "confidence_filter"):
         assert sorted(r["budget"] for r in rows if r["method"] == m) == ([1, 2] if m == "no_thinking" else [1, 3])
     curves = {s["method"] for s in metrics["scaling"]}
@@ -153,6 +153,16 @@ def test_eval_stage_runs_every_method_of_all_on_the_tiny_model(tmp_path, tiny_mo
     recs = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
     assert sum(r["method"] == SELECTOR_SAMPLES for r in recs) == 2 * 3     # 2 questions x max(k) = 3, once
     assert not {"shortest_majority", "short_m_at_k", "confidence_filter"} & {r["method"] for r in recs}
+    # the rules act through the runs' overrides: each method's defining property in its records
+    assert all(r["confidence"] is not None and r["confidence"] <= 0 for r in recs if r["method"] == SELECTOR_SAMPLES)
+    assert all(r["thinking_tokens"] == 0 for r in recs if r["method"] == "no_thinking")
+    assert all("Okay, I think I have finished thinking." in r["text"] for r in recs if r["method"] == "no_thinking")
+    for r in recs:
+        if r["method"] == "nowait":
+            thinking = r["text"].split("<|im_start|>answer")[0]
+            assert not any(w in thinking for w in cfg.eval.nowait.words), r["text"]
+        if r["method"] == "cap_stop_sentence" and r["outcome"] == "forced":
+            assert cfg.eval.cap_sentence in r["text"]
     md = (out / "results.md").read_text()
     assert "![Pareto synthetic](pareto.png)" in md and "| avg generated tokens | avg seconds |" in md
     assert all(f"| {m} |" in md for m in all_methods())

@@ -17,6 +17,7 @@ from conftest import CACHE, run_script
 from hydra import compose, initialize_config_dir
 from transformers import AutoTokenizer
 
+from s1.eval.methods import SELECTOR_SAMPLES
 from s1.grading import extract_answer
 from s1.infer import build_prompt, generate, load_engine
 from s1.infer.budget_forcing import DEFAULTS
@@ -262,7 +263,8 @@ def test_every_setting_keeps_the_think_format(engine, preset, overrides):
 # ---- the eval stage with the preset ------------------------------------------------------------------------------
 
 # eval.methods run end to end with model=tiny-think; after REGISTRY's records are merged, add theirs (or "all").
-EVAL_METHODS = ["no_bf", "bf", "wait", "adaptive"]
+EVAL_METHODS = ["no_bf", "bf", "wait", "adaptive", "nowait", "alphaone", "deer", "cap_stop_sentence", "cap_finish_window",
+                "no_thinking", "shortest_majority"]
 
 
 def test_eval_stage_runs_the_methods_in_the_think_format(think_model_dir, tmp_path):
@@ -272,9 +274,11 @@ def test_eval_stage_runs_the_methods_in_the_think_format(think_model_dir, tmp_pa
                "run.name=think", "eval.benchmarks=[synthetic]", "eval.limit=4", f"eval.methods=[{','.join(EVAL_METHODS)}]",
                "eval.budgets=[8,null]", "eval.wait_counts=[1]", "eval.adaptive_max_waits=2",
                f"eval.max_new_tokens={MAX_NEW}", f"eval.budget_forcing.answer_max_tokens={ANSWER_CAP}",
-               "eval.include_base_model=false")
+               "eval.include_base_model=false", "eval.no_thinking.k=[2]", "eval.selectors.k=[2]",
+               "eval.deer.thresholds=[0.5]")
     records = [json.loads(line) for line in open(tmp_path / "think" / "eval" / "generations.jsonl")]
-    assert {r["method"] for r in records} == set(EVAL_METHODS)
+    # the selectors read one shared sample set (its records carry that set's name)
+    assert {r["method"] for r in records} == set(EVAL_METHODS) - {"shortest_majority"} | {SELECTOR_SAMPLES}
     for r in records:
         assert r["text"].count(THINK_CLOSE) == 1 and THINK_OPEN not in r["text"], r
     capped = [r for r in records if r["method"] == "bf" and r["budget"] == 8]
