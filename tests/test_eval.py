@@ -133,7 +133,8 @@ def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir, c
     resumed = json.loads((tmp_path / "b" / "eval" / "metrics.json").read_text())
     full = json.loads((tmp_path / "a" / "eval" / "metrics.json").read_text())
     assert resumed["generated_this_run"] == total - n_killed
-    assert resumed["rows"] == full["rows"] and resumed["scaling"] == full["scaling"]
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "avg_seconds"} for r in rows]  # wall time differs
+    assert untimed(resumed["rows"]) == untimed(full["rows"]) and resumed["scaling"] == full["scaling"]
 
 
 def test_bad_config_names_key_and_fix(tmp_path, tiny_model_dir):
