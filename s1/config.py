@@ -337,12 +337,14 @@ class AlphaOneConfig:
     alpha: float = 0.6                        # method alphaone: the α moment = alpha x the thinking cap (each of eval.budgets), in (0, 1]
     p0: float = 0.4                           # method alphaone: probability of a Wait at a step boundary at t = 0, in [0, 1]
     schedule: str = "linear"                  # method alphaone: linear (p0 down to 0 at the α moment; the paper's) | constant
+    step_boundary: str = "\n\n"              # method alphaone: the text after which a Wait may go in (R1-style models: a blank line)
 
 
 @dataclass
 class DeerConfig:
     thresholds: list[float] = field(default_factory=lambda: [0.9, 0.95])  # method deer: exit thresholds (mean token probability of a trial answer, in (0, 1]); one run each, a curve
     trial_answer_tokens: int = 16             # method deer: tokens of each trial answer (a peek; counted in the thinking tokens)
+    step_boundary: str = "\n\n"              # method deer: the text after which it peeks (R1-style models: a blank line)
 
 
 @dataclass

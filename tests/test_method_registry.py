@@ -79,7 +79,8 @@ def test_all_plans_every_method_runnable_without_other_checkpoints():
     assert all(dict(r.bf_overrides)["ban_words"] == tuple(cfg.eval.nowait.words) and r.num_waits == 0
                for r in by["nowait"])
     assert [(r.budget, r.max_thinking_tokens) for r in by["alphaone"]] == [(b, b) for b in (16, 32, 64, 128)]
-    assert dict(by["alphaone"][0].bf_overrides) == {"alpha": 0.6, "alpha_p0": 0.4, "alpha_schedule": "linear"}
+    assert dict(by["alphaone"][0].bf_overrides) == {"alpha": 0.6, "alpha_p0": 0.4, "alpha_schedule": "linear",
+                                                       "step_boundary": "\n"}   # the demo's
     assert [dict(r.bf_overrides)["cap_ending"] for r in by["cap_stop_sentence"] + by["cap_finish_window"]] == \
         ["stop_sentence"] * 4 + ["finish_window"] * 4
     assert [(r.budget, dict(r.bf_overrides)["deer_threshold"]) for r in by["deer"]] == [(0.8, 0.8), (0.95, 0.95)]
@@ -103,13 +104,25 @@ def test_method_settings_defaults_are_the_rules_defaults():
     from s1.infer.cap_endings import STOP_SENTENCE
     from s1.infer.nowait import DEFAULT_WORDS
 
+    from s1.infer.budget_forcing import DEFAULTS
+
     e = _cfg().eval
     assert tuple(e.nowait.words) == DEFAULT_WORDS and e.cap_sentence == STOP_SENTENCE
+    assert e.alphaone.step_boundary == e.deer.step_boundary == DEFAULTS["step_boundary"]
+
+
+def test_the_demo_steps_at_a_newline_for_alphaone_and_deer_only():
+    # a synthetic trace has no blank line: with the default boundary AlphaOne never inserts and DEER never peeks
+    runs = plan_runs(_cfg("experiment=demo", "eval.methods=[bf,alphaone,deer]"))
+    boundary = {r.method: dict(r.bf_overrides).get("step_boundary") for r in runs if r.method != "no_bf"}
+    assert boundary == {"bf": None, "alphaone": "\n", "deer": "\n"}
+    assert {dict(r.bf_overrides)["trial_answer_tokens"] for r in runs if r.method == "deer"} == {8}
 
 
 @pytest.mark.parametrize("key,value", [
     ("eval.nowait.words", "[]"), ("eval.alphaone.alpha", "1.5"), ("eval.alphaone.p0", "-0.1"),
     ("eval.alphaone.schedule", "cosine"), ("eval.deer.thresholds", "[0.9,1.2]"), ("eval.deer.trial_answer_tokens", "0"),
+    ("eval.alphaone.step_boundary", "''"), ("eval.deer.step_boundary", "''"),
     ("eval.no_thinking.k", "[0,2]"), ("eval.selectors.k", "[]"), ("eval.selectors.m", "0"),
     ("eval.selectors.keep", "0"), ("eval.cap_sentence", "' '"), ("eval.cap_window", "2.0")])
 def test_bad_method_settings_name_key_value_and_fix(key, value):

@@ -1,6 +1,6 @@
 """The Pareto frontier and chart files of s1/eval/pareto.py."""
 
-from s1.eval.pareto import chart_paths, embedded_charts, frontier, plot_pareto
+from s1.eval.pareto import chart_paths, embedded_charts, frontier, plot_pareto, series_styles
 
 
 def test_frontier_keeps_only_non_dominated_points():
@@ -24,3 +24,8 @@ def test_plot_writes_one_png_per_benchmark(tmp_path):
     paths = plot_pareto({"a": [("x", 10, 5.0), ("y", 0, 1.0), ("x", 30, 6.0)], "b": [("x", 20, 7.0)]}, tmp_path)
     assert sorted(p.name for p in paths) == ["pareto.png", "pareto_a.png", "pareto_b.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_every_series_of_an_all_methods_chart_has_its_own_colour_and_marker():
+    styles = series_styles(70)
+    assert len(set(styles)) == 70     # eval.methods=[all] draws ~23 series; 10 colours alone would repeat at 11

@@ -187,6 +187,9 @@ def check_method_config(e) -> None:
         raise ConfigError("eval.alphaone.p0", a.p0, "give a probability in [0, 1], e.g. 0.4")
     if a.schedule not in SCHEDULES:
         raise ConfigError("eval.alphaone.schedule", a.schedule, f"give one of {list(SCHEDULES)}")
+    for key, boundary in (("eval.alphaone.step_boundary", a.step_boundary), ("eval.deer.step_boundary", e.deer.step_boundary)):
+        if not isinstance(boundary, str) or not boundary:
+            raise ConfigError(key, boundary, "give the non-empty text that ends a thinking step, e.g. a blank line \"\\n\\n\"")
     thresholds = list(e.deer.thresholds)
     if not thresholds or not all(isinstance(t, (int, float)) and 0 < t <= 1 for t in thresholds):
         raise ConfigError("eval.deer.thresholds", thresholds, "give mean token probabilities in (0, 1], e.g. [0.9,0.95]")
@@ -304,7 +307,8 @@ def _nowait(p: Plan) -> list[RunSpec]:   # no forced Wait: it would write a bann
 
 def _alphaone(p: Plan) -> list[RunSpec]:   # its Waits come from the schedule, none forced at the end of thinking
     a = p.e.alphaone
-    over = (("alpha", float(a.alpha)), ("alpha_p0", float(a.p0)), ("alpha_schedule", str(a.schedule)))
+    over = (("alpha", float(a.alpha)), ("alpha_p0", float(a.p0)), ("alpha_schedule", str(a.schedule)),
+            ("step_boundary", str(a.step_boundary)))
     return [RunSpec("trained", p.trained, "alphaone", b, max_thinking_tokens=b, temperature=p.greedy,
                     samples=p.samples, bf_overrides=over) for b in p.budget_lists["caps"]]
 
@@ -312,7 +316,8 @@ def _alphaone(p: Plan) -> list[RunSpec]:   # its Waits come from the schedule, n
 def _deer(p: Plan) -> list[RunSpec]:   # no cap: thinking ends at a confident peek, or at the total
     n = int(p.e.deer.trial_answer_tokens)
     return [RunSpec("trained", p.trained, "deer", float(t), temperature=p.greedy, samples=p.samples,
-                    bf_overrides=(("deer_threshold", float(t)), ("trial_answer_tokens", n)))
+                    bf_overrides=(("deer_threshold", float(t)), ("trial_answer_tokens", n),
+                                  ("step_boundary", str(p.e.deer.step_boundary))))
             for t in sorted(float(t) for t in p.e.deer.thresholds)]
 
 

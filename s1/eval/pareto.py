@@ -9,14 +9,20 @@ and, where there are several, `pareto_<benchmark>.png` for each (`write_charts`)
 
 from __future__ import annotations
 
-from itertools import cycle
 from pathlib import Path
 
 from s1.eval import plots
 from s1.eval.tables import budget_label
 
 Point = tuple[str, float, float]   # (label, average generated tokens per question, accuracy %)
-MARKERS = "osD^v<>pPX*hH8d"
+MARKERS = "osD^vph"   # 7 markers over 10 colours: 70 series before a (colour, marker) pair repeats
+
+
+def series_styles(n: int) -> list[tuple[str, str]]:
+    """(colour, marker) per series: distinct for up to 70 series (an eval.methods=[all] chart has ~23)."""
+    return [(f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i in range(n)]
+
+
 NOTE = ("Every run's point: thinking + answer tokens per question, peeks included; parallel methods: the selector's "
         "cost (k × per-sample tokens; short-m@k: every sample up to the m-th finisher). Tokens on a log axis; the "
         "dashed line is the frontier.")
@@ -74,10 +80,10 @@ def plot_pareto(points_by_bench: dict[str, list[Point]], out_dir: Path) -> list[
         for p in pts:
             series.setdefault(p[0], []).append(p)
         fig, [ax] = plots.panels(1, width=8, height=4.5)
-        for (label, members), marker in zip(series.items(), cycle(MARKERS)):
+        for (label, members), (color, marker) in zip(series.items(), series_styles(len(series))):
             members.sort(key=lambda p: p[1])
             ax.plot([max(p[1], 1) for p in members], [p[2] for p in members], marker=marker, linestyle="-",
-                    linewidth=0.6, alpha=0.85, label=label)   # log axis: a 0-token point is drawn at 1
+                    color=color, linewidth=0.6, alpha=0.85, label=label)   # log axis: a 0-token point is drawn at 1
         front = frontier(pts)
         if front:
             ax.step([max(p[1], 1) for p in front], [p[2] for p in front], "k--", where="post", alpha=0.6,
