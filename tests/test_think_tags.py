@@ -9,6 +9,7 @@ To run another method with it, add its budget-forcing overrides to BF_OVERRIDES 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ BF_OVERRIDES = [
 # record_confidence) come with helper RULES's branch. Until it is merged each is skipped, naming the missing key;
 # after the merge they run with no change here.
 AFTER_RULES = [
-    {"ban_words": ["Wait", "0+4"]},         # "0+4": the tiny model writes it unbanned, so the ban has work
+    {"ban_words": ["Wait"]},                # + a string the model writes unbanned (the test adds it): work for the ban
     {"cap_ending": "stop_sentence", "max_thinking_tokens": 8},
     {"cap_ending": "finish_window", "max_thinking_tokens": 16},
     {"alpha": 0.5, "max_thinking_tokens": 64},
@@ -241,6 +242,11 @@ def test_every_setting_keeps_the_think_format(engine, preset, overrides):
     """Whatever a setting does to thinking, the sequence keeps one closed <think> block: exactly one </think> in
     prompt + text (the prompt's own, for a prefilled one), none in the thinking, and caps hold; a method's defining
     property is checked too where it has one here."""
+    if "ban_words" in overrides:   # the trained model's text differs between CPUs: ban what it writes here
+        counts = Counter(t[i:i + 3] for r in _run(engine, preset) for t in [r.thinking] for i in range(len(t) - 2))
+        # a rare one (written twice or more, no space or tag character): a frequent one derails the tiny model
+        rare = min((w for w, n in counts.items() if n >= 2 and not set(w) & set(" \n<>/")), key=lambda w: (counts[w], w))
+        overrides = {**overrides, "ban_words": [*overrides["ban_words"], rare]}
     results = _run(engine, preset, **overrides)
     cap = overrides.get("max_thinking_tokens")
     if overrides.get("cap_ending") == "finish_window":
