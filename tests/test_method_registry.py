@@ -101,10 +101,9 @@ def test_all_plans_every_method_runnable_without_other_checkpoints():
 
 
 def test_method_settings_defaults_are_the_rules_defaults():
+    from s1.infer.budget_forcing import DEFAULTS
     from s1.infer.cap_endings import STOP_SENTENCE
     from s1.infer.nowait import DEFAULT_WORDS
-
-    from s1.infer.budget_forcing import DEFAULTS
 
     e = _cfg().eval
     assert tuple(e.nowait.words) == DEFAULT_WORDS and e.cap_sentence == STOP_SENTENCE

@@ -72,8 +72,13 @@ from tqdm.auto import tqdm
 from s1.config import BudgetForcingConfig
 from s1.format import END, forced_answer
 from s1.grading import canonical_answer, extract_answer
-from s1.infer import alphaone, cap_endings, deer, no_thinking, nowait
+from s1.infer.alphaone import SCHEDULES, alpha_moment, decide
+from s1.infer.cap_endings import ENDINGS, forced_text, window_tokens
+from s1.infer.deer import confidence as trial_confidence
+from s1.infer.deer import should_exit
 from s1.infer.engine import Continuation, Request, forget, run_requests
+from s1.infer.no_thinking import prefill
+from s1.infer.nowait import check_words
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
 END_OF_TEXT = END
@@ -172,9 +177,9 @@ def _check_methods(opts: dict, where: str) -> None:
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    opts["ban_words"] = nowait.check_words(opts["ban_words"], f"{where}.ban_words")
-    if opts["cap_ending"] not in cap_endings.ENDINGS:
-        bad("cap_ending", f"use one of {list(cap_endings.ENDINGS)}")
+    opts["ban_words"] = check_words(opts["ban_words"], f"{where}.ban_words")
+    if opts["cap_ending"] not in ENDINGS:
+        bad("cap_ending", f"use one of {list(ENDINGS)}")
     if not isinstance(opts["cap_sentence"], str) or not opts["cap_sentence"].strip():
         bad("cap_sentence", "give the sentence appended at the cap (a non-empty string)")
     if not number(opts["cap_window"]) or opts["cap_window"] < 0:
@@ -183,8 +188,8 @@ def _check_methods(opts: dict, where: str) -> None:
         bad("alpha", "give the slow-thinking share of the budget in (0, 1], e.g. 0.6, or null (off)")
     if not number(opts["alpha_p0"]) or not 0 <= opts["alpha_p0"] <= 1:
         bad("alpha_p0", "give a probability in [0, 1], e.g. 0.4")
-    if opts["alpha_schedule"] not in alphaone.SCHEDULES:
-        bad("alpha_schedule", f"use one of {list(alphaone.SCHEDULES)}")
+    if opts["alpha_schedule"] not in SCHEDULES:
+        bad("alpha_schedule", f"use one of {list(SCHEDULES)}")
     if not isinstance(opts["step_boundary"], str) or not opts["step_boundary"]:
         bad("step_boundary", "give a non-empty string, e.g. a blank line \"\\n\\n\"")
     if opts["deer_threshold"] is not None and (not number(opts["deer_threshold"])
@@ -377,7 +382,7 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
         if opts.get("no_thinking"):           # NoThinking: the thinking segment closed at once, with the filler
             close = opts["answer_prefix_after_end"]
             close = close if close.endswith("\n") else close + "\n"
-            s.text = no_thinking.prefill(prompt, think_open=opts["think_prefix"], think_close=close)[len(prompt):]
+            s.text = prefill(prompt, think_open=opts["think_prefix"], think_close=close)[len(prompt):]
             s.thinking, s.think_limit = s.text[:len(s.text) - len(close)], 0
             s.phase, s.answer_limit = Phase.ANSWERING, min(answer_cap, s.total) if answer_cap is not None else s.total
     else:
@@ -453,7 +458,7 @@ def step(s: Sequence, cont, opts) -> None:
             return
         if not ended_by_model and opts.get("cap_ending") == "finish_window":
             # up to floor(cap_window x cap) more thinking tokens, within what the answer needs left
-            extra = min(cap_endings.window_tokens(s.think_limit, opts["cap_window"]),
+            extra = min(window_tokens(s.think_limit, opts["cap_window"]),
                         s.total - s.answer_limit - s.thinking_tokens)
             if extra > 0:
                 s.in_window, s.window_end = True, s.thinking_tokens + extra
@@ -474,7 +479,7 @@ def _end_thinking(s: Sequence, opts, *, at_cap: bool, forced: bool) -> None:
     marker; the sequence then answers."""
     s.forced = forced
     if at_cap and opts.get("cap_ending") == "stop_sentence":
-        sentence = cap_endings.forced_text(s.prompt + s.text, "stop_sentence", "", opts["cap_sentence"])
+        sentence = forced_text(s.prompt + s.text, "stop_sentence", "", opts["cap_sentence"])
         s.thinking += sentence                  # thinking text, not generated: not counted in thinking tokens
         s.text += sentence
     s.text += _forced(s, opts, at_cap=at_cap)   # end thinking, force the answer
@@ -496,7 +501,7 @@ def _after_window(s: Sequence, cont, opts) -> None:
 
 def _alpha_moment(s: Sequence, opts) -> int | None:
     """AlphaOne's α moment in thinking tokens (alpha x this sequence's thinking budget); None when off."""
-    return None if opts.get("alpha") is None else alphaone.alpha_moment(opts["alpha"], s.think_limit)
+    return None if opts.get("alpha") is None else alpha_moment(opts["alpha"], s.think_limit)
 
 
 def _at_step_boundary(s: Sequence, opts) -> None:
@@ -504,7 +509,7 @@ def _at_step_boundary(s: Sequence, opts) -> None:
     if opts.get("deer_threshold") is not None:
         s.phase = Phase.PEEKING
         return
-    decision = alphaone.decide(s.thinking_tokens, _alpha_moment(s, opts), opts["alpha_p0"],
+    decision = decide(s.thinking_tokens, _alpha_moment(s, opts), opts["alpha_p0"],
                                opts["alpha_schedule"], s.rng)
     if decision == "wait":
         _append_wait(s, opts)
@@ -519,9 +524,9 @@ def _after_trial_answer(s: Sequence, cont, opts) -> None:
         raise RuntimeError(f"budget_forcing.deer_threshold={opts['deer_threshold']}: DEER needs each trial answer's "
                            "log-probabilities and this engine returned none; use the transformers or vLLM engine, "
                            "or a server that returns `logprobs`")
-    s.peek_confidence.append(deer.confidence(cont.logprobs))
+    s.peek_confidence.append(trial_confidence(cont.logprobs))
     timed_out = cont.stop_reason == "timeout" or (s.deadline is not None and time.monotonic() > s.deadline)
-    if not (timed_out or deer.should_exit(cont.logprobs, opts["deer_threshold"])):
+    if not (timed_out or should_exit(cont.logprobs, opts["deer_threshold"])):
         s.peek_tokens += cont.num_tokens
         s.phase = Phase.THINKING
         return
