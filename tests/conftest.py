@@ -76,6 +76,16 @@ def shared_pool_dir() -> Path:
 
 
 # The demo's training (567 float32 steps of the demo model) alone takes ~15 min on a 2-core CPU without AMX.
+TIMING = ("seconds", "avg_seconds")   # wall time differs between any two runs; everything else must not
+
+
+def untimed(x):
+    """x without its wall-time fields, at any depth (records, metrics rows)."""
+    if isinstance(x, dict):
+        return {k: untimed(v) for k, v in x.items() if k not in TIMING}
+    return [untimed(v) for v in x] if isinstance(x, list) else x
+
+
 def run_script(script: str, *overrides: str, check: bool = True, timeout: float = 2400) -> subprocess.CompletedProcess:
     """Run scripts/<script> with Hydra overrides in a subprocess, as `make` would."""
     cmd = [sys.executable, str(REPO / "scripts" / script), *overrides]

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, run_script, untimed
 
 from s1.eval.metrics import majority_correct, pass_at_1, pass_at_k, scaling_metrics, summarize
 
@@ -133,7 +133,6 @@ def test_eval_stage_end_to_end_and_resume_after_kill(tmp_path, tiny_model_dir, c
     resumed = json.loads((tmp_path / "b" / "eval" / "metrics.json").read_text())
     full = json.loads((tmp_path / "a" / "eval" / "metrics.json").read_text())
     assert resumed["generated_this_run"] == total - n_killed
-    untimed = lambda rows: [{k: v for k, v in r.items() if k != "avg_seconds"} for r in rows]  # wall time differs
     assert untimed(resumed["rows"]) == untimed(full["rows"]) and resumed["scaling"] == full["scaling"]
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, untimed
 from fake_engine import spy_on_batches
 from omegaconf import OmegaConf
 
@@ -168,15 +168,6 @@ def eval_args(tmp: Path, model: Path, name: str) -> list[str]:
 
 def evaluate_here(overrides: list[str]) -> dict:
     return stage_here("eval", overrides)
-
-
-TIMING = ("seconds", "avg_seconds")   # wall time differs between any two runs; everything else must not
-
-
-def untimed(x):
-    if isinstance(x, dict):
-        return {k: untimed(v) for k, v in x.items() if k not in TIMING}
-    return [untimed(v) for v in x] if isinstance(x, list) else x
 
 
 def generations(out: Path) -> dict[str, dict]:
