@@ -13,7 +13,10 @@ def test_curation_made_s1k_and_a_funnel(demo_run):
     s1k = [json.loads(line) for line in open(demo_run / "curate" / "s1k.jsonl")]
     assert len(s1k) == 1000
     funnel = json.loads((demo_run / "curate" / "funnel.json").read_text())
-    assert funnel["steps"][0]["kept"] == 4000 and funnel["steps"][-1]["kept"] == 1000
+    import yaml
+
+    pool_size = yaml.safe_load((demo_run / "curate" / "config.yaml").read_text())["curate"]["sources"][0]["size"]
+    assert funnel["steps"][0]["kept"] == pool_size and funnel["steps"][-1]["kept"] == 1000
     assert (demo_run / "curate" / "funnel.md").exists() and (demo_run / "curate" / "funnel.png").exists()
 
 
@@ -36,14 +39,26 @@ def test_trained_model_beats_the_untrained_one_on_held_out_questions(demo_run):
 
 
 def test_accuracy_grows_with_the_thinking_budget(demo_run):
-    bf = sorted((r for r in _rows(demo_run) if r["method"] == "bf" and r["budget"] is not None),
-                key=lambda r: r["budget"])
-    assert len(bf) >= 3
+    """The paper's Figure 1 on the toy: every larger cap scores at least as well, and the caps span the model's own
+    thinking lengths (the largest beats the smallest by 30 points and reaches the uncapped accuracy)."""
+    rows = _rows(demo_run)
+    bf = sorted((r for r in rows if r["method"] == "bf" and r["budget"] is not None), key=lambda r: r["budget"])
+    assert len(bf) >= 4
     for r in bf:  # budget forcing keeps thinking within the cap
         assert r["avg_thinking_tokens"] <= r["budget"] + 1e-9
     acc = [r["accuracy"] for r in bf]
-    assert acc[-1] > acc[0] + 20, acc
+    assert acc == sorted(acc) and acc[-1] >= acc[0] + 30, acc
+    no_cap = next(r for r in rows if r["method"] == "bf" and r["budget"] is None)
+    assert acc[-1] >= no_cap["accuracy"] - 1, (acc, no_cap["accuracy"])
     assert (demo_run / "eval" / "scaling.png").exists() and (demo_run / "eval" / "results.md").exists()
+
+
+def test_one_forced_wait_beats_no_wait(demo_run):
+    """Figure 4a's extrapolation: one forced Wait scores at least 3 points over the uncapped model left alone (the
+    5-seed study in docs/demo.md measures +5 or more on every seed; 3 leaves a margin for the one run here)."""
+    trained = {(r["method"], r["budget"]): r for r in _rows(demo_run) if r["model"] == "trained"}
+    assert trained[("wait", 1)]["accuracy"] >= trained[("bf", None)]["accuracy"] + 3, \
+        (trained[("wait", 1)]["accuracy"], trained[("bf", None)]["accuracy"])
 
 
 def _trace_pool(size=4000):
@@ -54,45 +69,47 @@ def _trace_pool(size=4000):
             for rec in generate_pool(size, seed=0, flaws=False)]
 
 
-def test_traces_conclude_too_early_at_an_early_zero_at_about_the_configured_rate():
-    from s1.data.synthetic import PREMATURE_STOP
+def test_traces_conclude_too_early_at_a_zero_near_the_end_at_about_the_configured_rate():
+    from s1.data.synthetic import PREMATURE_LINES, PREMATURE_STOP
 
     decisions = stops = 0
     for rec, meta, lines in _trace_pool():
         if meta["mistake_fixed"]:
             continue     # a wrong digit and its inline fix: test_synthetic
         steps = [ln for ln in lines if ln[0].isdigit()]
-        early_zeros = [ln for ln in steps if ln.endswith("=0") and not ln.startswith("1:")]
-        decisions += len(early_zeros)
+        near_end_zeros = [ln for ln in steps if ln.endswith("=0") and int(ln.split(":")[0]) in PREMATURE_LINES]
+        decisions += len(near_end_zeros)
         if meta["premature_stop"]:
             stops += 1
-            assert lines[-1] == early_zeros[-1] and rec["attempt"] == "\\boxed{0}"   # ends right at the early 0
+            assert lines[-1] == near_end_zeros[-1] and rec["attempt"].endswith("\\boxed{0}")   # ends at that 0
             assert len(steps) < meta["steps"]
     assert abs(stops / decisions - PREMATURE_STOP) < 0.05, (stops, decisions)
 
 
 def test_text_after_wait_repairs_or_rechecks_never_invents_steps():
-    """After a "Wait" on its own line: the next step of the chain (after an early 0) or the last line again."""
-    from s1.data.synthetic import solve
+    """After a "Wait" on its own line: the next step of the chain (after a 0 near the end) or the last line again
+    (a re-check after the end)."""
+    from s1.data.synthetic import PREMATURE_LINES, solve
 
     seen = {"continues": 0, "rechecks": 0}
     for rec, meta, lines in _trace_pool(2000):
         if meta["mistake_fixed"]:
             continue     # the inline "Wait k:x+a=y" correction format is checked in test_synthetic
+        digit, steps = solve(*_question_numbers(rec["question"]))
         for i, ln in enumerate(lines):
             if ln != "Wait":
                 continue
-            before, after = lines[i - 1], lines[i + 1]
+            before, after = lines[i - 1], lines[i + 1:]
             if before.startswith("1:"):
-                assert after == before
+                assert after[0] == steps[-1]
                 seen["rechecks"] += 1
             else:
-                assert before.endswith("=0") and after.startswith(f"{int(before.split(':')[0]) - 1}:0")
+                k = int(before.split(":")[0])
+                assert before.endswith("=0") and k in PREMATURE_LINES and after[0].startswith(f"{k - 1}:0")
                 seen["continues"] += 1
         if not meta["premature_stop"]:
-            digit, steps = solve(*_question_numbers(rec["question"]))
             assert [ln for ln in lines if ln != "Wait"][:len(steps)] == steps and str(digit) == rec["answer"]
-    assert seen["continues"] > 100 and seen["rechecks"] > 100, seen
+    assert seen["continues"] > 20 and seen["rechecks"] > 100, seen
 
 
 def _question_numbers(q: str):

@@ -21,10 +21,11 @@ def test_clean_records_are_solvable_from_their_trace():
         assert rec["id"] == question_id(rec["question"])
         trace = rec["thinking_trajectories"][0].splitlines()
         last = trace[-1].split("=")[-1]
-        if record_metadata(rec)["premature_stop"]:   # concluded at an early 0: the trace's answer is 0, not the reference
-            assert last == "0" and rec["attempt"] == "\\boxed{0}" and not trace[-1].startswith("1:")
+        attempt = rec["attempt"].removeprefix("Final Answer: ")      # some attempts say so, as real ones do
+        if record_metadata(rec)["premature_stop"]:   # concluded at a 0 on line 2 or 3: its answer is 0
+            assert last == "0" and attempt == "\\boxed{0}" and trace[-1][:2] in ("2:", "3:")
         else:
-            assert last == rec["answer"] and rec["attempt"] == f"\\boxed{{{rec['answer']}}}"
+            assert last == rec["answer"] and attempt == f"\\boxed{{{rec['answer']}}}"
         assert len(rec["question"].split()) <= 9  # 8-gram decontamination relies on it
 
 

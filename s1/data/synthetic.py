@@ -9,14 +9,18 @@ long traces (the paper's sampling prefers them) still stops short ones at the
 right place. Some traces make a mistake, then "Wait" and a correction.
 
 Premature conclusions (the effect forced "Wait" repairs, paper §3): a running
-digit of 0 before the last step "looks final". At such a line the teacher
-concludes too early (thinking ends, answer 0) in PREMATURE_STOP of cases,
-writes "Wait" and carries on in PREMATURE_WAIT, and just carries on otherwise;
-after the last line it re-checks ("Wait" and the last line again) in RECHECK,
-sometimes more than once.
-A model trained on these traces stops at an early 0 when left alone, and when
-the end of its thinking is replaced by "Wait" it continues the chain as the
-self-corrected traces do.
+digit of 0 one or two steps before the end (a line numbered 2 or 3) "looks final".
+There the teacher concludes too early (thinking ends, answer 0) in PREMATURE_STOP of
+cases, writes "Wait" and carries on in PREMATURE_WAIT, and just carries on otherwise; a 0
+earlier in the chain is passed over. After the last line it re-checks in RECHECK of
+traces: "Wait" and the last line again, sometimes more than once. A chain has at
+most one such 0, so one forced Wait can repair any premature conclusion, and the
+teacher never concludes at the same 0 twice. Some attempts say "Final Answer:" (as
+many real attempts do), so the release's forced "Final Answer:" at a thinking cap is
+in the model's distribution.
+A model trained on these traces stops at such a 0 when left alone, and when the end
+of its thinking is replaced by "Wait" it continues the chain as the self-corrected
+traces do.
 
 The pool also carries the real pool's flaws at about the real rates
 (the paper's funnel, arXiv:2501.19393 §2: 59,029 → 54,116 for API errors / missing fields, ~8%; ~5% formatting):
@@ -86,11 +90,13 @@ API_ERRORS = (
     "The model is overloaded. Please try again later.",
 )
 MISTAKE_RATE = 0.05  # traces with one wrong step, then "Wait" and the fix
-PREMATURE_STOP = 0.5  # at a running digit 0 before the last step: the trace ends there (answer 0, wrong)
-PREMATURE_WAIT = 0.3  # ... the trace writes "Wait" on its own line and continues the chain
+PREMATURE_LINES = (2, 3)  # a running digit 0 on these lines (steps left) looks final
+PREMATURE_STOP = 0.6  # ... there the trace ends (answer 0, wrong unless the chain ends at 0 anyway)
+PREMATURE_WAIT = 0.25  # ... the trace writes "Wait" on its own line and continues the chain
 RECHECK = 0.25        # after the last step: "Wait" and the last line again; each re-check is repeated with
-RECHECK_AGAIN = 0.5   # this probability (at most MAX_RECHECKS), so any number of forced Waits stays in distribution
+RECHECK_AGAIN = 0.3   # this probability (at most MAX_RECHECKS); both < 0.5, so a greedy model ends on its own
 MAX_RECHECKS = 4
+FINAL_ANSWER = 0.25   # attempts written "Final Answer: \boxed{d}" (the rest "\boxed{d}")
 
 
 def apply_op(op: str, x: int, a: int) -> int:
@@ -128,7 +134,7 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
             trace_lines += [f"{x}={wrong}", f"Wait {x}={rest}"]
         else:
             trace_lines.append(line)
-        if line.endswith("=0") and i < n - 1:       # an early 0 looks like the end
+        if line.endswith("=0") and n - i in PREMATURE_LINES:   # a 0 one or two steps before the end looks final
             r = rng.random()
             if r < PREMATURE_STOP:
                 concluded, stopped = 0, True
@@ -137,11 +143,10 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
                 trace_lines.append("Wait")
                 waits += 1
     if not stopped and rng.random() < RECHECK:
-        trace_lines += ["Wait", lines[-1]]
-        for _ in range(MAX_RECHECKS - 1):
+        for _ in range(MAX_RECHECKS):
+            trace_lines += ["Wait", lines[-1]]
             if rng.random() >= RECHECK_AGAIN:
                 break
-            trace_lines += ["Wait", lines[-1]]
     question = question_text(template, s, a, n)
     meta = {"subject": subject, "steps": n, "mistake_fixed": mistake_at is not None, "synthetic_flaw": None,
             "premature_stop": stopped, "premature_waits": waits}
@@ -154,7 +159,7 @@ def clean_record(rng: random.Random, template: int, s: int, a: int, n: int, sour
         source_type=SOURCES[source][1],
         metadata=meta,
         thinking_trajectories=["\n".join(trace_lines)],
-        attempt=f"\\boxed{{{concluded}}}",
+        attempt=("Final Answer: " if rng.random() < FINAL_ANSWER else "") + f"\\boxed{{{concluded}}}",
     )
 
 
