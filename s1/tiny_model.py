@@ -94,7 +94,7 @@ SIZES = {
 THINK_SIZES = {"think"}   # sizes built with the <think> tokens and THINK_CHAT_TEMPLATE
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
 BUILD_VERSION = 6  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
-THINK_BUILD_VERSION = 1  # the same for the think sizes only (their stamp carries it; the others' stamps do not)
+THINK_BUILD_VERSION = 2  # the same for the think sizes only (their stamp carries it; the others' stamps do not)
 
 
 def _tokenizer_corpus(seed: int) -> list[str]:
@@ -264,7 +264,9 @@ def ensure_tiny_model(path: str | Path, size: str = "tiny", seed: int = 0) -> Pa
 
 def think_completion(thinking: str, attempt: str) -> str:
     """The assistant turn of a thinking model (Qwen3 / DeepSeek-R1 format): the <think> block, then the answer."""
-    return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n\nAnswer: {attempt.strip()}<|im_end|>"
+    attempt = attempt.strip()
+    label = "" if "Answer:" in attempt else "Answer: "   # as s1.format: an attempt that says "Final Answer:" keeps it alone
+    return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n\n{label}{attempt}<|im_end|>"
 
 
 def train_think_model(path: str | Path, *, steps: int = 300, batch_size: int = 32, lr: float = 3e-3,

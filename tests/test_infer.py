@@ -11,6 +11,7 @@ from s1.infer.budget_forcing import DEFAULTS
 from s1.infer.engine import Continuation, Request, find_stop
 
 QUESTION = "Start at 3, add 4, 5 times. Last digit?"
+LONG_QUESTION = "Start at 7, add 9, 12 times. Last digit?"   # the chatty model writes 40+ tokens on it (QUESTION: 4)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,9 @@ def test_decode_and_encode_equal_the_tokenizers(engine):
 
 
 def test_stop_string_spanning_tokens_is_caught(engine):
-    prompt = build_prompt(engine.tokenizer, QUESTION)
+    prompt = build_prompt(engine.tokenizer, LONG_QUESTION)
     free = engine.continue_batch([Request(prompt, 40, [])])[0]
+    assert free.num_tokens == 40, f"the chatty model ended after {free.num_tokens} tokens: pick a longer question"
     ids = engine.encode(free.text)
     # a stop made of the end of token k and the start of token k+1: no single token contains it (the first
     # boundary whose two sides give 3+ plain characters: the tiny BPE's merges vary between builds)

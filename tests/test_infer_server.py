@@ -40,7 +40,8 @@ def test_chat_reply_forces_the_answer_as_budget_forcing_does(chatty_model_dir):
     seen = []
     real = engine.continue_batch
     engine.continue_batch = lambda reqs: (seen.extend(reqs), real(reqs))[1]
-    body = {"messages": [{"role": "user", "content": "Start at 3, add 4, 5 times. Last digit?"}], "max_tokens": 64}
+    # a question on which the chatty model thinks past the 6-token cap (on "add 4, 5 times" it ends after 4 tokens)
+    body = {"messages": [{"role": "user", "content": "Start at 7, add 9, 12 times. Last digit?"}], "max_tokens": 64}
     msg = chat(engine, "tiny", body, "field", think_tokens=6, answer_tokens=3)["choices"][0]["message"]
     think, answer = seen
     assert answer.text == think.text + msg["reasoning_content"] + (
