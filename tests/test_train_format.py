@@ -80,7 +80,8 @@ def test_collated_labels_are_exactly_the_assistant_turn(tiny_model_dir, tmp_path
         ids, labels, attn = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
         trained = tok.decode(ids[labels != -100])
         assert trained == completion_text(rec["thinking_trajectories"][0], rec["attempt"])
-        assert trained.endswith("Answer: " + rec["attempt"] + "<|im_end|>")
+        label = "" if "Answer:" in rec["attempt"] else "Answer: "   # the release labels only unlabelled attempts
+        assert trained.endswith("<|im_start|>answer\n" + label + rec["attempt"] + "<|im_end|>")
         assert tok.decode(ids[(labels == -100) & (attn == 1)]) == ex["prompt"]  # everything else is the prompt
         assert (labels[attn == 0] == -100).all()  # padding never trains
 
