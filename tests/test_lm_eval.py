@@ -181,6 +181,15 @@ def test_n_samples_with_top_p_reproduce_under_a_seed(chatty_lm, tmp_path):
     assert got["pass@1,all"] <= got["pass@2,all"] <= got["pass@3,all"]
 
 
+def test_registering_s1_keeps_the_harness_models():
+    """After `import s1.lm_eval` the harness still finds its own models (`python -m s1.lm_eval --model hf` or
+    `local-completions`): a fresh process, since the harness fills its registry once."""
+    code = ("import s1.lm_eval; from lm_eval.api.registry import get_model; "
+            "print(get_model('local-completions').__name__, get_model('hf').__name__, get_model('s1').__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["LocalCompletionsAPI", "HFLM", "S1LM"], out.stderr[-2000:]
+
+
 def test_release_gen_kwargs_map_onto_the_controller():
     from s1.infer.budget_forcing import DEFAULTS
     from s1.lm_eval.gen_kwargs import plan_generation

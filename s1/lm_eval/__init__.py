@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The harness fills its model registry from this module only while the registry is empty: registering `s1` first
+# would leave `s1` the only model (`--model hf` or `local-completions` then "not found" in the same process).
+import lm_eval.models  # noqa: F401
+
 from s1.lm_eval.model import S1LM
 
 TASKS_DIR = str(Path(__file__).resolve().parent / "tasks")   # offline task YAMLs for --include_path
