@@ -6,6 +6,7 @@ Skipped with a reason where vLLM is not importable (the main venv). Models: the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -156,6 +157,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _serving(model_dir, name: str, module: str = "s1.infer.vllm_serve"):
+    """A vLLM OpenAI server (`module`: ours with budget forcing, or vLLM's own) on 127.0.0.1 and a free port, until
+    healthy; stopped on leaving."""
+    port = _free_port()
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
+    host = [] if module == "s1.infer.vllm_serve" else ["--host", "127.0.0.1"]    # ours binds 127.0.0.1 by default
+    cmd = [sys.executable, "-m", module, "--model", str(model_dir), *host, "--port", str(port),
+           "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--served-model-name", name]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{module} exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{module} not healthy after 240 s")
+            time.sleep(1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @needs_vllm
 @pytest.mark.slow
 def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
@@ -165,26 +200,7 @@ def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
     holds the partial character back where the transformers backend keeps "\ufffd" (STACK_NOTES), and the
     completions response carries text, not ids."""
     _, t = tiny_engines
-    port = _free_port()
-    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hd32_dir), "--host", "127.0.0.1",
-           "--port", str(port), "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
-           "--served-model-name", "tiny"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("vLLM server not healthy after 180 s")
-            time.sleep(1)
+    with _serving(hd32_dir, "tiny", module="vllm.entrypoints.openai.api_server") as port:
         client = load_engine("openai", str(hd32_dir), base_url=f"http://127.0.0.1:{port}/v1", served_model="tiny",
                              max_context=2048)
         prompts = [build_prompt(t.tokenizer, q) for q in QUESTIONS[:2]]
@@ -194,13 +210,6 @@ def test_openai_backend_against_vllm_server(hd32_dir, tiny_engines):
         local = generate(t, prompts, bf, max_new_tokens=600, progress=False)
         assert all(r.outcome == "answered" and r.waits_used == 1 for r in local), "a continuation was cut"
         assert _summary(generate(client, prompts, bf, max_new_tokens=600, progress=False)) == _summary(local)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @needs_vllm

@@ -9,18 +9,14 @@ outcome, answer tokens), the answer text may differ. The real 0.5B writes the to
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 from conftest import requires
-from test_vllm import QUESTIONS, REAL_MODEL, _free_port, hd32_dir, needs_vllm  # noqa: F401  (hd32_dir: fixture)
+from test_vllm import QUESTIONS, REAL_MODEL, _serving, hd32_dir, needs_vllm  # noqa: F401  (hd32_dir: fixture)
 
 from s1.infer import build_prompt, generate, load_engine
 
@@ -190,39 +186,6 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
-
-
-@contextlib.contextmanager
-def _serving(model_dir, name: str):
-    """`python -m s1.infer.vllm_serve` on 127.0.0.1 and a free port, until healthy; stopped on leaving."""
-    port = _free_port()
-    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
-    cmd = [sys.executable, "-m", "s1.infer.vllm_serve", "--model", str(model_dir), "--port", str(port),
-           "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--served-model-name", name]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server not healthy after 240 s")
-            time.sleep(1)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
 
 def test_served_budget_forcing(hd32_dir, engines):  # noqa: F811
     """`python -m s1.infer.vllm_serve` on 127.0.0.1: the openai package gets the in-process single pass's text and
