@@ -93,7 +93,7 @@ SIZES = {
 }
 THINK_SIZES = {"think"}   # sizes built with the <think> tokens and THINK_CHAT_TEMPLATE
 VOCAB_SIZE = 1024  # BPE merges over bytes; small so the embedding does not dominate
-BUILD_VERSION = 6  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
+BUILD_VERSION = 7  # bump when the recipe (sizes, corpus, template) changes: cached builds are rebuilt
 THINK_BUILD_VERSION = 2  # the same for the think sizes only (their stamp carries it; the others' stamps do not)
 
 

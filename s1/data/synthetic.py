@@ -94,8 +94,8 @@ PREMATURE_LINES = (2, 3)  # a running digit 0 on these lines (steps left) looks 
 PREMATURE_STOP = 0.6  # ... there the trace ends (answer 0, wrong unless the chain ends at 0 anyway)
 PREMATURE_WAIT = 0.25  # ... the trace writes "Wait" on its own line and continues the chain
 RECHECK = 0.25        # after the last step: "Wait" and the last line again; each re-check is repeated with
-RECHECK_AGAIN = 0.3   # this probability (at most MAX_RECHECKS); both < 0.5, so a greedy model ends on its own
-MAX_RECHECKS = 4
+RECHECK_AGAIN = 0.4   # this probability (at most MAX_RECHECKS); both < 0.5, so a greedy model ends on its own.
+MAX_RECHECKS = 5      # 0.4, not 0.3: ~4% of traces re-check 3+ times, so 4 forced Waits stay in the distribution
 FINAL_ANSWER = 0.25   # attempts written "Final Answer: \boxed{d}" (the rest "\boxed{d}")
 
 
