@@ -37,7 +37,7 @@ def test_report_has_every_section_from_the_stage_outputs(report):
     s1k = sum(1 for _ in open(run / "curate" / "s1k.jsonl"))
     assert f"| diversity | {s1k} | **{s1k}** |" in md
     assert "| learning_rate | 0.003 | **1e-05** |" not in md and "| learning_rate | **0.003** | 1e-05 |" in md
-    assert "| epochs | 5 |" not in md  # the demo's 9 epochs differ from the paper's 5 and are marked
+    assert "| epochs | 5 |" not in md  # the demo's epochs (18) differ from the paper's 5 and are marked
     assert re.search(r"\| trained without budget forcing \| \d+\.\d ± \d+\.\d \| 300 × 1 \|", md)
     for png in ("curate/funnel.png", "curate/domains.png", "curate/lengths.png", "train/loss.png",
                 "train/lr.png", "eval/scaling.png", "eval/figure4.png", "eval/pareto.png"):
