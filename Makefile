@@ -128,7 +128,7 @@ $(VLLM_STAMP): pyproject.toml
 # backend's tests, and the rehearsal slice on vLLM. S1_REQUIRE=vllm: a vLLM that does not import fails them.
 # One pytest process per file: in-process vLLM engines are kept until their process ends (s1/infer/vllm_backend.py),
 # and all of them in one process outgrew a 24 GiB machine (killed at ~20 GiB).
-VLLM_TESTS := tests/test_vllm.py tests/test_vllm_bf.py tests/test_vllm_methods.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py
+VLLM_TESTS := tests/test_vllm.py tests/test_vllm_bf.py tests/test_vllm_served_lm_eval.py tests/test_vllm_methods.py tests/test_infer.py tests/test_sweep_sharing.py tests/test_rehearsal.py
 test-vllm: vllm-env
 	@rc=0; for f in $(VLLM_TESTS); do echo "== $$f"; \
 		S1_REQUIRE=vllm$${S1_REQUIRE:+,$$S1_REQUIRE} $(VLLM_PY) -m pytest $$f -q $(ARGS) || rc=1; done; exit $$rc

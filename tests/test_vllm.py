@@ -163,15 +163,21 @@ def _serving(model_dir, name: str, module: str = "s1.infer.vllm_serve"):
     healthy; stopped on leaving."""
     port = _free_port()
     env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")
+    env.pop("VLLM_CPU_KVCACHE_SPACE", None)    # set by this process's engines; it would override the flag below
     host = [] if module == "s1.infer.vllm_serve" else ["--host", "127.0.0.1"]    # ours binds 127.0.0.1 by default
+    # 256 MiB of KV cache (the real 0.5B: 24 KiB a token, ~10,000 tokens): vLLM on a CPU refuses to start when the
+    # node's free memory (page cache not counted) is under what it asks, and this process's engines hold several GiB
     cmd = [sys.executable, "-m", module, "--model", str(model_dir), *host, "--port", str(port),
-           "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--served-model-name", name]
+           "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--served-model-name", name,
+           "--kv-cache-memory-bytes", str(256 * 2**20)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"{module} exited ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+                err = proc.stderr.read()
+                causes = [x for x in err.splitlines() if "Error" in x and "Traceback" not in x][:8]
+                pytest.fail(f"{module} exited ({proc.returncode}): " + "\n".join(causes) + f"\n...\n{err[-2000:]}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
                     if resp.status == 200:
