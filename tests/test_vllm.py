@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -170,12 +171,15 @@ def _serving(model_dir, name: str, module: str = "s1.infer.vllm_serve"):
     cmd = [sys.executable, "-m", module, "--model", str(model_dir), *host, "--port", str(port),
            "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--served-model-name", name,
            "--kv-cache-memory-bytes", str(256 * 2**20)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe: nobody reads a pipe while the server runs, and a full one would stall its logging
+    log = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read()
+                log.seek(0)
+                err = log.read()
                 causes = [x for x in err.splitlines() if "Error" in x and "Traceback" not in x][:8]
                 pytest.fail(f"{module} exited ({proc.returncode}): " + "\n".join(causes) + f"\n...\n{err[-2000:]}")
             try:
@@ -195,6 +199,7 @@ def _serving(model_dir, name: str, module: str = "s1.infer.vllm_serve"):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @needs_vllm
