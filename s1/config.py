@@ -302,6 +302,7 @@ class BudgetForcingConfig:
     min_thinking_tokens: int = 0              # minimum budget: suppress the end of thinking ("Wait") until this many thinking tokens
     plain_generation: bool = False            # no thinking control: one generation to the total, ends only at the end of turn (method no_bf, the release's "without budget forcing")
     adaptive_waits: bool = False              # adaptive extrapolation: before each "Wait", peek at the answer; stop once two consecutive peeks agree (num_waits caps the Waits)
+    adaptive_peek: str = "final_answer"       # what a peek forces: final_answer (answer_prefix, as at a cap: the model writes only its answer) | marker (answer_prefix_after_end: the whole answer segment)
     request_timeout_s: float = 600.0          # wall clock per sequence
     # post-s1 methods (issue 32, docs/methods.md); each defaults to off, so older runs and caches are unchanged
     ban_words: list[str] = field(default_factory=list)  # NoWait: these strings never appear in the thinking; [] = off

@@ -71,6 +71,8 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
     e = cfg.eval
     bf = {k: v for k, v in spec.bf(dict(e.budget_forcing)).items() if k not in NOT_GENERATION_SETTINGS
           and not (k in KEYED_UNLESS_DEFAULT and v == KEYED_UNLESS_DEFAULT[k])}
+    if not bf.get("adaptive_waits"):
+        bf.pop("adaptive_peek", None)   # only adaptive peeks force it; with them it is always keyed (its default changed)
     return {
         "weights": model_fingerprint(spec.model_path), "dtype": eval_dtype(cfg), "backend": e.backend,
         "max_context": eval_max_context(cfg), "system_prompt": e.system_prompt, "think": spec.think,

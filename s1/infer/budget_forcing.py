@@ -17,10 +17,12 @@ the rules below decide what to append:
 - minimum budget: with min_thinking_tokens = N, an end of thinking before N thinking tokens is suppressed with
   "Wait" too (these count as waits used);
 - adaptive extrapolation (adaptive_waits, beyond the paper): at each end of thinking that would be suppressed, first
-  peek: the answer the model would give now (the answer marker and a short answer, on a copy of the sequence: the
-  sequence itself is unchanged). When the peeked answer equals the previous peek's, stop forcing and keep that peek
-  as the answer (it is exactly what the answer phase would generate); otherwise append "Wait" as above. num_waits
-  caps the Waits; the peeks that were not kept count in peek_tokens.
+  peek: the answer the model would give now, on a copy of the sequence (the sequence itself is unchanged): after
+  the cap's forced "Final Answer:" (adaptive_peek=final_answer: the model writes only its answer, where after the
+  bare marker a real model writes its whole answer segment) or after the bare marker (adaptive_peek=marker: the peek
+  is exactly what the answer phase would generate). When the peeked answer equals the previous peek's, stop forcing
+  and keep that peek as the answer; otherwise append "Wait" as above. num_waits caps the Waits; the peeks that were
+  not kept count in peek_tokens.
 
 Each sequence's next round is handed to the engine as soon as its last one returns (s1.infer.engine.run_requests:
 continuous batching on transformers and vLLM), so no sequence waits for the slowest of a batch.
@@ -82,6 +84,7 @@ from s1.infer.nowait import check_words
 
 DEFAULTS = dataclasses.asdict(BudgetForcingConfig())   # the one place for defaults is the config schema
 END_OF_TEXT = END
+PEEKS = ("final_answer", "marker")   # adaptive_peek: what a peek forces (the cap's answer prefix, or the bare marker)
 FORCED_SLACK = 16     # tokens kept free in the context for the forced strings
 ANSWER_RESERVE = DEFAULTS["answer_reserve"]  # tokens thinking always leaves for the answer (at most half the total)
 _KEYS = itertools.count()
@@ -200,6 +203,8 @@ def _check_methods(opts: dict, where: str) -> None:
     for key in ("no_thinking", "record_confidence"):
         if not isinstance(opts[key], bool):
             bad(key, "use true or false")
+    if opts["adaptive_peek"] not in PEEKS:
+        bad("adaptive_peek", f"use one of {list(PEEKS)}")
     if opts["deer_threshold"] is not None and opts["adaptive_waits"]:
         bad("deer_threshold", "DEER and adaptive_waits both peek at answers: set one (adaptive_waits=false or "
                               "deer_threshold=null)")
@@ -398,7 +403,7 @@ def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
         cap = _answer_cap(s, opts)
         if opts.get("deer_threshold") is not None:
             cap, logprobs = min(cap, opts["trial_answer_tokens"]), True
-        return Request(text=s.prompt + s.text + _forced(s, opts, at_cap=False),
+        return Request(text=s.prompt + s.text + _peek_forced(s, opts),
                        max_new_tokens=max(0, cap), stop=[opts["end_of_thinking"], END_OF_TEXT],
                        temperature=temperature, seed=seed, key=s.key + "/peek", deadline=s.deadline,
                        fork_from=s.fork_from or s.key, logprobs=logprobs)
@@ -558,13 +563,14 @@ def _answer_cap(s: Sequence, opts) -> int:
 
 def _after_peek(s: Sequence, cont, opts) -> None:
     """Adaptive extrapolation: keep the peek as the answer once two consecutive peeks agree, else force "Wait"."""
-    extracted = extract_answer(cont.text) if cont.stop_reason in ("stop", "eos") else None
+    forced = _peek_forced(s, opts)   # read with the peek's text: after "Final Answer:" a model may write a bare "7"
+    extracted = extract_answer(forced + cont.text) if cont.stop_reason in ("stop", "eos") else None
     answer = canonical_answer(extracted) if extracted else None   # "\\boxed{7}" and "Answer: 7" agree
     stable = answer is not None and bool(s.peeks) and s.peeks[-1] == answer   # equal answers in any spelling
     s.peeks.append(answer)
     timed_out = cont.stop_reason == "timeout" or (s.deadline is not None and time.monotonic() > s.deadline)
     if stable or timed_out:
-        s.text += _forced(s, opts, at_cap=False) + cont.text
+        s.text += forced + cont.text
         s.answer, s.answer_tokens, s.phase = cont.text, cont.num_tokens, Phase.ANSWERING
         _keep_logprobs(s, cont)
         return _finish(s, "timeout" if timed_out else "answered")
@@ -583,6 +589,14 @@ def _split_plain(s: Sequence, opts, tokenizer) -> None:
     n_answer = min(s.answer_tokens, len(tokenizer.encode(answer, add_special_tokens=False)))
     s.thinking, s.answer = thinking, answer
     s.thinking_tokens, s.answer_tokens = s.answer_tokens - n_answer, n_answer
+
+
+def _peek_forced(s: Sequence, opts) -> str:
+    """What an adaptive peek forces after the thinking so far: the cap's "Final Answer:" (the model then writes only
+    its answer, a few tokens) or the bare marker (the model writes its whole answer segment, as after its own end)."""
+    if opts.get("deer_threshold") is None and opts["adaptive_peek"] == "final_answer":
+        return _forced(s, opts, at_cap=True)
+    return _forced(s, opts, at_cap=False)
 
 
 def _forced(s: Sequence, opts, *, at_cap: bool) -> str:
