@@ -247,6 +247,7 @@ def test_every_eval_setting_is_a_tested_generation_setting_or_named_as_not_one()
         "gpqa",     # option order: in the question text (test_gpqa_release_option_order...); unread: scoring only
         "batch_size", "sweep_sharing",                    # batching (test_sweep_sharing: same records)
         "budget_forcing.request_timeout_s",               # wall clock: a timeout is recorded as an outcome
+        "budget_forcing.adaptive_peek",   # keyed with adaptive_waits only (test_adaptive.py::test_only_adaptive_runs_key_the_peek)
         "output_dir", "grading_timeout_s", "grading_workers", "regrade", "api_key_env",
         "engine",                                         # dtype / max_model_len above; TP and memory share: numerics
         "no_thinking",     # k: how many samples (the sample index is in the key)
