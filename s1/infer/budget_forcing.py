@@ -535,7 +535,7 @@ def _after_trial_answer(s: Sequence, cont, opts) -> None:
         s.peek_tokens += cont.num_tokens
         s.phase = Phase.THINKING
         return
-    s.text += _forced(s, opts, at_cap=False) + cont.text
+    s.text += _peek_forced(s, opts) + cont.text   # what the trial answer's request forced
     s.answer, s.answer_tokens, s.phase = cont.text, cont.num_tokens, Phase.ANSWERING
     _keep_logprobs(s, cont)
     s.answer_limit = _answer_cap(s, opts)
