@@ -232,6 +232,7 @@ class VLLMEngine(StreamingEngine):
 
     def _single_pass(self, seqs, opts, temperature, batch_size, seed_of, finished) -> None:
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         from s1.format import END
         from s1.infer.vllm_bf import TAG_KEY, TOTAL_KEY, take_trace
@@ -239,7 +240,7 @@ class VLLMEngine(StreamingEngine):
         engine = self.llm.llm_engine
         end_id = self.encode(END)[0]
         args = {k: opts[k] for k in _bf_keys()}
-        pending, running, last = list(seqs), {}, {}
+        pending, running = list(seqs), {}
         pending.reverse()
 
         def add() -> None:
@@ -250,18 +251,20 @@ class VLLMEngine(StreamingEngine):
             rid = f"s1bf-{next(self._ids)}"
             params = SamplingParams(temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
                                     max_tokens=max(1, self.max_context - len(ids)), seed=seed_of(s),
-                                    stop_token_ids=[end_id], skip_special_tokens=False,
-                                    spaces_between_special_tokens=False,
+                                    stop_token_ids=[end_id], detokenize=False,   # state.finish() decodes
+                                    output_kind=RequestOutputKind.FINAL_ONLY,    # no per-step outputs to build
                                     extra_args={**args, TAG_KEY: rid, TOTAL_KEY: s.total})
             engine.add_request(rid, {"prompt_token_ids": ids}, params)
             running[rid] = s
 
-        def done(rid: str, ids: list[int], timed_out: bool) -> None:
+        def done(rid: str, ids: list[int] | None, timed_out: bool) -> None:
             s = running.pop(rid)
-            self.stats["generated_tokens"] += len(ids)
             state = take_trace(rid)
             if state is None:
                 raise RuntimeError(f"vLLM request {rid} ran without the budget-forcing processor's state")
+            if ids is None:            # aborted: FINAL_ONLY sends no partial output, the processor saw every token
+                ids = list(state.output_ids)
+            self.stats["generated_tokens"] += len(ids)
             final = state.finish(ids, timed_out=timed_out)
             key, index, prompt, started = s.key, s.index, s.prompt, s.started
             s.__dict__.update(copy.copy(final).__dict__)
@@ -273,17 +276,14 @@ class VLLMEngine(StreamingEngine):
         while running:
             self.stats["forward_passes"] += 1
             for out in engine.step():
-                if out.request_id in running:
-                    last[out.request_id] = out
-                    if out.finished:
-                        done(out.request_id, list(out.outputs[0].token_ids), False)
+                if out.request_id in running and out.finished:
+                    done(out.request_id, list(out.outputs[0].token_ids), False)
             now = time.monotonic()
             late = [rid for rid, s in running.items() if now > s.deadline]
             if late:
                 engine.abort_request(late)
                 for rid in late:
-                    o = last[rid].outputs[0] if rid in last else None
-                    done(rid, list(o.token_ids) if o else [], True)
+                    done(rid, None, True)
             while pending and len(running) < batch_size:
                 add()
 

@@ -86,7 +86,7 @@ def check_args(extra_args: dict, tokenizer=None) -> dict:
     if total is not None and (not isinstance(total, int) or total < 1):
         raise ValueError(f"vllm_xargs.{TOTAL_KEY}={total!r}: use an integer >= 1 (thinking + answer tokens)")
     if tokenizer is not None:
-        enc = functools.partial(tokenizer.encode, add_special_tokens=False)
+        enc = functools.partial(_ids, tokenizer)
         for k in ("wait_string", "answer_prefix", "answer_prefix_after_end"):
             if not enc(opts[k]):
                 raise ValueError(f"vllm_xargs.{k}={opts[k]!r}: tokenizes to nothing; give a string with text")
@@ -95,6 +95,12 @@ def check_args(extra_args: dict, tokenizer=None) -> dict:
                 raise ValueError(f"vllm_xargs.{k}={s!r}: must be one token for budget forcing inside vLLM "
                                  f"(it is {len(enc(s))}); use the default, or the rounds (bf_mode=rounds)")
     return opts
+
+
+@functools.lru_cache(maxsize=256)
+def _ids(tokenizer, text: str) -> tuple[int, ...]:
+    """A setting string's tokens (every request checks the same few strings: encode each once)."""
+    return tuple(tokenizer.encode(text, add_special_tokens=False))
 
 
 @functools.lru_cache(maxsize=4)
@@ -121,7 +127,7 @@ class _State:
         total = (params.extra_args or {}).get(TOTAL_KEY) or params.max_tokens
         self.seq: Sequence = _new_sequence(0, self.prompt, opts, int(total), proc.max_context, None,
                                            len(self.prompt_ids))
-        self.eot = tok.encode(opts["end_of_thinking"], add_special_tokens=False)[0]
+        self.eot = _ids(tok, opts["end_of_thinking"])[0]
         self.ends = {self.eot, proc.end_id, *params.all_stop_token_ids}
         if params.eos_token_id is not None:
             self.ends.add(params.eos_token_id)
@@ -136,31 +142,33 @@ class _State:
         self.seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**62)
         self.tag = (params.extra_args or {}).get(TAG_KEY)
         self.key = id(params)
+        self.output_ids: list[int] = []   # vLLM's live output list (set when the request is added or re-added)
 
     # -- the per-request logits processor (AdapterLogitsProcessor calls it with the live output list) --
-    def __call__(self, output_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
+    def __call__(self, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None) -> torch.Tensor:
         n = len(output_ids)
-        self.commit(output_ids)
+        if self.committed < n:
+            self.commit(output_ids)
         if self.final is not None:
             return logits          # finished: its end token is out (it stops the request)
-        d = self.decide(n, output_ids, logits)
-        self.pending = d
-        if d.token is not None:
+        d = self.pending = self.decide(n, output_ids, logits, argmax)
+        if d is not None and d.token is not None:
             logits.fill_(float("-inf"))
             logits[d.token] = 0.0
         return logits
 
     def commit(self, output_ids: list[int]) -> None:
         """Apply the decisions of every output position that now exists."""
-        while self.committed < len(output_ids):
-            d = self.pending
-            if d is not None and d.pos == self.committed:
-                for k, v in d.state.items():
-                    setattr(self, k, v)
-                self.pending = None
-            self.committed += 1
+        d = self.pending
+        if d is not None and self.committed <= d.pos < len(output_ids):
+            for k, v in d.state.items():
+                setattr(self, k, v)
+            self.pending = None
+        self.committed = max(self.committed, len(output_ids))
 
-    def decide(self, n: int, output_ids: list[int], logits: torch.Tensor) -> _Decision:
+    def decide(self, n: int, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None
+               ) -> _Decision | None:
+        """What position n gets: a forced token and/or state to commit; None = the model's own token, no change."""
         if self.forcing:
             rest = self.forcing[1:]
             st = {"forcing": rest}
@@ -170,14 +178,14 @@ class _State:
         s = self.seq
         if s.phase is Phase.DONE:             # the answer cap was 0: end the turn now
             return _Decision(n, self.proc.end_id, {"final": "cap"})
-        want = self.pick(n, logits)
+        want = self.pick(n, logits) if argmax is None or self.temperature > 0 else argmax
         if s.phase is Phase.THINKING:
             used = s.thinking_tokens + (n - self.round_start)
             if used >= s.think_limit:
                 return self.end_round(n, output_ids, "length", n - self.round_start)
             if want in self.ends:
                 return self.end_round(n, output_ids, "stop", n - self.round_start + 1)
-            return _Decision(n, None if self.temperature <= 0 else want)
+            return None if self.temperature <= 0 else _Decision(n, want)
         # answering
         if n - self.answer_start >= s.answer_limit:
             return _Decision(n, self.proc.end_id, {"final": "cap"})
@@ -185,7 +193,7 @@ class _State:
             return _Decision(n, None if self.temperature <= 0 else want, {"final": "stop"})
         if want in self.ends:                  # an end of thinking in the answer ends it, as the rounds' stop does
             return _Decision(n, self.proc.end_id, {"final": "stop"})
-        return _Decision(n, None if self.temperature <= 0 else want)
+        return None if self.temperature <= 0 else _Decision(n, want)
 
     def pick(self, n: int, logits: torch.Tensor) -> int:
         """The model's next token: greedy argmax, or a draw from the row with this request's seed and position."""
@@ -272,7 +280,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
 
         self.tokenizer = cached_tokenizer_from_config(vllm_config.model_config)
         self.max_context = vllm_config.model_config.max_model_len
-        self.end_id = self.tokenizer.encode(END, add_special_tokens=False)[0]
+        self.end_id = _ids(self.tokenizer, END)[0]
         self.trace_dir = os.environ.get(TRACE_ENV)
 
     def is_argmax_invariant(self) -> bool:
@@ -304,9 +312,18 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         params.skip_special_tokens = False
         params.spaces_between_special_tokens = False
         if tok is not None:
-            end = tok.encode(END, add_special_tokens=False)[0]
+            end = _ids(tok, END)[0]
             params.stop_token_ids = sorted({*(params.stop_token_ids or []), end})
             params._all_stop_token_ids.add(end)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        """AdapterLogitsProcessor.apply, with the batch's argmax taken in one op (greedy rows read theirs)."""
+        if not self.req_info:
+            return logits
+        argmax = logits.argmax(dim=-1).tolist()
+        for i, req_lp in self.req_info.items():
+            req_lp(logits[i], argmax[i])   # a forced token is written into the row in place
+        return logits
 
     def update_state(self, batch_update) -> None:
         if batch_update:            # a request that leaves with its end token decided is finished: drop its state
@@ -338,10 +355,12 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
             _remember(_STATES, state.key, (params, state))
             if state.tag and not self.trace_dir:     # an in-process engine takes it (take_trace)
                 _remember(TRACES, state.tag, state)
+        state.output_ids = output_ids
         return functools.partial(self._apply, state, output_ids)
 
-    def _apply(self, state: _State, output_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
-        out = state(output_ids, logits)
+    def _apply(self, state: _State, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None
+               ) -> torch.Tensor:
+        out = state(output_ids, logits, argmax)
         if self.trace_dir and state.tag and state.pending is not None and "final" in state.pending.state:
             _write_trace(self.trace_dir, state)
         return out
@@ -352,11 +371,10 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
     def forced_ids(self, prompt: str, text: str, have: list[int], forced: str) -> list[int]:
         """The forced string's tokens as the rounds would see them: the whole text encoded, after the tokens the
         request already holds, when those are the tokenizer's own spelling; else the string encoded alone."""
-        enc = functools.partial(self.tokenizer.encode, add_special_tokens=False)
-        full = enc(prompt + text)
+        full = self.tokenizer.encode(prompt + text, add_special_tokens=False)
         if len(full) > len(have) and full[:len(have)] == have:
             return full[len(have):]
-        return enc(forced)
+        return list(_ids(self.tokenizer, forced))
 
 
 def _remember(d: OrderedDict, key, value) -> None:
