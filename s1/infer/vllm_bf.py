@@ -147,8 +147,7 @@ class _State:
     # -- the per-request logits processor (AdapterLogitsProcessor calls it with the live output list) --
     def __call__(self, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None) -> torch.Tensor:
         n = len(output_ids)
-        if self.committed < n:
-            self.commit(output_ids)
+        self.commit(output_ids)
         if self.final is not None:
             return logits          # finished: its end token is out (it stops the request)
         d = self.pending = self.decide(n, output_ids, logits, argmax)
@@ -178,7 +177,7 @@ class _State:
         s = self.seq
         if s.phase is Phase.DONE:             # the answer cap was 0: end the turn now
             return _Decision(n, self.proc.end_id, {"final": "cap"})
-        want = self.pick(n, logits) if argmax is None or self.temperature > 0 else argmax
+        want = self.pick(n, logits, argmax)
         if s.phase is Phase.THINKING:
             used = s.thinking_tokens + (n - self.round_start)
             if used >= s.think_limit:
@@ -195,10 +194,11 @@ class _State:
             return _Decision(n, self.proc.end_id, {"final": "stop"})
         return None if self.temperature <= 0 else _Decision(n, want)
 
-    def pick(self, n: int, logits: torch.Tensor) -> int:
-        """The model's next token: greedy argmax, or a draw from the row with this request's seed and position."""
+    def pick(self, n: int, logits: torch.Tensor, argmax: int | None = None) -> int:
+        """The model's next token: greedy argmax (the batch's, when given), or a draw from the row with this
+        request's seed and position."""
         if self.temperature <= 0:
-            return int(logits.argmax())
+            return int(logits.argmax()) if argmax is None else argmax
         return draw(logits, self.temperature, self.top_p, self.top_k, self.seed, n)
 
     def end_round(self, n: int, output_ids: list[int], reason: str, num_tokens: int) -> _Decision:
