@@ -73,7 +73,21 @@ def wants_budget_forcing(extra_args: dict | None) -> bool:
 
 
 def check_args(extra_args: dict, tokenizer=None) -> dict:
-    """The request's budget-forcing settings (defaults filled in); ValueError naming the key for anything wrong."""
+    """The request's budget-forcing settings (defaults filled in); ValueError naming the key for anything wrong.
+    A batch's requests share their settings (only the tag and total differ): each distinct set is checked once."""
+    try:
+        key = json.dumps({k: v for k, v in extra_args.items() if k != TAG_KEY}, sort_keys=True)
+    except TypeError:              # not JSON (a bad value): check it uncached, for its error
+        return _check_args(extra_args, tokenizer)
+    return dict(_checked(key, tokenizer))
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(key: str, tokenizer) -> dict:
+    return _check_args(json.loads(key), tokenizer)
+
+
+def _check_args(extra_args: dict, tokenizer=None) -> dict:
     known = (*BF_KEYS, TAG_KEY, TOTAL_KEY, *VLLM_KEYS, BAN_KEY)
     for k in extra_args:
         if k not in known:
@@ -143,17 +157,21 @@ class _State:
         self.tag = (params.extra_args or {}).get(TAG_KEY)
         self.key = id(params)
         self.output_ids: list[int] = []   # vLLM's live output list (set when the request is added or re-added)
+        self.free_until = 0        # output positions below it need nothing unless the argmax is an end token
+        self.refresh()
 
-    # -- the per-request logits processor (AdapterLogitsProcessor calls it with the live output list) --
+    # -- the per-request logits processor (the batch processor calls it with the live output list) --
     def __call__(self, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None) -> torch.Tensor:
         n = len(output_ids)
         self.commit(output_ids)
         if self.final is not None:
             return logits          # finished: its end token is out (it stops the request)
         d = self.pending = self.decide(n, output_ids, logits, argmax)
-        if d is not None and d.token is not None:
-            logits.fill_(float("-inf"))
-            logits[d.token] = 0.0
+        if d is not None:
+            self.free_until = 0    # until this decision is committed, every position goes through decide()
+            if d.token is not None:
+                logits.fill_(float("-inf"))
+                logits[d.token] = 0.0
         return logits
 
     def commit(self, output_ids: list[int]) -> None:
@@ -163,7 +181,23 @@ class _State:
             for k, v in d.state.items():
                 setattr(self, k, v)
             self.pending = None
+            self.refresh()
         self.committed = max(self.committed, len(output_ids))
+
+    def refresh(self) -> None:
+        """free_until: below this output position a greedy step whose argmax is no end token is the model's own
+        token with no state change (decide() would return None): before the thinking cap while thinking, before
+        the answer cap while answering. 0 while a string is forced, a decision waits, the request is sampled or
+        finished. The batch processor skips those rows without calling the request (the hot path)."""
+        s = self.seq
+        if self.temperature > 0 or self.forcing or self.pending is not None or self.final is not None:
+            self.free_until = 0
+        elif s.phase is Phase.THINKING:
+            self.free_until = self.round_start + s.think_limit - s.thinking_tokens
+        elif s.phase is Phase.ANSWERING and self.answer_start is not None and s.answer_limit is not None:
+            self.free_until = self.answer_start + s.answer_limit
+        else:
+            self.free_until = 0
 
     def decide(self, n: int, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None
                ) -> _Decision | None:
@@ -317,19 +351,27 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
             params._all_stop_token_ids.add(end)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        """AdapterLogitsProcessor.apply, with the batch's argmax taken in one op (greedy rows read theirs)."""
+        """AdapterLogitsProcessor.apply over our states: the batch's argmax in one op; a greedy row before its cap
+        whose argmax is no end token is skipped (State.refresh); the others run the request's rules, a forced token
+        written into the row in place."""
         if not self.req_info:
             return logits
         argmax = logits.argmax(dim=-1).tolist()
-        for i, req_lp in self.req_info.items():
-            req_lp(logits[i], argmax[i])   # a forced token is written into the row in place
+        for i, state in self.req_info.items():
+            n = len(state.output_ids)
+            if n < state.free_until and argmax[i] not in state.ends:
+                if n > state.committed:
+                    state.committed = n
+                continue
+            state(state.output_ids, logits[i], argmax[i])
+            if self.trace_dir and state.tag and state.pending is not None and "final" in state.pending.state:
+                _write_trace(self.trace_dir, state)
         return logits
 
     def update_state(self, batch_update) -> None:
         if batch_update:            # a request that leaves with its end token decided is finished: drop its state
             for i in batch_update.removed:
-                entry = self.req_info.get(i)
-                state = entry.args[0] if entry is not None else None
+                state = self.req_info.get(i)
                 if state is not None and (state.final is not None or
                                           (state.pending is not None and "final" in state.pending.state)):
                     _STATES.pop(state.key, None)
@@ -338,7 +380,8 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
     def new_req_logits_processor(self, params):
         raise NotImplementedError   # _new_state below takes the prompt too
 
-    def _new_state(self, params, prompt_ids, output_ids):
+    def _new_state(self, params, prompt_ids, output_ids) -> _State | None:
+        """The request's state (req_info holds it: apply() calls it with its live output list), or None."""
         args = params.extra_args or {}
         if not wants_budget_forcing(args):
             return None
@@ -356,14 +399,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
             if state.tag and not self.trace_dir:     # an in-process engine takes it (take_trace)
                 _remember(TRACES, state.tag, state)
         state.output_ids = output_ids
-        return functools.partial(self._apply, state, output_ids)
-
-    def _apply(self, state: _State, output_ids: list[int], logits: torch.Tensor, argmax: int | None = None
-               ) -> torch.Tensor:
-        out = state(output_ids, logits, argmax)
-        if self.trace_dir and state.tag and state.pending is not None and "final" in state.pending.state:
-            _write_trace(self.trace_dir, state)
-        return out
+        return state
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
