@@ -136,8 +136,8 @@ def test_forced_wait_table4_and_adaptive_are_measured_with_their_costs(demo_run)
         assert key in trained and trained[key]["questions"] == 300, key
     tokens = [trained[k]["avg_thinking_tokens"] for k in [("no_bf", None), ("wait", 1), ("wait", 2), ("wait", 4)]]
     assert tokens == sorted(tokens), tokens           # every forced Wait makes it think more
-    # adaptive Wait stops forcing once its answer holds: it thinks less than Wait x2, peeks included (all 11 runs
-    # of docs/demo.md's seed study: 3.9 to 5.0 tokens less)
+    # adaptive Wait stops forcing once its answer holds: it thinks less than Wait x2, peeks included (every run of
+    # docs/demo.md's seed studies, on two CPUs: 2.1 to 6.6 tokens less)
     assert trained[("adaptive", 4)]["avg_thinking_tokens"] < trained[("wait", 2)]["avg_thinking_tokens"], \
         (trained[("adaptive", 4)]["avg_thinking_tokens"], trained[("wait", 2)]["avg_thinking_tokens"])
     adaptive = [g for g in _generations(demo_run) if g["method"] == "adaptive"]
