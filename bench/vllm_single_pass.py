@@ -4,10 +4,13 @@
 
 For each model (the tiny head_dim-32 Qwen2 with random weights; the real Qwen2.5 0.5B from `make real-model`) and
 each setting (thinking caps; Wait x1 / x2 / x4 under a cap), the same prompts run three ways, side by side in one
-process, each `--repeats` times in turn (median wall time):
+process, each `--repeats` times in turn (the least wall time of the repeats, `--stat min`: on a shared machine noise
+only adds time, and one 0.5 s setting moved by 50% between repeats here; `--stat median` prints the median):
   single pass  generate() on an engine with bf_mode=auto: one vLLM request per sequence, forced by the processor;
   rounds       generate() on an engine with bf_mode=rounds: a request per round, the whole text re-submitted;
-  plain        the single pass's token count per sequence, decoded greedily without budget forcing (ignore_eos).
+  plain        the single pass's token count per sequence, decoded greedily without budget forcing (ignore_eos),
+               with the single pass's work around the model: the text prompts encoded, no per-step output, the
+               tokens decoded at the end.
 The two engines hold the same weights (two in-process vLLMs). The rounds and the single pass must give the same
 records (real model) or the same decisions (tiny model: its random tokens are re-spelled by the rounds); the bench
 stops otherwise. Goals: single pass within 1.05x of plain, and faster than the rounds.
@@ -17,6 +20,7 @@ Last line: single_pass_vs_plain=<x> single_pass_vs_rounds=<y> (wall-time ratios 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -63,9 +67,11 @@ def _decided(rs):
 
 
 def compare(single, rounds, prompts: list[str], settings, *, max_new_tokens: int, batch_size: int, repeats: int,
-            exact: bool, label: str = "") -> tuple[float, float, float]:
-    """Median wall times (single pass, rounds, plain) summed over the settings; prints one line per setting."""
+            exact: bool, label: str = "", stat: str = "min") -> tuple[float, float, float]:
+    """Wall times (single pass, rounds, plain; the least or the median of the repeats) summed over the settings;
+    prints one line per setting."""
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
     generate(single, prompts[:2], settings[0][1], max_new_tokens=max_new_tokens, progress=False)   # warm-up
     generate(rounds, prompts[:2], settings[0][1], max_new_tokens=max_new_tokens, progress=False)
@@ -74,30 +80,35 @@ def compare(single, rounds, prompts: list[str], settings, *, max_new_tokens: int
         times: list[list[float]] = [[], [], []]
         for _ in range(repeats):
             before = single.stats["generated_tokens"]
+            gc.collect()                   # each timed call starts from a collected heap
             t = time.perf_counter()
             a = generate(single, prompts, bf, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
             times[0].append(time.perf_counter() - t)
             out_tokens = single.stats["generated_tokens"] - before
+            gc.collect()
             t = time.perf_counter()
             b = generate(rounds, prompts, bf, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
             times[1].append(time.perf_counter() - t)
             same = (a == b) if exact else (_decided(a) == _decided(b))
             if not same and exact:
                 raise SystemExit(f"{label} {name}: single pass and rounds differ; the comparison is void")
-            # plain: as many tokens per sequence as the single pass emitted (forced strings included)
+            # plain: as many tokens per sequence as the single pass emitted (forced strings included), doing what
+            # the single pass does around the model: encode the text prompts, no per-step output, decode at the end
             counts = [len(single.encode(r.text)) + 1 for r in a]
             scale = out_tokens / max(1, sum(counts))
-            params = [SamplingParams(temperature=0.0, max_tokens=max(1, round(c * scale)), ignore_eos=True)
-                      for c in counts]
-            ids = [{"prompt_token_ids": single.encode(p)} for p in prompts]
+            params = [SamplingParams(temperature=0.0, max_tokens=max(1, round(c * scale)), ignore_eos=True,
+                                     detokenize=False, output_kind=RequestOutputKind.FINAL_ONLY) for c in counts]
+            gc.collect()
             t = time.perf_counter()
-            single.llm.generate(ids, params, use_tqdm=False)
+            ids = [{"prompt_token_ids": single.encode(p)} for p in prompts]
+            outs = single.llm.generate(ids, params, use_tqdm=False)
+            [single.decode(list(o.outputs[0].token_ids)) for o in outs]
             times[2].append(time.perf_counter() - t)
-        med = [statistics.median(x) for x in times]
+        med = [min(x) if stat == "min" else statistics.median(x) for x in times]
         totals = [s + m for s, m in zip(totals, med)]
         print(f"{label} {name}: tokens {out_tokens}, waits {sum(r.waits_used for r in a)}, "
               f"single pass {med[0]:.2f} s, rounds {med[1]:.2f} s, plain {med[2]:.2f} s "
-              f"(median of {repeats}; {'same records' if a == b else 'same decisions' if same else 'DIFFERENT'})",
+              f"({stat} of {repeats}; {'same records' if a == b else 'same decisions' if same else 'DIFFERENT'})",
               flush=True)
     return totals[0], totals[1], totals[2]
 
@@ -109,6 +120,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=160)
     ap.add_argument("--cap", type=int, default=96, help="thinking cap of the Wait settings; a third of it too")
+    ap.add_argument("--stat", choices=["min", "median"], default="min", help="each setting's time over the repeats")
     args = ap.parse_args()
     grand = [0.0, 0.0, 0.0]
     for name in args.models:
@@ -117,7 +129,7 @@ def main() -> None:
         rounds = load_engine("vllm", str(d), dtype="float32", max_context=2048, bf_mode="rounds")
         prompts = [build_prompt(single.tokenizer, q) for q in (QUESTIONS * 4)[:args.questions]]
         t = compare(single, rounds, prompts, settings(args.cap), max_new_tokens=args.max_new_tokens,
-                    batch_size=len(prompts), repeats=args.repeats, exact=name == "real", label=name)
+                    batch_size=len(prompts), repeats=args.repeats, exact=name == "real", label=name, stat=args.stat)
         print(f"model={name} single_pass_vs_plain={t[0] / t[2]:.3f} single_pass_vs_rounds={t[0] / t[1]:.3f}",
               flush=True)
         grand = [g + x for g, x in zip(grand, t)]

@@ -94,6 +94,9 @@ def test_single_pass_decides_as_the_rounds_tiny(engines):
         waits.append(max(r.waits_used for r in a))
     assert min(waits) >= 1, f"the Wait path did not run: {waits}"
     assert single.stats["forward_passes"] > passes
+    from s1.infer import vllm_bf
+
+    assert not vllm_bf.PROMPTS, "a prompt handed to the processor was never taken (its request got no state)"
 
 
 def test_single_pass_timeout_stops_mid_generation(engines):
@@ -119,6 +122,58 @@ def test_requests_without_arguments_are_untouched_in_a_mixed_batch(engines):
     assert [o.outputs[0].token_ids for o in mixed[:3]] == alone
     assert all("<|im_start|>answer\nFinal Answer:" in o.outputs[0].text for o in mixed[3:])
     assert all(len(o.outputs[0].token_ids) < 24 for o in mixed[3:])
+
+
+def test_batch_argmax_is_the_first_maximum_as_torchs():
+    """The processor's batch argmax (numpy's on a CPU float32 batch: several times faster than torch's) picks what
+    torch's argmax and vLLM's greedy sampler pick, ties included (the first maximum); other dtypes and layouts take
+    torch's own."""
+    import torch
+
+    from s1.infer.vllm_bf import _argmax
+
+    x = torch.randn(6, 1024, generator=torch.Generator().manual_seed(0))
+    x[1, 10] = x[1, 900] = x[1].max() + 1           # a tie: the first wins
+    x[2] = 0.0                                      # all equal
+    x[3] = float("-inf")                            # a row another processor masked whole
+    x[3, 700] = 0.0                                 # ...but for one forced token
+    x[4, 17] = float("inf")
+    assert _argmax(x) == x.argmax(dim=-1).tolist()
+    assert [_argmax(x)[i] for i in (1, 2, 3, 4)] == [10, 0, 700, 17]
+    for y in (x.to(torch.bfloat16), x.t().contiguous().t(), x[:, :512]):   # torch's path: same answers
+        assert _argmax(y) == y.argmax(dim=-1).tolist()
+
+
+def test_forced_ids_from_the_last_added_token_equal_the_whole_texts(hd32_dir):  # noqa: F811
+    """forced_ids encodes only the text after the last <|im_start|> the request holds: the forced tokens equal those
+    of the whole text encoded (the rounds' view), for the cap's string, the bare marker and Waits, after text that
+    ends in a word, a space, punctuation or a newline; held tokens the tokenizer would spell otherwise fall back."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from s1.format import END_OF_THINKING
+    from s1.infer.vllm_bf import BudgetForcingLogitsProcessor
+
+    tok = AutoTokenizer.from_pretrained(hd32_dir)
+    enc = lambda x: tok.encode(x, add_special_tokens=False)   # noqa: E731
+    proc = SimpleNamespace(tokenizer=tok, split_text=END_OF_THINKING, split_id=enc(END_OF_THINKING)[0])
+    prompt = build_prompt(tok, QUESTIONS[0])
+    def whole_text(have, forced, text):      # what the rounds see: the whole text encoded
+        whole = enc(prompt + text)
+        return whole[len(have):] if whole[:len(have)] == have else enc(forced)
+
+    canonical = 0
+    for thinking in ("Let me add 3 and 4", "so the sum is 7. ", "Check: 7 = 3 + 4.", "first line\n", "ok?\n\n", ""):
+        for forced in ("\n<|im_start|>answer\nFinal Answer:", "<|im_start|>answer", "\nWait", "Wait", " Hmm"):
+            have = enc(prompt + thinking)
+            got = BudgetForcingLogitsProcessor.forced_ids(proc, prompt, thinking + forced, have, forced)
+            assert got == whole_text(have, forced, thinking + forced), (thinking, forced)
+            canonical += enc(prompt + thinking + forced)[:len(have)] == have   # the tail path, not the fallback
+    assert canonical >= 20
+    # held tokens that are not the tokenizer's spelling (the model wrote "7" as its bytes): the string alone
+    odd = enc(prompt) + [t for ch in "7." for t in enc(ch)][::-1]
+    assert BudgetForcingLogitsProcessor.forced_ids(proc, prompt, ".7Wait", odd, "Wait") == enc("Wait")
 
 
 def test_sampling_draws_from_the_rows_distribution():

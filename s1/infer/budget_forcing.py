@@ -130,6 +130,7 @@ class Sequence:
     logprobs_missing: bool = False  # some kept continuation came without log-probabilities: no confidence
     started: float | None = None  # time.monotonic() of the first request
     ended: float | None = None    # time.monotonic() of the result
+    prompt_ids: list | None = None  # the prompt's tokens, encoded once (for the caps; vLLM's single pass sends them)
 
 
 @dataclass
@@ -372,7 +373,8 @@ def _result(s: Sequence) -> SequenceResult:
 def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, prompt_tokens: int | None = None) -> Sequence:
     s = Sequence(index=i, prompt=prompt, key=f"bf-{next(_KEYS)}")
     if prompt_tokens is None:
-        prompt_tokens = len(tokenizer.encode(prompt, add_special_tokens=False))
+        s.prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        prompt_tokens = len(s.prompt_ids)
     room = max(0, max_context - prompt_tokens - FORCED_SLACK)
     s.total = min(max_new_tokens, room)
     if opts["plain_generation"]:               # no thinking control: the model writes thinking and answer itself

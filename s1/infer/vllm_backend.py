@@ -235,20 +235,24 @@ class VLLMEngine(StreamingEngine):
         from vllm.sampling_params import RequestOutputKind
 
         from s1.format import END
-        from s1.infer.vllm_bf import TAG_KEY, TOTAL_KEY, take_trace
+        from s1.infer.vllm_bf import TAG_KEY, TOTAL_KEY, give_prompt, take_trace
 
         engine = self.llm.llm_engine
         end_id = self.encode(END)[0]
         args = {k: opts[k] for k in _bf_keys()}
         pending, running = list(seqs), {}
         pending.reverse()
+        earliest = float("inf")        # no running request's deadline is before this (a lower bound)
 
         def add() -> None:
+            nonlocal earliest
             s = pending.pop()
             s.started = time.monotonic()
             s.deadline = s.started + opts["request_timeout_s"]
-            ids = self.encode(s.prompt)
+            earliest = min(earliest, s.deadline)
+            ids = s.prompt_ids if s.prompt_ids is not None else self.encode(s.prompt)
             rid = f"s1bf-{next(self._ids)}"
+            give_prompt(rid, s.prompt)     # the processor's state takes the text as is (no decode)
             params = SamplingParams(temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
                                     max_tokens=max(1, self.max_context - len(ids)), seed=seed_of(s),
                                     stop_token_ids=[end_id], detokenize=False,   # state.finish() decodes
@@ -266,9 +270,10 @@ class VLLMEngine(StreamingEngine):
                 ids = list(state.output_ids)
             self.stats["generated_tokens"] += len(ids)
             final = state.finish(ids, timed_out=timed_out)
-            key, index, prompt, started = s.key, s.index, s.prompt, s.started
+            key, index, prompt, prompt_ids, started = s.key, s.index, s.prompt, s.prompt_ids, s.started
             s.__dict__.update(copy.copy(final).__dict__)
-            s.key, s.index, s.prompt, s.started, s.ended = key, index, prompt, started, time.monotonic()
+            s.key, s.index, s.prompt, s.prompt_ids, s.started = key, index, prompt, prompt_ids, started
+            s.ended = time.monotonic()
             finished(s)
 
         while pending and len(running) < batch_size:
@@ -279,11 +284,13 @@ class VLLMEngine(StreamingEngine):
                 if out.request_id in running and out.finished:
                     done(out.request_id, list(out.outputs[0].token_ids), False)
             now = time.monotonic()
-            late = [rid for rid, s in running.items() if now > s.deadline]
-            if late:
-                engine.abort_request(late)
-                for rid in late:
-                    done(rid, None, True)
+            if now > earliest:
+                late = [rid for rid, s in running.items() if now > s.deadline]
+                if late:
+                    engine.abort_request(late)
+                    for rid in late:
+                        done(rid, None, True)
+                earliest = min((s.deadline for s in running.values()), default=float("inf"))
             while pending and len(running) < batch_size:
                 add()
 
