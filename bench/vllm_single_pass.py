@@ -127,7 +127,7 @@ def main() -> None:
         d = model_dir(name)
         single = load_engine("vllm", str(d), dtype="float32", max_context=2048)
         rounds = load_engine("vllm", str(d), dtype="float32", max_context=2048, bf_mode="rounds")
-        prompts = [build_prompt(single.tokenizer, q) for q in (QUESTIONS * 4)[:args.questions]]
+        prompts = [build_prompt(single.tokenizer, QUESTIONS[i % len(QUESTIONS)]) for i in range(args.questions)]
         t = compare(single, rounds, prompts, settings(args.cap), max_new_tokens=args.max_new_tokens,
                     batch_size=len(prompts), repeats=args.repeats, exact=name == "real", label=name, stat=args.stat)
         print(f"model={name} single_pass_vs_plain={t[0] / t[2]:.3f} single_pass_vs_rounds={t[0] / t[1]:.3f}",
