@@ -5,7 +5,7 @@
 For each model (the tiny head_dim-32 Qwen2 with random weights; the real Qwen2.5 0.5B from `make real-model`) and
 each setting (thinking caps; Wait x1 / x2 / x4 under a cap), the same prompts run three ways, side by side in one
 process, each `--repeats` times in turn (the least wall time of the repeats, `--stat min`: on a shared machine noise
-only adds time, and one 0.5 s setting moved by 50% between repeats here; `--stat median` prints the median):
+only adds time (docs/engine.md shows how much); `--stat median` takes the median):
   single pass  generate() on an engine with bf_mode=auto: one vLLM request per sequence, forced by the processor;
   rounds       generate() on an engine with bf_mode=rounds: a request per round, the whole text re-submitted;
   plain        the single pass's token count per sequence, decoded greedily without budget forcing (ignore_eos),
