@@ -9,8 +9,8 @@ only adds time (docs/engine.md shows how much); `--stat median` takes the median
   single pass  generate() on an engine with bf_mode=auto: one vLLM request per sequence, forced by the processor;
   rounds       generate() on an engine with bf_mode=rounds: a request per round, the whole text re-submitted;
   plain        the single pass's token count per sequence, decoded greedily without budget forcing (ignore_eos),
-               with the single pass's work around the model: the text prompts encoded, no per-step output, the
-               tokens decoded at the end.
+               with the single pass's work around the model: a request's sampling parameters built, the text
+               prompts encoded, no per-step output, the tokens decoded at the end.
 The two engines hold the same weights (two in-process vLLMs). The rounds and the single pass must give the same
 records (real model) or the same decisions (tiny model: its random tokens are re-spelled by the rounds); the bench
 stops otherwise. Goals: single pass within 1.05x of plain, and faster than the rounds.
@@ -93,13 +93,15 @@ def compare(single, rounds, prompts: list[str], settings, *, max_new_tokens: int
             if not same and exact:
                 raise SystemExit(f"{label} {name}: single pass and rounds differ; the comparison is void")
             # plain: as many tokens per sequence as the single pass emitted (forced strings included), doing what
-            # the single pass does around the model: encode the text prompts, no per-step output, decode at the end
+            # the single pass does around the model: build the requests' parameters, encode the text prompts, no
+            # per-step output, decode at the end
             counts = [len(single.encode(r.text)) + 1 for r in a]
             scale = out_tokens / max(1, sum(counts))
-            params = [SamplingParams(temperature=0.0, max_tokens=max(1, round(c * scale)), ignore_eos=True,
-                                     detokenize=False, output_kind=RequestOutputKind.FINAL_ONLY) for c in counts]
+            lengths = [max(1, round(c * scale)) for c in counts]
             gc.collect()
             t = time.perf_counter()
+            params = [SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True, detokenize=False,
+                                     output_kind=RequestOutputKind.FINAL_ONLY) for n in lengths]
             ids = [{"prompt_token_ids": single.encode(p)} for p in prompts]
             outs = single.llm.generate(ids, params, use_tqdm=False)
             [single.decode(list(o.outputs[0].token_ids)) for o in outs]

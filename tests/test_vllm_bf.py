@@ -99,6 +99,24 @@ def test_single_pass_decides_as_the_rounds_tiny(engines):
     assert not vllm_bf.PROMPTS, "a prompt handed to the processor was never taken (its request got no state)"
 
 
+def test_the_caps_cached_tokens_are_those_end_round_finds(engines, monkeypatch):
+    """cap_joined keeps its work for the cap's end_round one position later: the same records without it."""
+    from s1.infer import vllm_bf
+
+    single, _ = engines
+    prompts = [build_prompt(single.tokenizer, q) for q in QUESTIONS] * 2
+    cases = [dict(max_thinking_tokens=cap, answer_max_tokens=4) for cap in (3, 7, 12, 17)]
+    cached = [generate(single, prompts, bf, max_new_tokens=40, progress=False) for bf in cases]
+    end_round = vllm_bf._State.end_round
+
+    def uncached(self, *a, **k):
+        self.cap_cache = None
+        return end_round(self, *a, **k)
+
+    monkeypatch.setattr(vllm_bf._State, "end_round", uncached)
+    assert cached == [generate(single, prompts, bf, max_new_tokens=40, progress=False) for bf in cases]
+
+
 def test_single_pass_timeout_stops_mid_generation(engines):
     single, _ = engines
     prompt = build_prompt(single.tokenizer, QUESTIONS[0])
@@ -157,23 +175,37 @@ def test_forced_ids_from_the_last_added_token_equal_the_whole_texts(hd32_dir):  
 
     tok = AutoTokenizer.from_pretrained(hd32_dir)
     enc = lambda x: tok.encode(x, add_special_tokens=False)   # noqa: E731
-    proc = SimpleNamespace(tokenizer=tok, split_text=END_OF_THINKING, split_id=enc(END_OF_THINKING)[0])
+    from s1.infer.backend_codec import BackendCodec
+    from s1.infer.vllm_bf import _plain_added
+
+    split_id = enc(END_OF_THINKING)[0]
+    assert _plain_added(tok, split_id)       # so the processor trusts the tail (one encode per forced string)
+    procs = [SimpleNamespace(tokenizer=tok, codec=BackendCodec(tok), split_text=END_OF_THINKING, split_id=split_id,
+                             split_exact=exact) for exact in (True, False)]
     prompt = build_prompt(tok, QUESTIONS[0])
     def whole_text(have, forced, text):      # what the rounds see: the whole text encoded
         whole = enc(prompt + text)
         return whole[len(have):] if whole[:len(have)] == have else enc(forced)
 
-    canonical = 0
+    canonical = odd = in_context = 0
     for thinking in ("Let me add 3 and 4", "so the sum is 7. ", "Check: 7 = 3 + 4.", "first line\n", "ok?\n\n", ""):
-        for forced in ("\n<|im_start|>answer\nFinal Answer:", "<|im_start|>answer", "\nWait", "Wait", " Hmm"):
-            have = enc(prompt + thinking)
-            got = BudgetForcingLogitsProcessor.forced_ids(proc, prompt, thinking + forced, have, forced)
-            assert got == whole_text(have, forced, thinking + forced), (thinking, forced)
-            canonical += enc(prompt + thinking + forced)[:len(have)] == have   # the tail path, not the fallback
-    assert canonical >= 20
+        for forced in ("\n<|im_start|>answer\nFinal Answer:", "<|im_start|>answer", "\nWait", "Wait", " Hmm", "'s"):
+            # the tokenizer's spelling, and the thinking's last word spelled byte by byte (not its spelling)
+            for have in (enc(prompt + thinking), enc(prompt + thinking[:-4]) + [t for c in thinking[-4:] for t in
+                                                                                 enc(c)]):
+                want = whole_text(have, forced, thinking + forced)
+                for proc in procs:
+                    got = BudgetForcingLogitsProcessor.forced_ids(proc, prompt, thinking + forced, have, forced)
+                    assert got == want, (thinking, forced, proc.split_exact)
+                extends = enc(prompt + thinking + forced)[:len(have)] == have   # the tail path, not the fallback
+                canonical, odd = canonical + extends, odd + (not extends)
+                in_context += extends and want != enc(forced)
+    assert canonical >= 20 and odd >= 10
+    assert in_context >= 1      # e.g. "'s" after "7. ": "'" + "s" in the text, one token alone
     # held tokens that are not the tokenizer's spelling (the model wrote "7" as its bytes): the string alone
-    odd = enc(prompt) + [t for ch in "7." for t in enc(ch)][::-1]
-    assert BudgetForcingLogitsProcessor.forced_ids(proc, prompt, ".7Wait", odd, "Wait") == enc("Wait")
+    odd_ids = enc(prompt) + [t for ch in "7." for t in enc(ch)][::-1]
+    for proc in procs:
+        assert BudgetForcingLogitsProcessor.forced_ids(proc, prompt, ".7Wait", odd_ids, "Wait") == enc("Wait")
 
 
 def test_sampling_draws_from_the_rows_distribution():
@@ -232,6 +264,13 @@ def test_single_pass_equals_the_rounds_on_the_real_model():
         got.append(a)
     assert max(r.waits_used for r in got[0]) == 2 and max(r.waits_used for r in got[1]) >= 1
     assert any(r.outcome == "forced" for r in got[0])
+    # a cap after "by ": the rounds re-tokenize " " + "\n<|im_start|>answer..." as " \n" + ..., so the single pass
+    # forces that token in place of the model's " " (cap_joined); without it the answers differ (19 against 13)
+    prompt = [build_prompt(single.tokenizer, QUESTIONS[0])]
+    bf = dict(max_thinking_tokens=32, answer_max_tokens=16)
+    [a] = generate(single, prompt, bf, max_new_tokens=160, progress=False)
+    assert _full([a]) == _full(generate(rounds, prompt, bf, max_new_tokens=160, progress=False))
+    assert a.thinking.endswith(" ") and a.outcome == "forced" and a.thinking_tokens == 32
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
