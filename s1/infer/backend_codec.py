@@ -1,6 +1,6 @@
 """Encode and decode through a fast tokenizer's Rust backend directly: the ids of transformers'
 `encode(text, add_special_tokens=False)` and the text of `decode(ids, skip_special_tokens=False,
-clean_up_tokenization_spaces=False)`, without their Python wrapping (~30 us a call on a 2-core EPYC: more than the
+clean_up_tokenization_spaces=False)`, without their Python wrapping (profiled on the tiny model: more time than the
 Rust work for a round's text). vllm_bf encodes a forced string and decodes a round between two decoding steps of
 the whole batch, so that time is every request's.
 
