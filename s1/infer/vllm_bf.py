@@ -267,12 +267,13 @@ class _State:
         if s.phase is Phase.THINKING:
             return None
         have = self.prompt_ids + list(output_ids[:n])
-        rounds = self.proc.joined(self.prompt, len(self.prompt) + len(self.seq.text), s.text, have, token)
+        rounds = self.proc.joined(self.prompt, len(self.prompt) + len(self.seq.text), s.text, have)
         if rounds is None:
             return None
         if not rounds or rounds[0] == token:   # the cap's end_round at n + 1 would find these tokens again
             after = rounds[1:] if rounds else list(_ids(self.proc.tokenizer, forced))
-            self.cap_cache = (n + 1, token, id(self.seq), s, after)
+            if after:              # (else end_round finds out for itself)
+                self.cap_cache = (n + 1, token, id(self.seq), s, after)
             return None
         st = {"seq": s, "forcing": tuple(rounds[1:])}
         if s.phase is Phase.ANSWERING:
@@ -461,7 +462,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
     def decode(self, ids: list[int]) -> str:
         return self.codec.decode(ids)
 
-    def joined(self, prompt: str, held_len: int, text: str, have: list[int], token: int) -> list[int] | None:
+    def joined(self, prompt: str, held_len: int, text: str, have: list[int]) -> list[int] | None:
         """The whole text's tokens (prompt + text, the rounds' view) after the held ones `have`, where the tokenizer
         keeps all of those (the held text is full[:held_len]); [] where it re-spells one of them; None where no
         <|im_start|> is held. The text from the last one held is encoded (split_exact: the same tokens)."""
