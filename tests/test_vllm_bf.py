@@ -182,6 +182,8 @@ def test_forced_ids_from_the_last_added_token_equal_the_whole_texts(hd32_dir):  
     assert _plain_added(tok, split_id)       # so the processor trusts the tail (one encode per forced string)
     procs = [SimpleNamespace(tokenizer=tok, codec=BackendCodec(tok), split_text=END_OF_THINKING, split_id=split_id,
                              split_exact=exact) for exact in (True, False)]
+    for proc in procs:
+        proc.joined = lambda *a, proc=proc: BudgetForcingLogitsProcessor.joined(proc, *a)
     prompt = build_prompt(tok, QUESTIONS[0])
     def whole_text(have, forced, text):      # what the rounds see: the whole text encoded
         whole = enc(prompt + text)

@@ -483,14 +483,11 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         if self.split_exact and forced.startswith(self.split_text):   # split there: nothing before it joins
             return list(_ids(self.tokenizer, forced))
         full = prompt + text
-        cut = full.rfind(self.split_text, 0, len(full) - len(forced)) if self.split_text else -1
-        start = _last_index(have, self.split_id) if cut >= 0 else -1
-        if start >= 0:
-            tail, held = self.codec.encode(full[cut:]), have[start:]
-            if len(tail) > len(held) and tail[:len(held)] == held:
-                return tail[len(held):]
-            if self.split_exact:       # the whole text's tokens are those before the cut + the tail's: no match
-                return list(_ids(self.tokenizer, forced))
+        rounds = self.joined(prompt, len(full) - len(forced), text, have) if self.split_text else None
+        if rounds:
+            return rounds
+        if rounds == [] and self.split_exact:   # the whole text's tokens are those before the cut + the tail's
+            return list(_ids(self.tokenizer, forced))
         whole = self.codec.encode(full)
         if len(whole) > len(have) and whole[:len(have)] == have:
             return whole[len(have):]
