@@ -86,6 +86,9 @@ def generation_settings(spec: RunSpec, cfg) -> dict[str, Any]:
         **({"chat_template_kwargs": dict(cfg.model.chat_template_kwargs)}        # e.g. Qwen3's enable_thinking
            if cfg.model.get("chat_template_kwargs") else {}),
         **({"base_url": e.base_url} if e.backend == "openai" else {}),             # the server that generates
+        # the model's own tokens held across rounds, forced strings encoded alone (records before it re-encoded
+        # the whole text each round: a Wait after "." differed), so older cached records are not reused
+        **({"tokens": "held"} if e.backend != "openai" else {}),
     }   # eval.aime_text and the GPQA option order reach the key through the question text (settings_key)
 
 

@@ -36,6 +36,12 @@ forced (the budget cut thinking), no_answer (the answer hit its cap) or timeout.
 Thinking tokens count the tokens the model generated while thinking (the
 forced "Wait" strings are appended text, not generated tokens).
 
+Tokens, as the release's fork holds them: on an engine that returns token ids (transformers, vLLM) a sequence keeps
+the model's own tokens as generated and appends each forced string encoded alone (Request.token_ids), so "." then
+"\nWait" stays ".", "\n", "Wait" where encoding the text whole would give ".\n", "Wait". vLLM's single pass holds
+the same tokens, so both paths continue from the same ones. Where a continuation's text is not its tokens' text (a
+stop string inside a token), the whole text is encoded once and held from there.
+
 The post-s1 methods (issue 32, docs/methods.md) are rules of the same loop, so they run on every engine:
 - cap endings (cap_ending): at the cap, the s1 cut (hard), a stop sentence then the end of thinking
   (stop_sentence), or up to floor(cap_window x cap) more thinking tokens until one holds a newline (finish_window:
@@ -131,6 +137,8 @@ class Sequence:
     started: float | None = None  # time.monotonic() of the first request
     ended: float | None = None    # time.monotonic() of the result
     prompt_ids: list | None = None  # the prompt's tokens, encoded once (for the caps; vLLM's single pass sends them)
+    held_ids: list | None = None  # the tokens of (prompt + text)[:held_len] as the engine ran them (None: not held)
+    held_len: int = 0
 
 
 @dataclass
@@ -239,6 +247,7 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
     opts = bf_options(bf)
     max_context = getattr(engine, "max_context", 32768)
     seqs = [_new_sequence(i, p, opts, max_new_tokens, max_context, engine.tokenizer) for i, p in enumerate(prompts)]
+    codec = _codec(engine)
     pending, asked = deque(seqs), {}          # asked: id(request) -> its sequence
     bar = tqdm(total=len(seqs), desc="generate", unit="seq", disable=not progress)
 
@@ -246,7 +255,7 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
         if s.deadline is None:
             s.started = time.monotonic()
             s.deadline = s.started + opts["request_timeout_s"]
-        req = _next_request(s, opts, temperature, seeds[s.index] if seeds else seed + s.index)
+        req = _next_request(s, opts, temperature, seeds[s.index] if seeds else seed + s.index, codec)
         asked[id(req)] = s
         return req
 
@@ -260,6 +269,7 @@ def generate(engine, prompts: list[str], bf=None, *, max_new_tokens: int, temper
 
     def on_done(req: Request, cont: Continuation) -> list[Request]:
         s = asked.pop(id(req))
+        _hold(s, req, cont, codec)
         step(s, cont, opts)
         if s.phase is not Phase.DONE:
             return [ask(s)]
@@ -299,6 +309,7 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
     cuts_known = bool(getattr(engine, "returns_token_ids", False))
     decode = getattr(engine, "decode", None) or (lambda ids: engine.tokenizer.decode(
         ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    codec = _codec(engine)
     max_context = getattr(engine, "max_context", 32768)
     seqs = []
     for i, p in enumerate(prompts):
@@ -312,9 +323,10 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         run to the largest cap among its members."""
         by_text: dict[tuple, list] = {}
         for j, s in members:
-            r = _next_request(s, opts_of[j], 0.0, 0)
-            by_text.setdefault((r.text, tuple(r.stop), None if cuts_known else r.max_new_tokens, r.logprobs,
-                                r.ban_words), []).append((j, s, r))
+            r = _next_request(s, opts_of[j], 0.0, 0, codec)
+            by_text.setdefault((r.text, tuple(r.token_ids or ()), tuple(r.stop),
+                                None if cuts_known else r.max_new_tokens, r.logprobs, r.ban_words),
+                               []).append((j, s, r))
         leaders = []
         for group in by_text.values():
             lead = max(group, key=lambda m: m[2].max_new_tokens)[2]
@@ -333,7 +345,9 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         group, live = groups.pop(id(lead)), []
         for j, s, r in group:
             s.fork_from = None if r is lead else lead.key
-            step(s, cont if r is lead else _cut(cont, r.max_new_tokens, decode), opts_of[j])
+            c = cont if r is lead else _cut(cont, r.max_new_tokens, decode)
+            _hold(s, r, c, codec)
+            step(s, c, opts_of[j])
             if s.phase is Phase.DONE and opts_of[j]["plain_generation"]:
                 _split_plain(s, opts_of[j], engine.tokenizer)
             if s.phase is not Phase.DONE:
@@ -397,7 +411,46 @@ def _new_sequence(i, prompt, opts, max_new_tokens, max_context, tokenizer, promp
     return s
 
 
-def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
+def _codec(engine) -> tuple | None:
+    """(encode, decode) of an engine whose continuations carry their token ids (the sequence's tokens are then
+    held, see the module doc); None for text-only engines (OpenAI-compatible servers)."""
+    if not getattr(engine, "returns_token_ids", False):
+        return None
+    decode = getattr(engine, "decode", None) or (lambda ids: engine.tokenizer.decode(
+        ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    encode = getattr(engine, "encode", None) or (lambda t: engine.tokenizer.encode(t, add_special_tokens=False))
+    return encode, decode
+
+
+def _tokens(s: Sequence, extra: str, codec) -> list[int] | None:
+    """The request's tokens: those held, then the text after them (and `extra`, a peek's forced string) encoded
+    alone, as the release's fork appends a forced string's tokens to the generated ones."""
+    if codec is None:
+        return None
+    full = s.prompt + s.text
+    if s.held_ids is None:          # the start, or a continuation whose text was not its tokens': encode it whole
+        s.held_ids = list(s.prompt_ids) if not s.text and s.prompt_ids is not None else codec[0](full)
+        s.held_len = len(full)
+    rest = full[s.held_len:] + extra
+    return s.held_ids + codec[0](rest) if rest else list(s.held_ids)
+
+
+def _hold(s: Sequence, req: Request, cont: Continuation, codec) -> None:
+    """Hold the request's tokens and the continuation's own (its stop or end token dropped) where they spell the
+    continuation's text; else nothing is held and the next request encodes the text whole. Peeks hold nothing
+    (a kept peek's text is encoded at the next request)."""
+    if req.token_ids is None or s.phase is Phase.PEEKING:
+        return
+    s.held_ids, ids = None, cont.token_ids
+    if codec is None or ids is None:
+        return
+    for k in (len(ids), len(ids) - 1):
+        if k >= 0 and codec[1](ids[:k]) == cont.text:
+            s.held_ids, s.held_len = req.token_ids + list(ids[:k]), len(req.text) + len(cont.text)
+            return
+
+
+def _next_request(s: Sequence, opts, temperature: float, seed: int, codec=None) -> Request:
     if s.rng is None:
         s.rng = random.Random(seed)
     logprobs = bool(opts.get("record_confidence"))
@@ -405,10 +458,11 @@ def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
         cap = _answer_cap(s, opts)
         if opts.get("deer_threshold") is not None:
             cap, logprobs = min(cap, opts["trial_answer_tokens"]), True
-        return Request(text=s.prompt + s.text + _peek_forced(s, opts),
+        forced = _peek_forced(s, opts)
+        return Request(text=s.prompt + s.text + forced,
                        max_new_tokens=max(0, cap), stop=[opts["end_of_thinking"], END_OF_TEXT],
                        temperature=temperature, seed=seed, key=s.key + "/peek", deadline=s.deadline,
-                       fork_from=s.fork_from or s.key, logprobs=logprobs)
+                       fork_from=s.fork_from or s.key, logprobs=logprobs, token_ids=_tokens(s, forced, codec))
     ban: tuple[str, ...] = ()
     if s.phase is Phase.THINKING:
         max_new, stop = s.think_limit - s.thinking_tokens, [opts["end_of_thinking"], END_OF_TEXT]
@@ -424,7 +478,7 @@ def _next_request(s: Sequence, opts, temperature: float, seed: int) -> Request:
         max_new, stop = s.answer_limit - s.answer_tokens, [opts["end_of_thinking"], END_OF_TEXT]
     return Request(text=s.prompt + s.text, max_new_tokens=max(0, max_new), stop=stop, temperature=temperature,
                    seed=seed, key=s.key, deadline=s.deadline, fork_from=s.fork_from, logprobs=logprobs,
-                   ban_words=ban)
+                   ban_words=ban, token_ids=_tokens(s, "", codec))
 
 
 def step(s: Sequence, cont, opts) -> None:

