@@ -317,7 +317,7 @@ class BudgetForcingLogitsProcessor(AdapterLogitsProcessor):
         from vllm.tokenizers.registry import cached_tokenizer_from_config
 
         self.tokenizer = cached_tokenizer_from_config(vllm_config.model_config)
-        self.codec = BackendCodec(self.tokenizer)   # a round's decode, a forced string's encode: between steps
+        self.codec = BackendCodec(self.tokenizer)   # a round's decode, between steps
         self.max_context = vllm_config.model_config.max_model_len
         self.end_id = _ids(self.tokenizer, END)[0]
         self.trace_dir = os.environ.get(TRACE_ENV)
