@@ -520,3 +520,34 @@ def test_bf_plain_generation_forces_nothing(engine):
     assert r.thinking_tokens + r.answer_tokens == 40 and 0 < r.answer_tokens < 40 and r.outcome == "answered"
     r, _ = _run(engine, lambda req, i: Continuation("x " * 1000, 1000, "length"), plain_generation=True)
     assert r.outcome == "no_answer" and "<|im_start|>answer" not in r.text
+
+
+def test_held_tokens_and_the_whole_text_fallback(engine):
+    """The controller holds the model's own tokens (here spelled one character each, not the tokenizer's spelling)
+    and appends a forced string's own tokens; a continuation whose text is not its tokens' text (a stop string
+    inside a token) is not held: the next request encodes the whole text once."""
+    from s1.infer.budget_forcing import Sequence, _codec, _hold, _tokens
+
+    codec = _codec(engine)
+    prompt = build_prompt(engine.tokenizer, QUESTION)
+    s = Sequence(index=0, prompt=prompt)
+    first = _tokens(s, "", codec)
+    assert first == engine.encode(prompt)
+    text = "so 7."
+    own = [t for ch in text for t in engine.encode(ch)]
+    assert own != engine.encode(text)                    # not the tokenizer's spelling: a re-encode would show
+    req = Request(prompt, 8, token_ids=first)
+    _hold(s, req, Continuation(text, len(own), "length", token_ids=own), codec)
+    s.text += text + "\nWait"
+    assert _tokens(s, "", codec) == first + own + engine.encode("\nWait")
+    # the text stops inside the last token: nothing is held, the whole text is encoded
+    ids = engine.encode(" answer")
+    word = engine.decode(ids[:1])
+    assert len(word) >= 2                                # a stop at its last character cuts inside the token
+    req = Request(prompt + s.text, 8, token_ids=_tokens(s, "", codec))
+    _hold(s, req, Continuation(word[:-1], len(ids), "stop", matched_stop=word[-1], token_ids=ids), codec)
+    assert s.held_ids is None
+    s.text += word[:-1]
+    assert _tokens(s, "", codec) == engine.encode(prompt + s.text)
+    # a text-only engine holds nothing
+    assert _codec(type("TextOnly", (), {"returns_token_ids": False})()) is None
