@@ -306,10 +306,8 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         log.info("shared sweep: in rounds (one request per continuation; single pass shares nothing across settings)")
     base = {k: bf_value(bf, k) for k in DEFAULTS}
     opts_of = [bf_options({**base, **dict(st)}, where=f"sweep setting {dict(st)}") for st in settings]
-    cuts_known = bool(getattr(engine, "returns_token_ids", False))
-    decode = getattr(engine, "decode", None) or (lambda ids: engine.tokenizer.decode(
-        ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
     codec = _codec(engine)
+    cuts_known = codec is not None        # token ids returned: a member's continuation can be cut at its cap
     max_context = getattr(engine, "max_context", 32768)
     seqs = []
     for i, p in enumerate(prompts):
@@ -345,7 +343,7 @@ def generate_sweep(engine, prompts: list[str], settings: list[dict], bf=None, *,
         group, live = groups.pop(id(lead)), []
         for j, s, r in group:
             s.fork_from = None if r is lead else lead.key
-            c = cont if r is lead else _cut(cont, r.max_new_tokens, decode)
+            c = cont if r is lead else _cut(cont, r.max_new_tokens, codec[1] if codec else None)
             _hold(s, r, c, codec)
             step(s, c, opts_of[j])
             if s.phase is Phase.DONE and opts_of[j]["plain_generation"]:

@@ -140,13 +140,12 @@ class _State:
     def __init__(self, proc: "BudgetForcingLogitsProcessor", params, opts: dict, prompt_ids: list[int],
                  prompt: str | None = None):
         tok, self.opts, self.proc = proc.tokenizer, opts, proc
-        self.prompt_ids = list(prompt_ids)
         if prompt is None:         # served: the request came as text or ids; the rounds would see its decode
-            prompt = proc.codec.decode(self.prompt_ids)
+            prompt = proc.codec.decode(list(prompt_ids))
         self.prompt = prompt
         total = (params.extra_args or {}).get(TOTAL_KEY) or params.max_tokens
         self.seq: Sequence = _new_sequence(0, self.prompt, opts, int(total), proc.max_context, None,
-                                           len(self.prompt_ids))
+                                           len(prompt_ids))
         self.eot = _ids(tok, opts["end_of_thinking"])[0]
         self.ends = {self.eot, proc.end_id, *params.all_stop_token_ids}
         if params.eos_token_id is not None:
